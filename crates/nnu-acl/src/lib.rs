@@ -1,0 +1,3 @@
+//! Safe wrapper over AscendCL: devices, contexts, streams, .om models, buffers, execution.
+//!
+//! (Scaffold: the owning issue fills this crate in.)
