@@ -1,0 +1,179 @@
+//! Parity of the tract backend with PyTorch on the reference networks in `../shared/reference/`
+//! (see its README: `output_class.bin` is PyTorch's final head for `input.bin`; onnxruntime reproduces
+//! it to 3e-5, we ask for 1e-4 max abs).
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{s, Array5, Axis};
+use nnu_engine::{Backend, EngineError, TractBackend, TractOptions};
+
+const TOLERANCE: f32 = 1e-4;
+
+fn reference_dir(name: &str) -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/reference")
+        .join(name);
+    if dir.join("model_ds.onnx").is_file() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "skipped: {} is absent (the reference networks sit beside the checkout)",
+            dir.display()
+        );
+        None
+    }
+}
+
+fn read_f32(path: &Path, shape: (usize, usize, usize, usize, usize)) -> Array5<f32> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let values: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    Array5::from_shape_vec(shape, values).expect("reference file size")
+}
+
+fn max_abs_diff(a: &Array5<f32>, b: &Array5<f32>) -> f32 {
+    assert_eq!(a.shape(), b.shape());
+    a.iter()
+        .zip(b.iter())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn check_parity(name: &str, threads: usize) {
+    let Some(dir) = reference_dir(name) else {
+        return;
+    };
+    let mut backend = TractBackend::load(
+        dir.join("model_ds.onnx"),
+        &TractOptions::default().threads(threads),
+    )
+    .expect("load");
+    assert_eq!(backend.patch_size(), [32, 32, 32]);
+    assert_eq!(backend.input_channels(), 1);
+    assert_eq!(backend.num_classes(), 3);
+    assert_eq!(backend.max_batch(), 1);
+    let input = read_f32(&dir.join("input.bin"), (1, 1, 32, 32, 32));
+    let expected = read_f32(&dir.join("output_class.bin"), (1, 3, 32, 32, 32));
+    let got = backend.run(input.view()).expect("run");
+    let diff = max_abs_diff(&got, &expected);
+    eprintln!("{name}, {threads} threads: max abs diff {diff:e}");
+    assert!(
+        diff <= TOLERANCE,
+        "{name}, {threads} threads: max abs diff {diff}"
+    );
+    // The plan is reused: a second call gives the same result.
+    let again = backend.run(input.view()).expect("second run");
+    assert_eq!(got, again);
+}
+
+#[test]
+fn unetpp_small_matches_pytorch() {
+    check_parity("unetpp-small", 1);
+}
+
+#[test]
+fn unet_small_matches_pytorch_two_threads() {
+    check_parity("unet-small", 2);
+}
+
+/// The 8 mirrors of a tile as one batch give the same logits as one by one, and the unmirrored one
+/// matches PyTorch.
+#[test]
+fn batched_mirrors_match_single_runs() {
+    let Some(dir) = reference_dir("unet-small") else {
+        return;
+    };
+    let model = dir.join("model_ds.onnx");
+    let input = read_f32(&dir.join("input.bin"), (1, 1, 32, 32, 32));
+    let expected = read_f32(&dir.join("output_class.bin"), (1, 3, 32, 32, 32));
+    let mut batch = Array5::<f32>::zeros((8, 1, 32, 32, 32));
+    for m in 0..8 {
+        let mut v = input.slice(s![0, .., .., .., ..]);
+        for (bit, axis) in [(1, 3), (2, 2), (4, 1)] {
+            if m & bit != 0 {
+                v.invert_axis(Axis(axis));
+            }
+        }
+        batch.slice_mut(s![m, .., .., .., ..]).assign(&v);
+    }
+    let mut batched =
+        TractBackend::load(&model, &TractOptions::default().threads(2).max_batch(8)).expect("load");
+    assert_eq!(batched.max_batch(), 8);
+    let all = batched.run(batch.view()).expect("batched run");
+    assert_eq!(all.shape(), &[8, 3, 32, 32, 32]);
+    let first = all.slice(s![0..1, .., .., .., ..]).to_owned();
+    assert!(max_abs_diff(&first, &expected) <= TOLERANCE);
+
+    let mut single = TractBackend::load(&model, &TractOptions::default().threads(1)).expect("load");
+    // run_all splits the 8 patches into batches of one.
+    let one_by_one = single.run_all(batch.view()).expect("run_all");
+    let diff = max_abs_diff(&all, &one_by_one);
+    assert!(diff <= TOLERANCE, "batched vs single: {diff}");
+    // A smaller batch than the maximum uses its own plan.
+    let three = batched
+        .run(batch.slice(s![2..5, .., .., .., ..]))
+        .expect("batch of 3");
+    assert!(max_abs_diff(&three, &all.slice(s![2..5, .., .., .., ..]).to_owned()) <= TOLERANCE);
+}
+
+#[test]
+fn patch_mismatch_names_the_model() {
+    let Some(dir) = reference_dir("unet-small") else {
+        return;
+    };
+    let model = dir.join("model_ds.onnx");
+    let err = TractBackend::load(&model, &TractOptions::default().patch_size([16, 32, 32]))
+        .expect_err("wrong patch");
+    match &err {
+        EngineError::PatchMismatch {
+            path,
+            model: m,
+            requested,
+        } => {
+            assert_eq!(path, &model);
+            assert_eq!(*m, [32, 32, 32]);
+            assert_eq!(*requested, [16, 32, 32]);
+        }
+        other => panic!("unexpected error {other:?}"),
+    }
+    assert!(err.to_string().contains("model_ds.onnx"));
+}
+
+#[test]
+fn wrong_input_shape_is_an_error() {
+    let Some(dir) = reference_dir("unet-small") else {
+        return;
+    };
+    let mut backend = TractBackend::load(
+        dir.join("model_ds.onnx"),
+        &TractOptions::default().threads(1),
+    )
+    .expect("load");
+    let wrong = Array5::<f32>::zeros((1, 1, 32, 32, 16));
+    assert!(matches!(
+        backend.run(wrong.view()),
+        Err(EngineError::InputShape { .. })
+    ));
+    let too_many = Array5::<f32>::zeros((2, 1, 32, 32, 32));
+    assert!(matches!(
+        backend.run(too_many.view()),
+        Err(EngineError::InputShape { .. })
+    ));
+}
+
+#[test]
+fn missing_or_garbage_model_is_a_load_error() {
+    let err = TractBackend::load("/nonexistent/model.onnx", &TractOptions::default())
+        .expect_err("missing file");
+    assert!(matches!(err, EngineError::Load { .. }));
+    assert!(err.to_string().contains("/nonexistent/model.onnx"));
+    let dir = std::env::temp_dir().join(format!("nnu-engine-garbage-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let garbage = dir.join("garbage.onnx");
+    std::fs::write(&garbage, b"this is not a protobuf").expect("write");
+    let err = TractBackend::load(&garbage, &TractOptions::default()).expect_err("garbage");
+    assert!(matches!(err, EngineError::Load { .. }), "{err:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
