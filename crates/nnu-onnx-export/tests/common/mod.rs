@@ -105,3 +105,102 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
 }
+
+/// `fixtures/export` of the workspace.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/export")
+}
+
+/// The network description in a golden folder's `meta.json` (`family`, `patch`, `pools`, `convs`,
+/// optional `conv_per_stage`, default 2).
+pub fn spec_from_meta(dir: &Path) -> nnu_onnx_export::NetworkSpec {
+    use nnu_onnx_export::{Family, NetworkSpec};
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("meta.json")).expect("meta.json"))
+            .expect("json");
+    let get = |k: &str| meta[k].clone();
+    NetworkSpec {
+        family: if meta["family"] == "unetpp" {
+            Family::UnetPlusPlus
+        } else {
+            Family::Unet
+        },
+        patch_size: serde_json::from_value(get("patch")).expect("patch"),
+        pool_op_kernel_sizes: serde_json::from_value(get("pools")).expect("pools"),
+        conv_kernel_sizes: serde_json::from_value(get("convs")).expect("convs"),
+        conv_per_stage: meta["conv_per_stage"].as_u64().unwrap_or(2) as usize,
+    }
+}
+
+/// The initializers of a `torch.onnx.export` file as a state_dict (torch keeps the state_dict keys
+/// as initializer names when nothing is folded, which holds for these networks).
+pub fn state_dict_from_torch_onnx(path: &Path) -> nnu_onnx_export::StateDict {
+    use prost::Message;
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let model = nnu_onnx_export::pb::ModelProto::decode(&bytes[..]).expect("valid ModelProto");
+    let mut sd = nnu_onnx_export::StateDict::new();
+    for t in model.graph.expect("graph").initializer {
+        assert!(
+            !t.raw_data.is_empty(),
+            "{}: initializer {} not in raw_data",
+            path.display(),
+            t.name
+        );
+        let data = t
+            .raw_data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        sd.insert(t.name, t.dims.iter().map(|&d| d as usize).collect(), data)
+            .expect("well-formed");
+    }
+    sd
+}
+
+/// Exports `spec` with `sd` (deep supervision on), runs it in tract on `dir/input.npy` and checks
+/// every `dir/output_K.npy` within `tol`; returns the max abs differences.
+pub fn check_outputs(
+    label: &str,
+    dir: &Path,
+    spec: &nnu_onnx_export::NetworkSpec,
+    sd: nnu_onnx_export::StateDict,
+    deep_supervision: bool,
+    tol: f32,
+) -> Vec<f32> {
+    let opts = nnu_onnx_export::ExportOptions {
+        deep_supervision,
+        ..Default::default()
+    };
+    let exported = nnu_onnx_export::export_model(spec, sd, &opts).expect("export");
+    let (shape, input) = read_npy_f32(&dir.join("input.npy"));
+    let outs = run_tract(&exported.to_bytes(), &shape, &input);
+    let n_expected = if deep_supervision {
+        (0..)
+            .take_while(|k| dir.join(format!("output_{k}.npy")).is_file())
+            .count()
+    } else {
+        1
+    };
+    assert_eq!(outs.len(), n_expected, "{label}: output count");
+    let mut diffs = Vec::new();
+    for (k, (oshape, odata)) in outs.iter().enumerate() {
+        let (rshape, rdata) = read_npy_f32(&dir.join(format!("output_{k}.npy")));
+        assert_eq!(oshape, &rshape, "{label}: output {k} shape");
+        assert_eq!(
+            &oshape[1..],
+            exported.outputs[k].shape.as_slice(),
+            "{label}: declared shape"
+        );
+        let d = max_abs_diff(odata, &rdata);
+        println!(
+            "{label} ds={deep_supervision} output_{k} ({}): max abs diff {d:.3e}",
+            exported.outputs[k].name
+        );
+        assert!(
+            d <= tol,
+            "{label}: output_{k} differs from PyTorch by {d} > {tol}"
+        );
+        diffs.push(d);
+    }
+    diffs
+}
