@@ -1,0 +1,386 @@
+//! From class probabilities in the preprocessed frame back to the original image: nnU-Net 1.7.1
+//! `inference/segmentation_export.py` (`save_segmentation_nifti_from_softmax`, with the `transpose_backward`
+//! that `predict_cases` applies first) and `postprocessing/connected_components.py`
+//! (`remove_all_but_the_largest_connected_component`, `load_postprocessing`).
+
+use ndarray::{Array3, Array4, ArrayView3, ArrayView4, Axis, Zip};
+use serde::{Deserialize, Serialize};
+
+use crate::case::{check_transpose, CaseProperties, PreprocessParams};
+use crate::crop::{check_bbox, crop_to_bbox_mut};
+use crate::resample::{resample_channel_into, shape3, Order, ResamplePlan};
+use crate::PreprocessError;
+
+/// Options of the export resampling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportOptions {
+    /// In-plane / 3-D interpolation order of the probabilities (`order`, default 1 as in nnU-Net).
+    pub order: Order,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            order: Order::Linear,
+        }
+    }
+}
+
+/// Resamples each class channel of `probs` (c, z, y, x in the preprocessed, transposed frame) back to the
+/// cropped original shape and hands it to `sink(class, channel)`; one resampled channel is alive at a time.
+fn for_each_resampled_channel(
+    probs: ArrayView4<f32>,
+    props: &CaseProperties,
+    params: &PreprocessParams,
+    opts: &ExportOptions,
+    mut sink: impl FnMut(usize, ArrayView3<f32>) -> Result<(), PreprocessError>,
+) -> Result<(), PreprocessError> {
+    let tb = params.transpose_backward;
+    check_transpose(tb)?;
+    check_bbox(&props.crop_bbox, props.original_size_of_raw_data)?;
+    let cropped = props.size_after_cropping;
+    if (0..3).any(|i| props.crop_bbox[i][1] - props.crop_bbox[i][0] != cropped[i]) {
+        return Err(PreprocessError::InvalidBbox {
+            bbox: props.crop_bbox,
+            shape: props.original_size_of_raw_data,
+        });
+    }
+    let plan = ResamplePlan::for_export(
+        cropped,
+        props.original_spacing,
+        props.spacing_after_resampling,
+    );
+    let mut buf: Option<Array3<f32>> = None;
+    for (c, ch) in probs.axis_iter(Axis(0)).enumerate() {
+        let ch = ch.permuted_axes(tb);
+        if shape3(ch.shape()) == cropped {
+            sink(c, ch)?;
+        } else {
+            let b = buf.get_or_insert_with(|| Array3::zeros(cropped));
+            resample_channel_into(ch, b.view_mut(), &plan, opts.order)?;
+            sink(c, b.view())?;
+        }
+    }
+    Ok(())
+}
+
+/// The label map in the original image frame, as `save_segmentation_nifti_from_softmax` computes it:
+/// `transpose_backward`, resampling of every class channel to `size_after_cropping` (order `opts.order`,
+/// separate z with order 0 as [`ResamplePlan::for_export`] decides: the original spacing first), argmax over
+/// classes (the first maximum wins, as `np.argmax`), pasted into zeros of `original_size_of_raw_data` at
+/// `crop_bbox`.
+///
+/// The argmax is accumulated channel by channel: one resampled f32 channel, the running maximum (f32) and
+/// the label map (u8) are alive, plus one f64 buffer inside the resampling.
+///
+/// # Errors
+/// [`PreprocessError`] for more than 256 classes, an invalid transpose or box, or empty shapes.
+pub fn export_segmentation(
+    probs: ArrayView4<f32>,
+    props: &CaseProperties,
+    params: &PreprocessParams,
+    opts: &ExportOptions,
+) -> Result<Array3<u8>, PreprocessError> {
+    let n_classes = probs.shape()[0];
+    if n_classes > 256 {
+        return Err(PreprocessError::TooManyClasses(n_classes));
+    }
+    let cropped = props.size_after_cropping;
+    let mut best = Array3::<f32>::zeros(cropped);
+    let mut label = Array3::<u8>::zeros(cropped);
+    for_each_resampled_channel(probs, props, params, opts, |c, ch| {
+        if c == 0 {
+            best.assign(&ch);
+        } else {
+            let c = c as u8;
+            Zip::from(&mut best)
+                .and(&mut label)
+                .and(&ch)
+                .par_for_each(|b, l, &v| {
+                    // np.argmax: the first maximum wins; NaN counts as the maximum.
+                    if v > *b || (v.is_nan() && !b.is_nan()) {
+                        *b = v;
+                        *l = c;
+                    }
+                });
+        }
+        Ok(())
+    })?;
+    drop(best);
+    let mut seg = Array3::<u8>::zeros(props.original_size_of_raw_data);
+    crop_to_bbox_mut(seg.view_mut(), &props.crop_bbox)?.assign(&label);
+    Ok(seg)
+}
+
+/// The class probabilities in the original image frame (c, z, y, x): resampled as in
+/// [`export_segmentation`], pasted at `crop_bbox` into zeros of `original_size_of_raw_data` (for
+/// `--save-probabilities`; nnU-Net itself saves the unpasted resampled array as float16).
+///
+/// # Errors
+/// As [`export_segmentation`].
+pub fn export_probabilities(
+    probs: ArrayView4<f32>,
+    props: &CaseProperties,
+    params: &PreprocessParams,
+    opts: &ExportOptions,
+) -> Result<Array4<f32>, PreprocessError> {
+    let [z, y, x] = props.original_size_of_raw_data;
+    let mut out = Array4::<f32>::zeros((probs.shape()[0], z, y, x));
+    for_each_resampled_channel(probs, props, params, opts, |c, ch| {
+        let dst = out.index_axis_mut(Axis(0), c);
+        crop_to_bbox_mut(dst, &props.crop_bbox)?.assign(&ch);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// The content of a model's `postprocessing.json` that inference uses (`load_postprocessing`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Postprocessing {
+    /// `for_which_classes`: each entry is one class or a joint region of several classes.
+    pub for_which_classes: Vec<Vec<u8>>,
+    /// `min_valid_object_sizes` (parsed from its Python-literal string): per entry of `for_which_classes`,
+    /// components smaller than this volume (mm^3) are removed; larger ones are kept. `None`: all but the
+    /// largest are removed.
+    pub min_valid_object_sizes: Option<Vec<(Vec<u8>, f64)>>,
+}
+
+impl Postprocessing {
+    /// Parses `postprocessing.json`.
+    ///
+    /// # Errors
+    /// [`PreprocessError::Postprocessing`] naming what is malformed.
+    pub fn from_json_str(text: &str) -> Result<Self, PreprocessError> {
+        let err = |m: String| PreprocessError::Postprocessing(m);
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
+        let classes = v
+            .get("for_which_classes")
+            .and_then(|c| c.as_array())
+            .ok_or_else(|| err("missing list for_which_classes".into()))?;
+        let mut for_which_classes = Vec::new();
+        for c in classes {
+            let region = match c {
+                serde_json::Value::Array(a) => {
+                    a.iter().map(json_label).collect::<Option<Vec<u8>>>()
+                }
+                other => json_label(other).map(|l| vec![l]),
+            }
+            .ok_or_else(|| {
+                err(format!(
+                    "for_which_classes entry {c} is not a label or list of labels"
+                ))
+            })?;
+            for_which_classes.push(region);
+        }
+        let min_valid_object_sizes = match v.get("min_valid_object_sizes") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) => Some(parse_size_dict(s).map_err(err)?),
+            Some(other) => {
+                return Err(err(format!(
+                    "min_valid_object_sizes is not a string: {other}"
+                )))
+            }
+        };
+        Ok(Postprocessing {
+            for_which_classes,
+            min_valid_object_sizes,
+        })
+    }
+}
+
+fn json_label(v: &serde_json::Value) -> Option<u8> {
+    v.as_u64().and_then(|x| u8::try_from(x).ok())
+}
+
+/// Parses the `str(dict)` nnU-Net writes, e.g. `{1: 1234.0, (1, 2): np.float64(5.5)}`.
+fn parse_size_dict(s: &str) -> Result<Vec<(Vec<u8>, f64)>, String> {
+    let body = s
+        .trim()
+        .strip_prefix('{')
+        .and_then(|b| b.strip_suffix('}'))
+        .ok_or_else(|| format!("min_valid_object_sizes {s:?} is not a dict literal"))?;
+    let mut out = Vec::new();
+    let mut rest = body.trim();
+    while !rest.is_empty() {
+        let (key, after) = if let Some(r) = rest.strip_prefix('(') {
+            let end = r
+                .find(')')
+                .ok_or_else(|| format!("unclosed tuple in {s:?}"))?;
+            let labels = r[..end]
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(|t| {
+                    t.parse::<u8>()
+                        .map_err(|_| format!("bad label {t:?} in {s:?}"))
+                })
+                .collect::<Result<Vec<u8>, String>>()?;
+            (labels, &r[end + 1..])
+        } else {
+            let end = rest
+                .find(':')
+                .ok_or_else(|| format!("missing ':' in {s:?}"))?;
+            let t = rest[..end].trim();
+            (
+                vec![t
+                    .parse::<u8>()
+                    .map_err(|_| format!("bad label {t:?} in {s:?}"))?],
+                &rest[end..],
+            )
+        };
+        let after = after
+            .trim_start()
+            .strip_prefix(':')
+            .ok_or_else(|| format!("missing ':' in {s:?}"))?;
+        let (val, next) = match after.find(',') {
+            Some(i) if !after[..i].contains('(') || after[..i].contains(')') => {
+                (&after[..i], &after[i + 1..])
+            }
+            Some(_) => {
+                let close = after
+                    .find(')')
+                    .ok_or_else(|| format!("unclosed call in {s:?}"))?;
+                match after[close..].find(',') {
+                    Some(j) => (&after[..close + j], &after[close + j + 1..]),
+                    None => (after, ""),
+                }
+            }
+            None => (after, ""),
+        };
+        let mut val = val.trim();
+        if let Some(open) = val.find('(') {
+            val = val[open + 1..].trim_end_matches(')');
+        }
+        let size = val
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| format!("bad size {val:?} in {s:?}"))?;
+        out.push((key, size));
+        rest = next.trim();
+    }
+    Ok(out)
+}
+
+/// nnU-Net's `remove_all_but_the_largest_connected_component`, in place: for each entry of
+/// `for_which_classes` (a class or a joint region), label the 6-connected components of the region; keep every
+/// component whose volume (`voxels * volume_per_voxel`) equals the largest (ties all kept); remove (set to 0)
+/// the others, or with `min_valid_object_sizes` only those smaller than the entry's size.
+///
+/// `volume_per_voxel` is the product of the image spacing.
+pub fn remove_all_but_largest_component(
+    seg: &mut Array3<u8>,
+    pp: &Postprocessing,
+    volume_per_voxel: f64,
+) {
+    let shape = shape3(seg.shape());
+    for region in &pp.for_which_classes {
+        let min_size = pp
+            .min_valid_object_sizes
+            .as_ref()
+            .and_then(|m| m.iter().find(|(k, _)| k == region).map(|(_, v)| *v));
+        let in_region: Vec<bool> = seg.iter().map(|l| region.contains(l)).collect();
+        let (labels, sizes) = label_components(&in_region, shape);
+        if sizes.is_empty() {
+            continue;
+        }
+        let volumes: Vec<f64> = sizes.iter().map(|&n| n as f64 * volume_per_voxel).collect();
+        let max = volumes.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let remove: Vec<bool> = volumes
+            .iter()
+            .map(|&v| v != max && min_size.is_none_or(|m| v < m))
+            .collect();
+        for (l, &comp) in seg.iter_mut().zip(labels.iter()) {
+            if comp > 0 && remove[(comp - 1) as usize] {
+                *l = 0;
+            }
+        }
+    }
+}
+
+/// 6-connected component labelling (`scipy.ndimage.label` default structure) of a flat (z, y, x) mask in
+/// logical order: per voxel 0 (background) or component id from 1, and each component's voxel count.
+fn label_components(mask: &[bool], shape: [usize; 3]) -> (Vec<u32>, Vec<usize>) {
+    let [nz, ny, nx] = shape;
+    let mut labels = vec![0u32; mask.len()];
+    let mut sizes = Vec::new();
+    let mut stack = Vec::new();
+    for start in 0..mask.len() {
+        if !mask[start] || labels[start] != 0 {
+            continue;
+        }
+        let id = sizes.len() as u32 + 1;
+        let mut count = 0usize;
+        labels[start] = id;
+        stack.push(start);
+        while let Some(i) = stack.pop() {
+            count += 1;
+            let x = i % nx;
+            let y = (i / nx) % ny;
+            let z = i / (nx * ny);
+            let mut visit = |j: usize| {
+                if mask[j] && labels[j] == 0 {
+                    labels[j] = id;
+                    stack.push(j);
+                }
+            };
+            if x > 0 {
+                visit(i - 1);
+            }
+            if x + 1 < nx {
+                visit(i + 1);
+            }
+            if y > 0 {
+                visit(i - nx);
+            }
+            if y + 1 < ny {
+                visit(i + nx);
+            }
+            if z > 0 {
+                visit(i - nx * ny);
+            }
+            if z + 1 < nz {
+                visit(i + nx * ny);
+            }
+        }
+        sizes.push(count);
+    }
+    (labels, sizes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_postprocessing_json() {
+        let pp = Postprocessing::from_json_str(
+            r#"{"for_which_classes": [[1, 2], 2], "min_valid_object_sizes": "{(1, 2): 100.5, 2: np.float64(7.0)}"}"#,
+        )
+        .unwrap();
+        assert_eq!(pp.for_which_classes, vec![vec![1, 2], vec![2]]);
+        assert_eq!(
+            pp.min_valid_object_sizes,
+            Some(vec![(vec![1, 2], 100.5), (vec![2], 7.0)])
+        );
+        assert!(Postprocessing::from_json_str(r#"{"for_which_classes": "x"}"#).is_err());
+    }
+
+    #[test]
+    fn keeps_largest_and_ties() {
+        let mut seg = Array3::<u8>::zeros((1, 3, 9));
+        // components of class 1 with sizes 3, 3 and 1 (6-connectivity: diagonal voxels are separate)
+        for x in [0, 1, 2, 4, 5, 6] {
+            seg[[0, 0, x]] = 1;
+        }
+        seg[[0, 2, 8]] = 1;
+        seg[[0, 1, 3]] = 2;
+        let pp = Postprocessing {
+            for_which_classes: vec![vec![1]],
+            min_valid_object_sizes: None,
+        };
+        remove_all_but_largest_component(&mut seg, &pp, 1.0);
+        assert_eq!(seg.iter().filter(|&&l| l == 1).count(), 6);
+        assert_eq!(seg[[0, 2, 8]], 0);
+        assert_eq!(seg[[0, 1, 3]], 2);
+    }
+}
