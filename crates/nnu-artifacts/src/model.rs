@@ -1,0 +1,126 @@
+//! A model folder as nnU-Net v1 leaves it: `plans.pkl` plus `fold_K/model_final_checkpoint.model(.pkl)`.
+
+use std::path::{Path, PathBuf};
+
+use crate::checkpoint::{Checkpoint, TrainerInfo};
+use crate::error::{Error, Result};
+use crate::plans::Plans;
+
+/// The checkpoint file name nnU-Net v1 uses for the final model of a fold.
+pub const FINAL_CHECKPOINT: &str = "model_final_checkpoint.model";
+
+/// One trained fold found in a model folder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoldDir {
+    /// The folder name: `fold_0` .. `fold_4`, or `all`.
+    pub name: String,
+    /// The fold number (`None` for `all`).
+    pub fold: Option<usize>,
+    /// `<dir>/model_final_checkpoint.model`.
+    pub checkpoint: PathBuf,
+    /// `<dir>/model_final_checkpoint.model.pkl`, when present.
+    pub trainer_pkl: Option<PathBuf>,
+}
+
+/// An opened model folder: the plans and the folds that have a final checkpoint.
+#[derive(Clone, Debug)]
+pub struct ModelFolder {
+    /// The folder.
+    pub dir: PathBuf,
+    /// Where the plans were read from (`plans.pkl`, else `plans.json`).
+    pub plans_path: PathBuf,
+    /// The plans.
+    pub plans: Plans,
+    /// Folds with a `model_final_checkpoint.model`, sorted (`fold_0`, `fold_1`, ..., then `all`).
+    pub folds: Vec<FoldDir>,
+    /// The trainer info of the first fold that has a `.model.pkl`, if any.
+    pub trainer: Option<TrainerInfo>,
+}
+
+impl ModelFolder {
+    /// Opens `dir`: reads the plans and lists the folds. Fails, naming the file, when the plans or every
+    /// checkpoint is missing.
+    pub fn open(dir: impl AsRef<Path>) -> Result<ModelFolder> {
+        let dir = dir.as_ref().to_owned();
+        if !dir.is_dir() {
+            return Err(Error::MissingFile {
+                path: dir,
+                what: "the model folder does not exist".into(),
+            });
+        }
+        let plans_path = ["plans.pkl", "plans.json"]
+            .iter()
+            .map(|n| dir.join(n))
+            .find(|p| p.is_file())
+            .ok_or_else(|| Error::MissingFile {
+                path: dir.join("plans.pkl"),
+                what: "the model folder's plans (plans.pkl or plans.json)".into(),
+            })?;
+        let plans = Plans::load(&plans_path)?;
+        let entries = std::fs::read_dir(&dir).map_err(|source| Error::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let mut folds = Vec::new();
+        for e in entries {
+            let e = e.map_err(|source| Error::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let fold = match name.strip_prefix("fold_") {
+                Some(k) => match k.parse::<usize>() {
+                    Ok(k) => Some(k),
+                    Err(_) => continue,
+                },
+                None if name == "all" => None,
+                None => continue,
+            };
+            let checkpoint = e.path().join(FINAL_CHECKPOINT);
+            if !checkpoint.is_file() {
+                continue;
+            }
+            let pkl = e.path().join(format!("{FINAL_CHECKPOINT}.pkl"));
+            folds.push(FoldDir {
+                name,
+                fold,
+                checkpoint,
+                trainer_pkl: pkl.is_file().then_some(pkl),
+            });
+        }
+        folds.sort_by_key(|f| (f.fold.is_none(), f.fold));
+        if folds.is_empty() {
+            return Err(Error::MissingFile {
+                path: dir.join("fold_0").join(FINAL_CHECKPOINT),
+                what: "no fold_K/ or all/ folder holds a final checkpoint".into(),
+            });
+        }
+        let trainer = match folds.iter().find_map(|f| f.trainer_pkl.as_ref()) {
+            Some(p) => Some(TrainerInfo::load(p)?),
+            None => None,
+        };
+        Ok(ModelFolder {
+            dir,
+            plans_path,
+            plans,
+            folds,
+            trainer,
+        })
+    }
+
+    /// The fold folder for fold `k` (`None` for `all`).
+    pub fn fold(&self, k: Option<usize>) -> Result<&FoldDir> {
+        self.folds.iter().find(|f| f.fold == k).ok_or_else(|| {
+            let name = k.map_or_else(|| "all".to_owned(), |k| format!("fold_{k}"));
+            Error::MissingFile {
+                path: self.dir.join(name).join(FINAL_CHECKPOINT),
+                what: "the requested fold".into(),
+            }
+        })
+    }
+
+    /// Loads the final checkpoint of fold `k` (`None` for `all`).
+    pub fn checkpoint(&self, k: Option<usize>) -> Result<Checkpoint> {
+        Checkpoint::load(&self.fold(k)?.checkpoint)
+    }
+}
