@@ -10,11 +10,14 @@ and, for cases with an export:
   export_seg.npy.gz     save_segmentation_nifti_from_softmax's label map read back from its NIfTI (uint8)
   export_probs.npy.gz   the resampled probabilities it computed before the argmax (float32, cropped frame),
                         only where stored
+plus fixtures/preprocessing/resize/ (skimage.transform.resize orders 0/1/3 and the separate-z path on a random
+volume) and fixtures/preprocessing/postprocessing/ (remove_all_but_the_largest_connected_component).
 
 Run: /work/venv/bin/python scripts/goldens/preprocessing_make.py
 Pinned versions (checked at start): nnunet 1.7.1, numpy 2.4.6, scipy 1.17.1, scikit-image 0.26.0,
 batchgenerators 0.25.5, SimpleITK 2.5.7.
 """
+import contextlib
 import copy
 import gzip
 import io
@@ -40,7 +43,7 @@ from importlib.metadata import version  # noqa: E402
 from scipy.ndimage import zoom  # noqa: E402
 
 import nnunet.inference.segmentation_export as seg_export  # noqa: E402
-from nnunet.preprocessing.preprocessing import GenericPreprocessor  # noqa: E402
+from nnunet.preprocessing.preprocessing import GenericPreprocessor, resample_data_or_seg  # noqa: E402
 
 EXPECTED = {"nnunet": "1.7.1", "numpy": "2.4.6", "scipy": "1.17.1", "scikit-image": "0.26.0",
             "batchgenerators": "0.25.5", "SimpleITK": "2.5.7"}
@@ -144,6 +147,67 @@ def main():
             run_case(case, rng, tmp)
     finally:
         shutil.rmtree(tmp)
+    make_resize(np.random.default_rng(7))
+    make_postprocessing(np.random.default_rng(11))
+
+
+def make_resize(rng):
+    """skimage.transform.resize (orders 0, 1, 3) and resample_data_or_seg's separate-z path on a random volume.
+
+    resize/input.npy.gz (float32 8x11x13), resize/o<order>_<i>.npy.gz for the shapes in RESIZE_SHAPES
+    (the first has an exact factor 2 on axis 0, where order 0 meets coordinates at exact halves), and
+    resize/sepz_axis<a>_o<order>.npy.gz for resample_data_or_seg(do_separate_z=True, axis=[a], order_z=0).
+    """
+    from skimage.transform import resize
+    d = os.path.join(OUT, "resize")
+    os.makedirs(d, exist_ok=True)
+    x = (rng.normal(0, 100, size=(8, 11, 13)) + 20).astype(np.float32)
+    save_npy_gz(os.path.join(d, "input.npy.gz"), x)
+    for i, shape in enumerate(RESIZE_SHAPES):
+        for order in (0, 1, 3):
+            y = resize(x.astype(float), shape, order, mode="edge", anti_aliasing=False).astype(np.float32)
+            save_npy_gz(os.path.join(d, f"o{order}_{i}.npy.gz"), y)
+    for axis, shape in SEPZ_SHAPES:
+        for order in (1, 3):
+            with contextlib.redirect_stdout(io.StringIO()):
+                y = resample_data_or_seg(x[None], shape, False, [axis], order, True, order_z=0)[0]
+            save_npy_gz(os.path.join(d, f"sepz_axis{axis}_o{order}.npy.gz"), y.astype(np.float32))
+    print("resize done")
+
+
+RESIZE_SHAPES = [(4, 17, 13), (12, 7, 20)]
+SEPZ_SHAPES = [(0, (13, 9, 20)), (1, (5, 4, 17)), (2, (10, 15, 29))]
+
+
+def make_postprocessing(rng):
+    """remove_all_but_the_largest_connected_component on a blobby 3-class label map.
+
+    postprocessing/labels.npy.gz (uint8 20x24x22), postprocessing/postprocessing.json as
+    determine_postprocessing writes it (min_valid_object_sizes as str(dict)), expected_all.npy.gz (no minimum
+    sizes) and expected_min.npy.gz (with them), volume_per_voxel 0.5.
+    """
+    from nnunet.postprocessing.connected_components import remove_all_but_the_largest_connected_component
+    d = os.path.join(OUT, "postprocessing")
+    os.makedirs(d, exist_ok=True)
+    field = zoom(rng.normal(size=(5, 6, 6)), 4, order=1)[:20, :24, :22]
+    labels = np.zeros(field.shape, dtype=np.uint8)
+    labels[field > 0.3] = 1
+    labels[field > 0.9] = 2
+    # two single voxels of class 2 and a class-1 pair of equal size: ties of the largest are kept
+    labels[0, 0, 0] = 2
+    labels[19, 23, 21] = 2
+    save_npy_gz(os.path.join(d, "labels.npy.gz"), labels)
+    for_which = [[1, 2], 2]
+    vpv = 0.5
+    out_all, _, _ = remove_all_but_the_largest_connected_component(labels.copy(), for_which, vpv, None)
+    save_npy_gz(os.path.join(d, "expected_all.npy.gz"), out_all.astype(np.uint8))
+    min_sizes = {(1, 2): 40.0, 2: 2.0}
+    out_min, _, _ = remove_all_but_the_largest_connected_component(labels.copy(), for_which, vpv, min_sizes)
+    save_npy_gz(os.path.join(d, "expected_min.npy.gz"), out_min.astype(np.uint8))
+    with open(os.path.join(d, "postprocessing.json"), "w") as f:
+        json.dump({"dc_per_class_raw": {}, "for_which_classes": for_which,
+                   "min_valid_object_sizes": str(min_sizes), "num_samples": 1}, f, indent=4)
+    print("postprocessing done: removed", int((labels != out_all).sum()), "/", int((labels != out_min).sum()))
 
 
 def run_case(case, rng, tmp):
