@@ -1,0 +1,279 @@
+//! Finding cases: nnU-Net raw naming, MSD naming, lists, fold filters and deterministic sharding.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::PipelineError;
+
+/// One case to predict: its name and one image file per modality, in modality order.
+///
+/// A 4-D MSD file (modalities on the 4th axis) is a single entry in `files`; the reader splits it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Case {
+    /// Case identifier (`liver_3` for `liver_3_0000.nii.gz` or `liver_3.nii.gz`).
+    pub name: String,
+    /// Image files, modality 0 first.
+    pub files: Vec<PathBuf>,
+}
+
+fn strip_nifti_ext(file_name: &str) -> Option<&str> {
+    file_name
+        .strip_suffix(".nii.gz")
+        .or_else(|| file_name.strip_suffix(".nii"))
+}
+
+/// Splits `NAME_0000` into (`NAME`, 0) when it ends in an underscore and four digits.
+fn split_modality(stem: &str) -> Option<(&str, usize)> {
+    let (name, idx) = stem.rsplit_once('_')?;
+    if idx.len() == 4 && idx.bytes().all(|b| b.is_ascii_digit()) && !name.is_empty() {
+        Some((name, idx.parse().ok()?))
+    } else {
+        None
+    }
+}
+
+/// Lists the cases under `input`.
+///
+/// - a NIfTI file: that case (and, for `NAME_0000.nii.gz`, its sibling modalities `NAME_0001...`);
+/// - a folder: nnU-Net raw naming (`NAME_XXXX.nii.gz`, one file per modality) when every NIfTI file in it
+///   follows it, else MSD naming (`NAME.nii.gz`, one file per case, 3-D or 4-D);
+/// - a `.txt` file: one image path per line (blank lines and `#` comments skipped), each resolved as above.
+///
+/// Cases come back sorted by name; a name given twice is an error.
+pub fn discover_cases(input: &Path) -> Result<Vec<Case>, PipelineError> {
+    let meta = std::fs::metadata(input).map_err(|e| PipelineError::io(input, e))?;
+    let mut cases = if meta.is_dir() {
+        cases_in_dir(input)?
+    } else if input.extension().is_some_and(|e| e == "txt") {
+        let text = std::fs::read_to_string(input).map_err(|e| PipelineError::io(input, e))?;
+        let base = input.parent().unwrap_or(Path::new("."));
+        let mut out = Vec::new();
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let p = base.join(line);
+            out.push(case_for_file(&p)?);
+        }
+        out
+    } else {
+        vec![case_for_file(input)?]
+    };
+    cases.sort_by(|a, b| a.name.cmp(&b.name));
+    for w in cases.windows(2) {
+        if w[0].name == w[1].name {
+            return Err(PipelineError::Input {
+                path: input.to_path_buf(),
+                msg: format!("case '{}' is listed twice", w[0].name),
+            });
+        }
+    }
+    Ok(cases)
+}
+
+fn case_for_file(file: &Path) -> Result<Case, PipelineError> {
+    let fname = file
+        .file_name()
+        .and_then(|f| f.to_str())
+        .ok_or_else(|| PipelineError::Input {
+            path: file.to_path_buf(),
+            msg: "not a file name".into(),
+        })?;
+    let stem = strip_nifti_ext(fname).ok_or_else(|| PipelineError::Input {
+        path: file.to_path_buf(),
+        msg: "not a NIfTI file (.nii or .nii.gz)".into(),
+    })?;
+    if !file.is_file() {
+        return Err(PipelineError::Input {
+            path: file.to_path_buf(),
+            msg: "no such file".into(),
+        });
+    }
+    if let Some((name, 0)) = split_modality(stem) {
+        let dir = file.parent().unwrap_or(Path::new("."));
+        let ext = &fname[stem.len()..];
+        let mut files = vec![file.to_path_buf()];
+        for m in 1.. {
+            let sib = dir.join(format!("{name}_{m:04}{ext}"));
+            if !sib.is_file() {
+                break;
+            }
+            files.push(sib);
+        }
+        return Ok(Case {
+            name: name.to_string(),
+            files,
+        });
+    }
+    Ok(Case {
+        name: stem.to_string(),
+        files: vec![file.to_path_buf()],
+    })
+}
+
+fn cases_in_dir(dir: &Path) -> Result<Vec<Case>, PipelineError> {
+    let mut niftis = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| PipelineError::io(dir, e))? {
+        let entry = entry.map_err(|e| PipelineError::io(dir, e))?;
+        let path = entry.path();
+        if let Some(stem) = path
+            .file_name()
+            .and_then(|f| f.to_str())
+            .and_then(strip_nifti_ext)
+        {
+            if path.is_file() {
+                niftis.push((stem.to_string(), path));
+            }
+        }
+    }
+    if niftis.is_empty() {
+        return Err(PipelineError::Input {
+            path: dir.to_path_buf(),
+            msg: "no .nii or .nii.gz files".into(),
+        });
+    }
+    let raw_naming = niftis
+        .iter()
+        .all(|(stem, _)| split_modality(stem).is_some());
+    if !raw_naming {
+        return Ok(niftis
+            .into_iter()
+            .map(|(name, path)| Case {
+                name,
+                files: vec![path],
+            })
+            .collect());
+    }
+    let mut by_case: BTreeMap<String, BTreeMap<usize, PathBuf>> = BTreeMap::new();
+    for (stem, path) in niftis {
+        if let Some((name, m)) = split_modality(&stem) {
+            by_case.entry(name.to_string()).or_default().insert(m, path);
+        }
+    }
+    let mut cases = Vec::with_capacity(by_case.len());
+    for (name, mods) in by_case {
+        let n = mods.len();
+        if mods.keys().copied().ne(0..n) {
+            return Err(PipelineError::Input {
+                path: dir.to_path_buf(),
+                msg: format!(
+                    "case '{name}' has modalities {:?}; expected _0000 .. _{:04} without gaps",
+                    mods.keys().collect::<Vec<_>>(),
+                    n.saturating_sub(1)
+                ),
+            });
+        }
+        cases.push(Case {
+            name,
+            files: mods.into_values().collect(),
+        });
+    }
+    Ok(cases)
+}
+
+/// A deterministic share of a dataset: shard `index` of `count` (0-based), so that N machines split a dataset
+/// with no coordination (a Slurm array's `SLURM_ARRAY_TASK_ID`, a Kubernetes indexed Job's
+/// `JOB_COMPLETION_INDEX`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, `0 <= index < count`.
+    pub index: usize,
+    /// Number of shards.
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    /// Parses `K/N`, with `0 <= K < N`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (k, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("expected K/N, got '{s}'"))?;
+        let index: usize = k
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad shard index '{k}'"))?;
+        let count: usize = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad shard count '{n}'"))?;
+        if count == 0 || index >= count {
+            return Err(format!("shard K/N needs 0 <= K < N, got {index}/{count}"));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Shard {
+    /// Keeps the cases of this shard: the sorted case list taken round-robin, so every shard gets a
+    /// near-equal share and the union of all shards is the whole list.
+    pub fn select<T>(&self, sorted: Vec<T>) -> Vec<T> {
+        sorted
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % self.count == self.index)
+            .map(|(_, c)| c)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(p: &Path) {
+        std::fs::write(p, b"").unwrap();
+    }
+
+    #[test]
+    fn raw_naming_groups_modalities() {
+        let d = tempfile::tempdir().unwrap();
+        for f in [
+            "a_0000.nii.gz",
+            "a_0001.nii.gz",
+            "b_x_0000.nii.gz",
+            "b_x_0001.nii.gz",
+        ] {
+            touch(&d.path().join(f));
+        }
+        let cases = discover_cases(d.path()).unwrap();
+        assert_eq!(cases.len(), 2);
+        assert_eq!(cases[0].name, "a");
+        assert_eq!(cases[1].name, "b_x");
+        assert_eq!(cases[1].files.len(), 2);
+        assert!(cases[1].files[1].ends_with("b_x_0001.nii.gz"));
+        let single = discover_cases(&d.path().join("a_0000.nii.gz")).unwrap();
+        assert_eq!(single[0].files.len(), 2);
+    }
+
+    #[test]
+    fn msd_naming_and_gaps() {
+        let d = tempfile::tempdir().unwrap();
+        touch(&d.path().join("liver_3.nii.gz"));
+        touch(&d.path().join("liver_10.nii"));
+        let cases = discover_cases(d.path()).unwrap();
+        assert_eq!(
+            cases.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ["liver_10", "liver_3"]
+        );
+        let g = tempfile::tempdir().unwrap();
+        touch(&g.path().join("a_0000.nii.gz"));
+        touch(&g.path().join("a_0002.nii.gz"));
+        let err = discover_cases(g.path()).unwrap_err().to_string();
+        assert!(err.contains("without gaps"), "{err}");
+    }
+
+    #[test]
+    fn shards_partition_the_list() {
+        let s: Shard = "1/3".parse().unwrap();
+        assert_eq!(s.select((0..8).collect()), vec![1, 4, 7]);
+        let all: Vec<usize> = (0..3)
+            .flat_map(|k| Shard { index: k, count: 3 }.select((0..8).collect::<Vec<_>>()))
+            .collect();
+        let mut sorted = all.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..8).collect::<Vec<_>>());
+        assert!("3/3".parse::<Shard>().is_err());
+        assert!("x".parse::<Shard>().is_err());
+    }
+}

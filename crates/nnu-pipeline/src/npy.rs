@@ -1,0 +1,134 @@
+//! Minimal `.npy` (format 1.0) writing and reading of little-endian f32 arrays, for
+//! `CASE_probabilities.npy` and preprocessed volumes.
+
+use std::io::Write;
+use std::path::Path;
+
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
+
+use crate::PipelineError;
+
+fn header(shape: &[usize]) -> Vec<u8> {
+    let dims = match shape.len() {
+        1 => format!("({},)", shape[0]),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {dims}, }}");
+    // magic (6) + version (2) + header length (2) + dict + padding + '\n' is a multiple of 64.
+    let unpadded = 10 + dict.len() + 1;
+    let pad = (64 - unpadded % 64) % 64;
+    let mut h = Vec::with_capacity(unpadded + pad);
+    h.extend_from_slice(b"\x93NUMPY\x01\x00");
+    let len = (dict.len() + pad + 1) as u16;
+    h.extend_from_slice(&len.to_le_bytes());
+    h.extend_from_slice(dict.as_bytes());
+    h.extend(std::iter::repeat_n(b' ', pad));
+    h.push(b'\n');
+    h
+}
+
+/// Writes `array` as a C-order little-endian f32 `.npy`, atomically.
+pub fn write_npy_f32(path: &Path, array: ArrayViewD<f32>) -> Result<(), PipelineError> {
+    crate::atomic_write(path, |w| {
+        w.write_all(&header(array.shape()))?;
+        if let Some(s) = array.as_slice() {
+            w.write_all(bytemuck::cast_slice(s))?;
+        } else {
+            for v in array.iter() {
+                w.write_all(&v.to_le_bytes())?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Reads a little-endian f32 C-order `.npy` (format 1.x/2.x).
+pub fn read_npy_f32(path: &Path) -> Result<ArrayD<f32>, PipelineError> {
+    let bad = |msg: &str| PipelineError::Input {
+        path: path.to_path_buf(),
+        msg: msg.to_string(),
+    };
+    let bytes = std::fs::read(path).map_err(|e| PipelineError::io(path, e))?;
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err(bad("not a .npy file"));
+    }
+    let (hlen, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        _ => return Err(bad("unsupported .npy version")),
+    };
+    let text = bytes
+        .get(start..start + hlen)
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .ok_or_else(|| bad("truncated .npy header"))?;
+    if !text.contains("'descr': '<f4'") || !text.contains("'fortran_order': False") {
+        return Err(bad(
+            "only little-endian f32 C-order .npy files are supported",
+        ));
+    }
+    let shape_txt = text
+        .split("'shape': (")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .ok_or_else(|| bad("no shape in .npy header"))?;
+    let shape: Vec<usize> = shape_txt
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| bad("bad shape in .npy header"))
+        })
+        .collect::<Result<_, _>>()?;
+    let n: usize = shape.iter().product();
+    let data = &bytes[start + hlen..];
+    if data.len() != n * 4 {
+        return Err(bad(&format!(
+            "expected {} data bytes for shape {:?}, found {}",
+            n * 4,
+            shape,
+            data.len()
+        )));
+    }
+    let v: Vec<f32> = data
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    ArrayD::from_shape_vec(IxDyn(&shape), v).map_err(|e| bad(&e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npy_round_trip_and_header_alignment() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.npy");
+        let a = ArrayD::from_shape_fn(IxDyn(&[2, 3, 4]), |i| {
+            (i[0] * 100 + i[1] * 10 + i[2]) as f32
+        });
+        write_npy_f32(&p, a.view()).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        assert_eq!((10 + hlen) % 64, 0);
+        assert_eq!(read_npy_f32(&p).unwrap(), a);
+        // the reference networks' input.npy is read as numpy wrote it
+        let reference = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/reference/unet-small/input.npy");
+        if reference.is_file() {
+            let r = read_npy_f32(&reference).unwrap();
+            assert_eq!(r.shape(), &[1, 1, 32, 32, 32]);
+        }
+    }
+}

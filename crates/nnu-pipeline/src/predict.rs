@@ -1,0 +1,325 @@
+//! The streaming prediction of one case: read, preprocess, tile, infer, merge, export; all in memory, no
+//! scratch files. Reproduces nnU-Net 1.7.1 `predict_cases` for 3d_fullres with `do_tta` and `step_size`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use ndarray::{Array4, Array5, ArrayView3, Axis};
+use nnu_engine::Backend;
+use nnu_preprocessing::{
+    export::remove_all_but_largest_component, export_probabilities, export_segmentation,
+    preprocess_case, CaseProperties, ExportOptions, ItkGeometry,
+};
+use nnu_tiling::{extract_tile, Aggregator, AggregatorOptions, MirrorSet, TileGrid};
+use nnu_volume::{read_volume_channels, write_volume, Geometry, Volume, WriteOptions};
+
+use crate::cases::Case;
+use crate::model::ModelSpec;
+use crate::{npy, preview, PipelineError};
+
+/// Options of a prediction run. Defaults are nnU-Net's: step 0.5, all eight mirrors, Gaussian weighting.
+#[derive(Debug, Clone)]
+pub struct PredictOptions {
+    /// Sliding-window step as a fraction of the patch (default 0.5).
+    pub step_size: f64,
+    /// Mirrors for test-time augmentation (default all eight; `MirrorSet::identity_only()` disables TTA).
+    pub mirrors: MirrorSet,
+    /// Gaussian importance weighting of tiles (default true).
+    pub use_gaussian: bool,
+    /// Also write `CASE_probabilities.npy` (f32, classes x Z x Y x X in the original frame).
+    pub save_probabilities: bool,
+    /// Also write `CASE.png`, a montage of axial slices with the segmentation overlaid.
+    pub preview: bool,
+    /// Recompute cases whose segmentation exists (default: skip them, so interrupted runs resume).
+    pub overwrite: bool,
+    /// gzip level of the written segmentation (default 6... 1 is faster, 9 smaller).
+    pub compression_level: u32,
+    /// Apply the model folder's `postprocessing.json` when present (default true, as nnU-Net).
+    pub postprocess: bool,
+}
+
+impl Default for PredictOptions {
+    fn default() -> Self {
+        PredictOptions {
+            step_size: 0.5,
+            mirrors: MirrorSet::all(),
+            use_gaussian: true,
+            save_probabilities: false,
+            preview: false,
+            overwrite: false,
+            compression_level: 6,
+            postprocess: true,
+        }
+    }
+}
+
+/// What happened to one case.
+#[derive(Debug, Clone)]
+pub struct CaseReport {
+    /// The case name.
+    pub name: String,
+    /// The segmentation file.
+    pub output: PathBuf,
+    /// True when the output existed and the case was skipped.
+    pub skipped: bool,
+    /// Tiles of the sliding window (per fold).
+    pub tiles: usize,
+    /// Network passes run (tiles x mirrors x folds).
+    pub passes: usize,
+    /// Wall time in seconds.
+    pub seconds: f64,
+    /// Shape (z, y, x) of the preprocessed volume.
+    pub preprocessed_shape: [usize; 3],
+}
+
+/// The output paths of a case in `out_dir`.
+pub fn output_paths(out_dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    (
+        out_dir.join(format!("{name}.nii.gz")),
+        out_dir.join(format!("{name}_probabilities.npy")),
+        out_dir.join(format!("{name}.png")),
+    )
+}
+
+/// Reads all modalities of a case and checks that they share one grid. Returns the (z, y, x) channels and
+/// the first image's geometry (nnU-Net takes the first file's).
+pub fn read_case_images(
+    case: &Case,
+    expected_modalities: usize,
+) -> Result<(Vec<Volume<f32>>, Geometry), PipelineError> {
+    let mut vols = Vec::new();
+    for f in &case.files {
+        vols.extend(read_volume_channels(f)?);
+    }
+    if vols.len() != expected_modalities {
+        return Err(PipelineError::Input {
+            path: case.files[0].clone(),
+            msg: format!(
+                "case '{}' has {} modalities, the model expects {}",
+                case.name,
+                vols.len(),
+                expected_modalities
+            ),
+        });
+    }
+    let g0 = vols[0].geometry;
+    let s0 = vols[0].shape_zyx();
+    for (i, v) in vols.iter().enumerate().skip(1) {
+        let path = case.files.get(i).unwrap_or(&case.files[0]).clone();
+        if v.shape_zyx() != s0 {
+            return Err(PipelineError::Input {
+                path,
+                msg: format!(
+                    "modality {i} has shape {:?}, modality 0 has {:?}",
+                    v.shape_zyx(),
+                    s0
+                ),
+            });
+        }
+        let off = (0..3).any(|a| {
+            (v.geometry.spacing[a] - g0.spacing[a]).abs() > 1e-3 * g0.spacing[a].abs().max(1e-6)
+        });
+        if off {
+            return Err(PipelineError::Input {
+                path,
+                msg: format!(
+                    "modality {i} has spacing {:?}, modality 0 has {:?}",
+                    v.geometry.spacing, g0.spacing
+                ),
+            });
+        }
+    }
+    Ok((vols, g0))
+}
+
+/// Converts the volume crate's geometry to the preprocessing crate's.
+pub fn itk_geometry(g: &Geometry) -> ItkGeometry {
+    ItkGeometry {
+        spacing: g.spacing,
+        origin: g.origin,
+        direction: g.direction,
+    }
+}
+
+/// Runs every tile of `data` (c, z, y, x, preprocessed) through `backend` with the mirrors of `opts` and
+/// merges the softmax outputs: nnU-Net's `_internal_predict_3D_3Dconv_tiled`. `progress(done, total)` is
+/// called after each tile. Returns the class probabilities (classes, z, y, x) in the preprocessed frame.
+pub fn predict_preprocessed(
+    data: &Array4<f32>,
+    backend: &mut dyn Backend,
+    patch: [usize; 3],
+    opts: &PredictOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(Array4<f32>, usize), PipelineError> {
+    let (c, z, y, x) = data.dim();
+    if backend.patch_size() != patch || backend.input_channels() != c {
+        return Err(PipelineError::Shape(format!(
+            "the model takes {} channel(s) of {:?}, the plans say {} of {:?}",
+            backend.input_channels(),
+            backend.patch_size(),
+            c,
+            patch
+        )));
+    }
+    let grid = TileGrid::new([z, y, x], patch, opts.step_size)?;
+    let agg_opts = AggregatorOptions {
+        mirrors: opts.mirrors,
+        use_gaussian: opts.use_gaussian,
+    };
+    let mut agg = Aggregator::new(backend.num_classes(), grid.clone(), agg_opts)?;
+    let mirrors: Vec<_> = opts.mirrors.iter().collect();
+    let n = mirrors.len();
+    let tile_len = c * patch[0] * patch[1] * patch[2];
+    let mut input = Array5::<f32>::zeros((n, c, patch[0], patch[1], patch[2]));
+    let total = grid.len();
+    for (done, tile) in grid.tiles().enumerate() {
+        {
+            let buf = input
+                .as_slice_mut()
+                .ok_or_else(|| PipelineError::Shape("input buffer".into()))?;
+            for (k, &m) in mirrors.iter().enumerate() {
+                extract_tile(
+                    data.view(),
+                    &grid,
+                    &tile,
+                    m,
+                    &mut buf[k * tile_len..(k + 1) * tile_len],
+                )?;
+            }
+        }
+        let logits = backend.run_all(input.view())?;
+        for (k, &m) in mirrors.iter().enumerate() {
+            agg.add(tile.index, m, logits.index_axis(Axis(0), k))?;
+        }
+        progress(done + 1, total);
+    }
+    Ok((agg.finish()?, total))
+}
+
+/// Predicts one case with one backend per fold (their probabilities are averaged, as nnU-Net ensembles
+/// folds) and writes `NAME.nii.gz` (u8 labels in the input's geometry) to `out_dir`, plus the optional
+/// probabilities and preview. Skips the case when its segmentation exists, unless `opts.overwrite`.
+pub fn predict_case(
+    case: &Case,
+    model: &ModelSpec,
+    backends: &mut [Box<dyn Backend>],
+    out_dir: &Path,
+    opts: &PredictOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<CaseReport, PipelineError> {
+    let t0 = Instant::now();
+    let (seg_path, prob_path, png_path) = output_paths(out_dir, &case.name);
+    let mut report = CaseReport {
+        name: case.name.clone(),
+        output: seg_path.clone(),
+        skipped: false,
+        tiles: 0,
+        passes: 0,
+        seconds: 0.0,
+        preprocessed_shape: [0; 3],
+    };
+    let done = seg_path.is_file()
+        && (!opts.save_probabilities || prob_path.is_file())
+        && (!opts.preview || png_path.is_file());
+    if done && !opts.overwrite {
+        report.skipped = true;
+        return Ok(report);
+    }
+    if backends.is_empty() {
+        return Err(PipelineError::Input {
+            path: model.folder.dir.clone(),
+            msg: "no fold to predict with".into(),
+        });
+    }
+    let (vols, geometry) = read_case_images(case, model.num_modalities)?;
+    let preview_image = if opts.preview {
+        Some(vols[0].data.clone())
+    } else {
+        None
+    };
+    let channels: Vec<_> = vols.into_iter().map(|v| v.data).collect();
+    let (data, props) = preprocess_case(channels, &itk_geometry(&geometry), &model.params)?;
+    report.preprocessed_shape = [data.shape()[1], data.shape()[2], data.shape()[3]];
+
+    let nfolds = backends.len();
+    let mut probs: Option<Array4<f32>> = None;
+    for (f, backend) in backends.iter_mut().enumerate() {
+        let mut fold_progress = |d: usize, t: usize| progress(f * t + d, nfolds * t);
+        let (p, tiles) = predict_preprocessed(
+            &data,
+            backend.as_mut(),
+            model.patch,
+            opts,
+            &mut fold_progress,
+        )?;
+        report.tiles = tiles;
+        report.passes += tiles * opts.mirrors.len();
+        match probs.as_mut() {
+            None => probs = Some(p),
+            Some(acc) => *acc += &p,
+        }
+    }
+    drop(data);
+    let mut probs = probs.ok_or_else(|| PipelineError::Shape("no probabilities".into()))?;
+    if nfolds > 1 {
+        probs.mapv_inplace(|v| v / nfolds as f32);
+    }
+    write_outputs(
+        &probs,
+        &props,
+        model,
+        &geometry,
+        preview_image.as_ref().map(|a| a.view()),
+        out_dir,
+        &case.name,
+        opts,
+    )?;
+    report.seconds = t0.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Exports merged probabilities (preprocessed frame) to the case's outputs: the segmentation NIfTI, and
+/// when asked the probabilities `.npy` and the preview PNG. Shared by the streaming and the bins paths.
+#[allow(clippy::too_many_arguments)]
+pub fn write_outputs(
+    probs: &Array4<f32>,
+    props: &CaseProperties,
+    model: &ModelSpec,
+    geometry: &Geometry,
+    preview_image: Option<ArrayView3<f32>>,
+    out_dir: &Path,
+    name: &str,
+    opts: &PredictOptions,
+) -> Result<(), PipelineError> {
+    let (seg_path, prob_path, png_path) = output_paths(out_dir, name);
+    std::fs::create_dir_all(out_dir).map_err(|e| PipelineError::io(out_dir, e))?;
+    let export = ExportOptions::default();
+    let mut seg = export_segmentation(probs.view(), props, &model.params, &export)?;
+    if opts.postprocess {
+        if let Some(pp) = &model.postprocessing {
+            let vpv: f64 = geometry.spacing.iter().product();
+            remove_all_but_largest_component(&mut seg, pp, vpv);
+        }
+    }
+    if opts.save_probabilities {
+        let full = export_probabilities(probs.view(), props, &model.params, &export)?;
+        npy::write_npy_f32(&prob_path, full.view().into_dyn())?;
+    }
+    if let Some(img) = preview_image {
+        preview::write_preview(
+            &png_path,
+            img,
+            seg.view(),
+            &geometry.direction,
+            &preview::PreviewOptions::default(),
+        )?;
+    }
+    // The segmentation last: its presence marks the case as done.
+    write_volume(
+        &seg_path,
+        seg.view(),
+        geometry,
+        &WriteOptions::default().compression_level(opts.compression_level),
+    )?;
+    Ok(())
+}
