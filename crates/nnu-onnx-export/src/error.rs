@@ -71,6 +71,10 @@ pub enum ExportError {
         len: usize,
     },
 
+    /// Reading the plans, trainer pickle or checkpoint failed (the error names the file).
+    #[error(transparent)]
+    Artifacts(#[from] nnu_artifacts::Error),
+
     /// Writing the model file failed.
     #[error("{path}: {source}")]
     Io {

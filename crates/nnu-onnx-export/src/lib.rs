@@ -39,12 +39,12 @@
 //! ```
 //!
 //! What this crate deliberately does not do: read pickles or torch zips (that is
-//! `nnu-artifacts`), run the network, support non-default
+//! `nnu-artifacts`; [`from_artifacts`] glues the two), run the network, support non-default
 //! module options (bilinear upsampling, max pooling, dropout at inference, `upscale_logits`,
 //! heads with bias), or write external-data ONNX (models stay far below protobuf's 2 GiB).
 
 mod error;
-
+pub mod from_artifacts;
 mod graph;
 mod spec;
 mod state_dict;
@@ -123,6 +123,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(io)?;
+    // tempfile creates 0600; a model file is an ordinary, shareable output.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(io)?;
+    }
     tmp.write_all(bytes).map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;

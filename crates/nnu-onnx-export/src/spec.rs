@@ -55,6 +55,18 @@ pub struct NetworkSpec {
 }
 
 impl NetworkSpec {
+    /// Task003_Liver's 3d_fullres network as nnU-Net v1 plans it (the recipe's model): patch
+    /// 128^3, five [2, 2, 2] poolings, [3, 3, 3] kernels at all six levels, two convs per stage.
+    pub fn task003_fullres(family: Family) -> Self {
+        NetworkSpec {
+            family,
+            patch_size: vec![128; 3],
+            pool_op_kernel_sizes: vec![vec![2; 3]; 5],
+            conv_kernel_sizes: vec![vec![3; 3]; 6],
+            conv_per_stage: 2,
+        }
+    }
+
     /// Number of spatial axes (2 or 3).
     pub fn ndim(&self) -> usize {
         self.patch_size.len()

@@ -1,0 +1,189 @@
+//! Runs the `nnu-export-onnx` binary on the reference model folders (`../shared/reference`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tract_onnx::pb::ModelProto;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::prelude::tract_ndarray;
+
+fn reference(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/reference")
+        .join(name);
+    assert!(
+        p.is_dir(),
+        "reference folder {} is missing (../shared/reference beside the checkout)",
+        p.display()
+    );
+    p
+}
+
+fn tool(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nnu-export-onnx"))
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn decode(path: &Path) -> ModelProto {
+    let bytes = std::fs::read(path).expect("written");
+    tract_onnx::onnx()
+        .proto_model_for_read(&mut &bytes[..])
+        .expect("valid ONNX")
+}
+
+fn read_raw_f32(path: &Path) -> Vec<f32> {
+    std::fs::read(path)
+        .expect("raw f32")
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+#[test]
+fn exports_a_model_folder_that_reproduces_pytorch() {
+    let dir = reference("unet-small");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("unet.onnx");
+    let o = tool(&[
+        "--model".as_ref(),
+        dir.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--batch".as_ref(),
+        "1".as_ref(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("Generic_UNet from") && stdout.contains("class [1, 3, 32, 32, 32]"),
+        "{stdout}"
+    );
+
+    let model = tract_onnx::onnx()
+        .model_for_path(&out)
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    let input = read_raw_f32(&dir.join("input.bin"));
+    let x = tract_ndarray::ArrayD::from_shape_vec(vec![1, 1, 32, 32, 32], input).unwrap();
+    let y = model.run(tvec!(Tensor::from(x).into())).unwrap();
+    let y = y[0].to_plain_array_view::<f32>().unwrap();
+    let expected = read_raw_f32(&dir.join("output_class.bin"));
+    let d = y
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    println!("unet-small via nnu-export-onnx: class max abs diff {d:.3e}");
+    assert!(d <= 1e-4, "max abs diff {d}");
+}
+
+#[test]
+fn deep_supervision_writes_all_heads_in_order() {
+    let dir = reference("unetpp-small");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("pp.onnx");
+    let o = tool(&[
+        "--model".as_ref(),
+        dir.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--deep-supervision".as_ref(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m = decode(&out);
+    let g = m.graph.unwrap();
+    assert_eq!(m.opset_import[0].version, 11);
+    assert_eq!(g.input[0].name, "image");
+    let names: Vec<&str> = g.output.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(names, ["class", "head_1", "head_2", "head_3", "head_4"]);
+    assert_eq!(
+        g.initializer.len(),
+        188,
+        "one initializer per state_dict key"
+    );
+}
+
+#[test]
+fn random_weights_follow_the_plans() {
+    // The reference plans with the reference's base/max/classes give the reference's layout.
+    let dir = reference("unetpp-small");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("random.onnx");
+    let plans = dir.join("plans.pkl");
+    let o = tool(&[
+        "--random-weights".as_ref(),
+        "--plans".as_ref(),
+        plans.as_os_str(),
+        "--max".as_ref(),
+        "32".as_ref(),
+        "--deep-supervision".as_ref(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ours = decode(&out).graph.unwrap();
+    let torch = decode(&dir.join("model_ds.onnx")).graph.unwrap();
+    let layout = |g: &tract_onnx::pb::GraphProto| {
+        let mut v: Vec<(String, Vec<i64>)> = g
+            .initializer
+            .iter()
+            .map(|t| (t.name.clone(), t.dims.clone()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(layout(&ours), layout(&torch));
+}
+
+#[test]
+fn errors_name_the_file_and_exit_non_zero() {
+    let dir = reference("unet-small");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("x.onnx");
+    let o = tool(&[
+        "--model".as_ref(),
+        dir.as_os_str(),
+        "--fold".as_ref(),
+        "3".as_ref(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("error: ") && err.contains("fold_3/model_final_checkpoint.model"),
+        "{err}"
+    );
+
+    let o = tool(&[
+        "--model".as_ref(),
+        dir.as_os_str(),
+        "--family".as_ref(),
+        "unetpp".as_ref(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("error: ") && err.contains("exactly 5 pool kernels"),
+        "{err}"
+    );
+
+    let o = tool(&[
+        "--model".as_ref(),
+        dir.as_os_str(),
+        "--batch".as_ref(),
+        "zero".as_ref(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).starts_with("error: --batch"));
+    assert!(!out.exists(), "nothing written on failure");
+}
