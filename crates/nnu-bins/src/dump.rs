@@ -226,8 +226,11 @@ impl DumpIndex {
     }
 }
 
+/// `.bin` files (name, size) and sub-folders of one folder.
+type Listing = (Vec<(String, u64)>, Vec<PathBuf>);
+
 /// Lists the `.bin` files (name, size) and the sub-folders of `folder`.
-fn list_folder(folder: &Path) -> Result<(Vec<(String, u64)>, Vec<PathBuf>)> {
+fn list_folder(folder: &Path) -> Result<Listing> {
     let mut bins = Vec::new();
     let mut dirs = Vec::new();
     for entry in std::fs::read_dir(folder).map_err(|e| BinsError::io(folder, e))? {

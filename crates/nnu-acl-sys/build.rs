@@ -1,0 +1,73 @@
+//! With the `bindgen` feature: generate `OUT_DIR/bindings.rs` from the CANN headers found through
+//! `ASCEND_TOOLKIT_HOME`, `ASCEND_HOME_PATH` or `/usr/local/Ascend/ascend-toolkit/latest` (`include/` or
+//! `runtime/include/`), as a run-time loaded library (`AscendCl`) with the `acl*` API only.
+//! Without the feature this script does nothing, so the default build needs neither CANN nor libclang.
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=ASCEND_TOOLKIT_HOME");
+    println!("cargo:rerun-if-env-changed=ASCEND_HOME_PATH");
+    #[cfg(feature = "bindgen")]
+    generate::run();
+}
+
+#[cfg(feature = "bindgen")]
+mod generate {
+    use std::path::{Path, PathBuf};
+
+    fn include_dir() -> Option<PathBuf> {
+        let roots = ["ASCEND_TOOLKIT_HOME", "ASCEND_HOME_PATH"]
+            .iter()
+            .filter_map(|v| std::env::var_os(v).map(PathBuf::from))
+            .chain(std::iter::once(PathBuf::from(
+                "/usr/local/Ascend/ascend-toolkit/latest",
+            )));
+        for root in roots {
+            for sub in ["include", "runtime/include"] {
+                let dir = root.join(sub);
+                if dir.join("acl/acl.h").is_file() {
+                    return Some(dir);
+                }
+            }
+        }
+        None
+    }
+
+    pub fn run() {
+        let Some(inc) = include_dir() else {
+            panic!(
+                "feature `bindgen`: no acl/acl.h found under $ASCEND_TOOLKIT_HOME, $ASCEND_HOME_PATH or \
+                 /usr/local/Ascend/ascend-toolkit/latest (include/ or runtime/include/); source CANN's \
+                 set_env.sh or build without the feature to use the checked-in bindings"
+            );
+        };
+        let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+        let mut builder = bindgen::Builder::default()
+            .clang_arg(format!("-I{}", inc.display()))
+            .dynamic_library_name("AscendCl")
+            .allowlist_function("acl.*")
+            .allowlist_type("acl.*")
+            .allowlist_var("ACL_.*")
+            .layout_tests(false)
+            .derive_default(true)
+            .generate_comments(false);
+        for h in [
+            "acl/acl.h",
+            "acl/acl_mdl.h",
+            "acl/acl_rt.h",
+            "acl/acl_base.h",
+        ] {
+            let p: &Path = &inc.join(h);
+            if p.is_file() {
+                println!("cargo:rerun-if-changed={}", p.display());
+                builder = builder.header(p.display().to_string());
+            }
+        }
+        let bindings = builder
+            .generate()
+            .unwrap_or_else(|e| panic!("bindgen failed on the headers in {}: {e}", inc.display()));
+        bindings
+            .write_to_file(out.join("bindings.rs"))
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", out.join("bindings.rs").display()));
+    }
+}
