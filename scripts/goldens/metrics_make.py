@@ -8,6 +8,8 @@ Produces, from a fixed seed:
   summary.json          nnU-Net 1.7.1 aggregate_scores(labels=[0, 1, 2]) on the pairs, run with the
                         working directory fixtures/metrics so the recorded paths are "pred/..", "ref/..".
   summary_advanced.json the same with advanced=True (adds MedPy's "Hausdorff Distance 95").
+  splits_final.pkl      two folds over the cases as nnU-Net pickles them (list of dicts of numpy str arrays).
+  summary_fold1.json    aggregate_scores(labels=[0, 1, 2]) on fold 1's validation cases only.
   surface.json          per case and foreground label, with the spacing nnU-Net passes (z, y, x):
                         MedPy 0.5.2 hd, hd95, assd (connectivity 1 and 3) and the normalised surface Dice
                         (MONAI-style voxel counting on MedPy's surface voxels) reproduced in numpy/scipy at
@@ -19,6 +21,7 @@ Run: /work/venv/bin/python scripts/goldens/metrics_make.py  (from the repository
 
 import json
 import os
+import pickle
 import sys
 
 import numpy as np
@@ -142,6 +145,15 @@ def main():
         aggregate_scores(pairs, labels=[0, 1, 2], json_output_file="summary.json", num_threads=2)
         aggregate_scores(pairs, labels=[0, 1, 2], json_output_file="summary_advanced.json", num_threads=2,
                          advanced=True)
+        ids = [n[: -len(".nii.gz")] for n in names]
+        splits = [
+            {"train": np.array(ids[4:]), "val": np.array(ids[:4])},
+            {"train": np.array(ids[:4] + ids[7:]), "val": np.array(ids[4:7])},
+        ]
+        with open("splits_final.pkl", "wb") as f:
+            pickle.dump(splits, f)
+        fold1 = [(os.path.join("pred", i + ".nii.gz"), os.path.join("ref", i + ".nii.gz")) for i in splits[1]["val"]]
+        aggregate_scores(fold1, labels=[0, 1, 2], json_output_file="summary_fold1.json", num_threads=2)
     finally:
         os.chdir(cwd)
     with open(os.path.join(OUT, "surface.json"), "w") as f:

@@ -89,21 +89,24 @@ label_value!(i32, search);
 label_value!(u64, search);
 label_value!(i64, search);
 
+/// The most labels one call evaluates (every value of a `u8` volume).
+pub const MAX_LABELS: usize = 256;
+
 /// Maps a voxel value to its position in the label list, or to `labels.len()` ("other").
 pub(crate) struct LabelIndex {
-    lut: Option<Vec<u8>>,
+    lut: Option<Vec<u16>>,
     labels: Vec<i64>,
 }
 
 impl LabelIndex {
     pub(crate) fn new<T: LabelValue>(labels: &[i64], sample: Option<T>) -> Self {
-        let other = labels.len() as u8;
+        let other = labels.len() as u16;
         let lut = sample.and_then(|s| s.lut_key()).map(|_| {
             let mut lut = vec![other; 65536];
             for (i, &l) in labels.iter().enumerate().rev() {
                 // The first occurrence of a repeated label wins, like the linear search below.
                 if let Some(key) = key_of::<T>(l) {
-                    lut[key] = i as u8;
+                    lut[key] = i as u16;
                 }
             }
             lut
@@ -162,7 +165,7 @@ fn type_range<T: LabelValue>() -> (i64, i64) {
 /// `ConfusionMatrix(test == l, reference == l)` for every label `l`.
 ///
 /// Errors: [`MetricsError::ShapeMismatch`] when the shapes differ, [`MetricsError::TooManyLabels`] for more
-/// than 254 labels.
+/// than [`MAX_LABELS`] labels.
 pub fn confusion_counts<T: LabelValue>(
     reference: ArrayView3<'_, T>,
     test: ArrayView3<'_, T>,
@@ -174,7 +177,7 @@ pub fn confusion_counts<T: LabelValue>(
             test: test.shape().to_vec(),
         });
     }
-    if labels.len() > 254 {
+    if labels.len() > MAX_LABELS {
         return Err(MetricsError::TooManyLabels(labels.len()));
     }
     let k = labels.len() + 1;

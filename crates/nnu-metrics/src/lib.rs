@@ -28,6 +28,7 @@
 //! metrics other than the surface ones here, or DeepMind's surfel-area weighting.
 
 mod confusion;
+pub mod evaluate;
 mod json;
 mod md5;
 mod metrics;
@@ -36,7 +37,7 @@ pub mod surface;
 
 use std::path::PathBuf;
 
-pub use confusion::{confusion_counts, ConfusionCounts, LabelValue};
+pub use confusion::{confusion_counts, ConfusionCounts, LabelValue, MAX_LABELS};
 pub use json::{py_float_repr, JsonValue};
 pub use md5::md5_hex;
 pub use metrics::{
@@ -70,8 +71,8 @@ pub enum MetricsError {
         /// Test shape (z, y, x).
         test: Vec<usize>,
     },
-    /// More labels than the 8-bit label index allows.
-    #[error("{0} labels requested; at most 254 are supported")]
+    /// More labels than [`MAX_LABELS`].
+    #[error("{0} labels requested; at most 256 are supported")]
     TooManyLabels(usize),
     /// A voxel spacing that is not finite and positive.
     #[error("invalid voxel spacing {0:?} (must be finite and > 0)")]
@@ -79,7 +80,17 @@ pub enum MetricsError {
     /// A surface connectivity other than 1, 2 or 3.
     #[error("invalid surface connectivity {0} (must be 1, 2 or 3)")]
     InvalidConnectivity(u8),
-    /// A file could not be written.
+    /// Reference and prediction spacings differ by more than the tolerance.
+    #[error("spacing mismatch: reference {reference:?}, test {test:?} (tolerance {tolerance} mm)")]
+    SpacingMismatch {
+        /// Reference spacing.
+        reference: [f64; 3],
+        /// Test spacing.
+        test: [f64; 3],
+        /// Allowed absolute difference per axis, mm.
+        tolerance: f64,
+    },
+    /// A file or folder could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {
         /// The file.

@@ -470,7 +470,7 @@ pub fn surface_metrics<T: LabelValue>(
     options: &SurfaceOptions,
 ) -> Result<Vec<SurfaceScores>, MetricsError> {
     check_inputs(&reference, &test, spacing_zyx, options.connectivity)?;
-    if labels.len() > 254 {
+    if labels.len() > crate::confusion::MAX_LABELS {
         return Err(MetricsError::TooManyLabels(labels.len()));
     }
     let size = reference.len() as u64;

@@ -1,0 +1,199 @@
+//! Runs the `nnu-evaluate` binary on `fixtures/metrics` (goldens from `scripts/goldens/metrics_make.py`,
+//! nnU-Net 1.7.1 `aggregate_scores`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/metrics")
+}
+
+/// Runs the tool inside `fixtures/metrics`, so the recorded paths are `pred/..`, `ref/..` as in the goldens.
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nnu-evaluate"))
+        .current_dir(fixtures())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The file without the lines that legitimately differ: `timestamp` and the `id` hashed over it.
+fn without_time(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.contains("\"timestamp\": ") && !l.contains("\"id\": "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn assert_same_as(golden: &str, ours: &Path) {
+    let want = std::fs::read_to_string(fixtures().join(golden)).unwrap();
+    let got = std::fs::read_to_string(ours).unwrap();
+    assert_eq!(
+        without_time(&got),
+        without_time(&want),
+        "{} differs from {golden}",
+        ours.display()
+    );
+    assert_eq!(got.lines().count(), want.lines().count());
+}
+
+#[test]
+fn writes_nnunet_summary_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("summary.json");
+    let o = run(&[
+        "--ref",
+        "ref",
+        "--pred",
+        "pred",
+        "--labels",
+        "0,1,2",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_same_as("summary.json", &out);
+    let table = String::from_utf8_lossy(&o.stdout);
+    // Label 1 mean Dice from the golden's "mean" section, rounded to 4 decimals.
+    assert!(
+        table
+            .lines()
+            .any(|l| l.trim_start().starts_with('1') && l.contains("0.7191")),
+        "{table}"
+    );
+}
+
+#[test]
+fn default_labels_are_the_values_present() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("summary.json");
+    let o = run(&[
+        "--ref",
+        "ref",
+        "--pred",
+        "pred",
+        "--threads",
+        "1",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_same_as("summary.json", &out);
+}
+
+#[test]
+fn splits_fold_evaluates_its_validation_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("summary.json");
+    let o = run(&[
+        "--ref",
+        "ref",
+        "--pred",
+        "pred",
+        "--labels",
+        "0,1,2",
+        "--splits",
+        "splits_final.pkl",
+        "--fold",
+        "1",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_same_as("summary_fold1.json", &out);
+    let bad = run(&[
+        "--ref",
+        "ref",
+        "--pred",
+        "pred",
+        "--splits",
+        "splits_final.pkl",
+        "--fold",
+        "5",
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("fold 5"));
+}
+
+#[test]
+fn surface_metrics_are_added_for_foreground_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("summary.json");
+    let o = run(&[
+        "--ref",
+        "ref",
+        "--pred",
+        "pred",
+        "--labels",
+        "0,1,2",
+        "--surface",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = std::fs::read_to_string(&out).unwrap();
+    // 9 cases + the mean, labels 1 and 2 each.
+    assert_eq!(got.matches("\"Hausdorff Distance 95\"").count(), 20);
+    assert_eq!(got.matches("\"Normalized Surface Dice\"").count(), 20);
+    assert!(got.contains("NSD tolerance 1 mm"));
+    // Every HD95 line we write (per case and mean, labels 1 and 2) appears verbatim in nnU-Net's
+    // advanced=True summary (MedPy through nnU-Net's NaN rules): same value to the last digit.
+    let golden = std::fs::read_to_string(fixtures().join("summary_advanced.json")).unwrap();
+    let golden: std::collections::HashSet<&str> = golden.lines().collect();
+    for line in got
+        .lines()
+        .filter(|l| l.contains("\"Hausdorff Distance 95\""))
+    {
+        assert!(golden.contains(line), "not in nnU-Net's summary: {line}");
+    }
+}
+
+#[test]
+fn missing_cases_and_bad_geometry_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let pred = dir.path().join("pred");
+    std::fs::create_dir(&pred).unwrap();
+    std::fs::copy(
+        fixtures().join("pred/case_00.nii.gz"),
+        pred.join("case_00.nii.gz"),
+    )
+    .unwrap();
+    let o = run(&["--ref", "ref", "--pred", pred.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("missing prediction") && err.contains("case_08.nii.gz"),
+        "{err}"
+    );
+    assert!(err.contains("error: "), "{err}");
+
+    // With --allow-missing the one matched case is evaluated.
+    let o = run(&[
+        "--ref",
+        "ref",
+        "--pred",
+        pred.to_str().unwrap(),
+        "--allow-missing",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(pred.join("summary.json").is_file());
+
+    // A prediction whose spacing differs (case_01 has other spacing than case_00) is refused.
+    std::fs::remove_file(pred.join("summary.json")).unwrap();
+    std::fs::copy(
+        fixtures().join("pred/case_01.nii.gz"),
+        pred.join("case_00.nii.gz"),
+    )
+    .unwrap();
+    let o = run(&[
+        "--ref",
+        "ref",
+        "--pred",
+        pred.to_str().unwrap(),
+        "--allow-missing",
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("case_00.nii.gz: spacing mismatch"), "{err}");
+    assert!(!pred.join("summary.json").exists());
+}
