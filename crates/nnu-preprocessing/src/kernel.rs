@@ -121,6 +121,18 @@ impl AxisPlan {
         self.start[k]
     }
 
+    /// The taps of output `k` of an order-0 or order-1 plan: `(i0, i1, w0, w1)`, the value being
+    /// `w0 * x[i0] + w1 * x[i1]` (order 0: `i1 == i0`, `w1 == 0`). `None` for cubic plans.
+    pub(crate) fn short_taps(&self, k: usize) -> Option<(usize, usize, f64, f64)> {
+        let s = self.start[k];
+        let w = self.weights[k];
+        match self.order {
+            Order::Nearest => Some((s, s, 1.0, 0.0)),
+            Order::Linear => Some((s, (s + 1).min(self.n_in - 1), w[0], w[1])),
+            Order::Cubic => None,
+        }
+    }
+
     /// Resamples one line. `buf` has [`padded_len`](Self::padded_len) samples, the input at
     /// `[pad .. pad + n_in]`; it is used as scratch. Writes `n_out` samples into `out`.
     pub(crate) fn apply_line(&self, buf: &mut [f64], out: &mut [f64]) {

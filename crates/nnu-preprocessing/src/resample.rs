@@ -354,6 +354,9 @@ fn resize3d<T: Copy + Send + Sync + Default>(
             });
         return Ok(());
     }
+    if order != Order::Cubic {
+        return resize3d_streaming(input, out, &pz, &py, &px, store);
+    }
     // In-plane passes into one f64 buffer of in_z x out_y x out_x.
     let plane = oy * ox;
     let mut buf = vec![0.0f64; iz * plane];
@@ -398,6 +401,97 @@ fn resize3d<T: Copy + Send + Sync + Default>(
             });
         });
     Ok(())
+}
+
+/// Orders 0 and 1 along z need at most two input planes per output plane, and no prefilter: each task
+/// takes a block of output planes and keeps the (at most two) in-plane-resized input planes it is
+/// combining in a small cache, so no volume-sized intermediate is allocated. Input planes that no output
+/// plane reads are never resized.
+fn resize3d_streaming<T: Copy + Send + Sync + Default>(
+    input: ArrayView3<f32>,
+    mut out: ArrayViewMut3<T>,
+    pz: &AxisPlan,
+    py: &AxisPlan,
+    px: &AxisPlan,
+    store: impl Fn(f64) -> T + Sync,
+) -> Result<(), PreprocessError> {
+    let (oy, ox) = (py.n_out, px.n_out);
+    let plane = oy * ox;
+    let oz = pz.n_out;
+    let Some(out_flat) = out.as_slice_mut() else {
+        return Err(PreprocessError::ShapeMismatch {
+            what: "resampling output (not in standard layout)",
+            shape: vec![oz, oy, ox],
+            expected: vec![oz, oy, ox],
+        });
+    };
+    // A few blocks per thread balance the load; each block re-resizes at most one boundary plane.
+    let blocks = 4 * rayon::current_num_threads();
+    let block = oz.div_ceil(blocks).max(1);
+    out_flat
+        .par_chunks_mut(plane * block)
+        .enumerate()
+        .for_each_init(
+            || (Scratch::default(), PlaneCache::default()),
+            |(s, cache), (bi, chunk)| {
+                for (j, oplane) in chunk.chunks_mut(plane).enumerate() {
+                    let k = bi * block + j;
+                    let Some((i0, i1, w0, w1)) = pz.short_taps(k) else {
+                        return;
+                    };
+                    cache.ensure(i0, i1, |i, buf| {
+                        buf.resize(plane, 0.0);
+                        resize_plane(input.index_axis(Axis(0), i), py, px, s, |r, row| {
+                            buf[r * ox..(r + 1) * ox].copy_from_slice(row);
+                        });
+                    });
+                    let (p0, p1) = cache.pair(i0, i1);
+                    if w1 == 0.0 {
+                        for (o, &a) in oplane.iter_mut().zip(p0) {
+                            *o = store(w0 * a);
+                        }
+                    } else {
+                        for ((o, &a), &b) in oplane.iter_mut().zip(p0).zip(p1) {
+                            *o = store(w0 * a + w1 * b);
+                        }
+                    }
+                }
+            },
+        );
+    Ok(())
+}
+
+/// Two in-plane-resized input planes, by input index.
+#[derive(Default)]
+struct PlaneCache {
+    idx: [Option<usize>; 2],
+    planes: [Vec<f64>; 2],
+}
+
+impl PlaneCache {
+    /// Makes planes `i0` and `i1` present, computing missing ones with `fill(index, buffer)`.
+    fn ensure(&mut self, i0: usize, i1: usize, mut fill: impl FnMut(usize, &mut Vec<f64>)) {
+        for (need, other) in [(i0, i1), (i1, i0)] {
+            if self.idx.contains(&Some(need)) {
+                continue;
+            }
+            // evict the slot that does not hold the other needed plane
+            let slot = if self.idx[0] == Some(other) { 1 } else { 0 };
+            fill(need, &mut self.planes[slot]);
+            self.idx[slot] = Some(need);
+        }
+    }
+
+    fn pair(&self, i0: usize, i1: usize) -> (&[f64], &[f64]) {
+        let find = |i| {
+            if self.idx[0] == Some(i) {
+                &self.planes[0]
+            } else {
+                &self.planes[1]
+            }
+        };
+        (find(i0), find(i1))
+    }
 }
 
 /// The two in-plane axes for a separate-z axis, in increasing order.
