@@ -10,6 +10,7 @@ use ndarray::{s, Array3, Array4, ArrayView2, ArrayView3, ArrayView4, ArrayViewMu
 use crate::error::{Result, TilingError};
 use crate::gaussian::cached_gaussian_importance_map;
 use crate::mirror::{Mirror, MirrorSet};
+use crate::softmax::exp_f32;
 use crate::steps::{Tile, TileGrid};
 
 /// How predictions are merged.
@@ -335,6 +336,9 @@ impl Aggregator {
 }
 
 /// Softmax over classes of one z-plane of flipped-back logits `l` (c, py, px), combined as `step` says.
+///
+/// Rows are first copied into contiguous per-thread scratch (this also undoes the flip of x), so that every
+/// loop below runs on contiguous slices and vectorises.
 fn plane_kernel(l: ArrayView3<'_, f32>, g: ArrayView2<'_, f32>, w: f32, mut step: Step<'_>) {
     let (nc, ny, nx) = l.dim();
     SCRATCH.with(|cell| {
@@ -343,73 +347,161 @@ fn plane_kernel(l: ArrayView3<'_, f32>, g: ArrayView2<'_, f32>, w: f32, mut step
         let (e, rest) = buf.split_at_mut(nc * nx);
         let (mx, sum) = rest.split_at_mut(nx);
         for y in 0..ny {
-            // PyTorch's softmax over dim 1: max over classes, exp(x - max), running sum, division.
-            for (m, &v) in mx.iter_mut().zip(l.slice(s![0, y, ..])) {
-                *m = v;
+            for (c, row) in e.chunks_exact_mut(nx).enumerate() {
+                Zip::from(row)
+                    .and(l.slice(s![c, y, ..]))
+                    .for_each(|d, &v| *d = v);
             }
-            for c in 1..nc {
-                for (m, &v) in mx.iter_mut().zip(l.slice(s![c, y, ..])) {
-                    if v > *m || v.is_nan() {
-                        *m = v;
-                    }
+            // PyTorch's softmax over dim 1: max over classes, exp(x - max), running sum from 0, division.
+            mx.copy_from_slice(&e[..nx]);
+            for row in e.chunks_exact(nx).skip(1) {
+                for (m, &v) in mx.iter_mut().zip(row) {
+                    *m = if v > *m { v } else { *m };
                 }
             }
             sum.fill(0.0);
-            for c in 0..nc {
-                let ec = &mut e[c * nx..(c + 1) * nx];
-                for (((ev, &v), &m), s) in ec
-                    .iter_mut()
-                    .zip(l.slice(s![c, y, ..]))
-                    .zip(mx.iter())
-                    .zip(sum.iter_mut())
-                {
-                    *ev = (v - m).exp();
-                    *s += *ev;
+            for row in e.chunks_exact_mut(nx) {
+                for ((v, &m), s) in row.iter_mut().zip(&*mx).zip(sum.iter_mut()) {
+                    *v = exp_f32(*v - m);
+                    *s += *v;
                 }
             }
             let grow = g.row(y);
-            for c in 0..nc {
-                let ec = &e[c * nx..(c + 1) * nx];
+            for (c, ec) in e.chunks_exact(nx).enumerate() {
+                let ec = &ec[..];
+                let sum = &sum[..];
                 match &mut step {
-                    Step::First(p) => {
-                        for ((pv, &ev), &s) in
-                            p.slice_mut(s![c, y, ..]).iter_mut().zip(ec).zip(&*sum)
-                        {
-                            *pv = w * (ev / s);
-                        }
-                    }
-                    Step::Middle(p) => {
-                        for ((pv, &ev), &s) in
-                            p.slice_mut(s![c, y, ..]).iter_mut().zip(ec).zip(&*sum)
-                        {
-                            *pv += w * (ev / s);
-                        }
-                    }
-                    Step::Last(p, o) => {
-                        for ((((ov, &pv), &ev), &s), &gv) in o
-                            .slice_mut(s![c, y, ..])
-                            .iter_mut()
-                            .zip(p.slice(s![c, y, ..]))
-                            .zip(ec)
-                            .zip(&*sum)
-                            .zip(grow)
-                        {
-                            *ov += (pv + w * (ev / s)) * gv;
-                        }
-                    }
-                    Step::Only(o) => {
-                        for (((ov, &ev), &s), &gv) in o
-                            .slice_mut(s![c, y, ..])
-                            .iter_mut()
-                            .zip(ec)
-                            .zip(&*sum)
-                            .zip(grow)
-                        {
-                            *ov += (w * (ev / s)) * gv;
-                        }
-                    }
+                    Step::First(p) => Zip::from(p.slice_mut(s![c, y, ..]))
+                        .and(ec)
+                        .and(sum)
+                        .for_each(|pv, &ev, &s| *pv = w * (ev / s)),
+                    Step::Middle(p) => Zip::from(p.slice_mut(s![c, y, ..]))
+                        .and(ec)
+                        .and(sum)
+                        .for_each(|pv, &ev, &s| *pv += w * (ev / s)),
+                    Step::Last(p, o) => Zip::from(o.slice_mut(s![c, y, ..]))
+                        .and(p.slice(s![c, y, ..]))
+                        .and(ec)
+                        .and(sum)
+                        .and(grow)
+                        .for_each(|ov, &pv, &ev, &s, &gv| *ov += (pv + w * (ev / s)) * gv),
+                    Step::Only(o) => Zip::from(o.slice_mut(s![c, y, ..]))
+                        .and(ec)
+                        .and(sum)
+                        .and(grow)
+                        .for_each(|ov, &ev, &s, &gv| *ov += (w * (ev / s)) * gv),
                 }
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid() -> TileGrid {
+        TileGrid::new([6, 4, 4], [4, 4, 4], 0.5).unwrap()
+    }
+
+    #[test]
+    fn rejects_bad_input_without_changing_state() {
+        let g = grid();
+        assert_eq!(g.len(), 2);
+        let opts = AggregatorOptions {
+            mirrors: MirrorSet::from_axes(&[0]).unwrap(),
+            use_gaussian: true,
+        };
+        assert!(Aggregator::new(0, g.clone(), opts).is_err());
+        let mut agg = Aggregator::new(2, g, opts).unwrap();
+        let ok = Array4::<f32>::zeros((2, 4, 4, 4));
+        let m4 = Mirror::new(4).unwrap();
+        assert_eq!(
+            agg.add(2, Mirror::IDENTITY, ok.view()),
+            Err(TilingError::TileOutOfRange { index: 2, count: 2 })
+        );
+        assert!(matches!(
+            agg.add(0, Mirror::new(1).unwrap(), ok.view()),
+            Err(TilingError::MirrorNotInSet { mirror: 1, .. })
+        ));
+        let bad = Array4::<f32>::zeros((3, 4, 4, 4));
+        assert!(matches!(
+            agg.add(0, Mirror::IDENTITY, bad.view()),
+            Err(TilingError::ShapeMismatch { what: "logits", .. })
+        ));
+        agg.add(0, m4, ok.view()).unwrap();
+        assert_eq!(
+            agg.add(0, m4, ok.view()),
+            Err(TilingError::Duplicate { tile: 0, mirror: 4 })
+        );
+        assert_eq!(agg.tiles_in_flight(), 1);
+        let missing = agg.missing();
+        assert_eq!(missing.len(), 2);
+        assert_eq!(missing[0].tile.index, 0);
+        assert_eq!(missing[0].mirrors.to_string(), "{m0}");
+        assert_eq!(missing[1].mirrors.to_string(), "{m0,m4}");
+        assert!(!agg.is_complete());
+        let err = agg.finish().unwrap_err();
+        assert_eq!(
+            err,
+            TilingError::Incomplete {
+                count: 2,
+                tile: 0,
+                mirrors: "{m0}".into()
+            }
+        );
+    }
+
+    #[test]
+    fn constant_logits_give_their_softmax_and_buffers_are_reused() {
+        let g = grid();
+        let mut agg = Aggregator::new(2, g.clone(), AggregatorOptions::default()).unwrap();
+        let logits =
+            Array4::from_shape_fn((2, 4, 4, 4), |(c, ..)| if c == 0 { 0.0f32 } else { 1.0 });
+        // Interleave the two tiles' mirrors: both in flight, then completed one after the other.
+        for m in Mirror::ALL {
+            for t in 0..2 {
+                agg.add(t, m, logits.view()).unwrap();
+            }
+            if m.index() < 7 {
+                assert_eq!(agg.tiles_in_flight(), 2);
+            }
+        }
+        assert_eq!(agg.tiles_in_flight(), 0);
+        assert_eq!(agg.pool.len(), 2);
+        assert!(agg.missing().is_empty());
+        let p = agg.finish().unwrap();
+        assert_eq!(p.shape(), [2, 6, 4, 4]);
+        let e = 1.0f32.exp();
+        for (c, expected) in [(0usize, 1.0 / (1.0 + e)), (1, e / (1.0 + e))] {
+            for v in p.index_axis(Axis(0), c) {
+                assert!((v - expected).abs() < 1e-6, "{v} vs {expected}");
+            }
+        }
+    }
+
+    #[test]
+    fn single_tile_ignores_the_gaussian() {
+        let g = TileGrid::new([3, 4, 2], [4, 4, 4], 0.5).unwrap();
+        assert_eq!(g.len(), 1);
+        let logits =
+            Array4::from_shape_fn((2, 4, 4, 4), |(c, z, y, x)| (c * z + y) as f32 - x as f32);
+        let run = |use_gaussian| {
+            let opts = AggregatorOptions {
+                mirrors: MirrorSet::identity_only(),
+                use_gaussian,
+            };
+            let mut agg = Aggregator::new(2, g.clone(), opts).unwrap();
+            assert!(!agg.uses_gaussian());
+            agg.add(0, Mirror::IDENTITY, logits.view()).unwrap();
+            agg.finish().unwrap()
+        };
+        let a = run(true);
+        assert_eq!(a, run(false));
+        // Padding below is (0, 0, 1): output voxel x = 0 is tile voxel x = 1.
+        let l = [logits[[0, 1, 2, 2]], logits[[1, 1, 2, 2]]];
+        let m = l[0].max(l[1]);
+        let e = [(l[0] - m).exp(), (l[1] - m).exp()];
+        assert_eq!(a[[1, 1, 2, 1]], e[1] / (e[0] + e[1]));
+    }
 }

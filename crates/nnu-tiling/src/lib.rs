@@ -43,6 +43,7 @@ mod error;
 mod gaussian;
 mod mirror;
 mod pad;
+mod softmax;
 mod steps;
 
 pub use aggregate::{Aggregator, AggregatorOptions, MissingTile};
