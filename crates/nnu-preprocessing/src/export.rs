@@ -70,8 +70,9 @@ fn for_each_resampled_channel(
 /// classes (the first maximum wins, as `np.argmax`), pasted into zeros of `original_size_of_raw_data` at
 /// `crop_bbox`.
 ///
-/// The argmax is accumulated channel by channel: one resampled f32 channel, the running maximum (f32) and
-/// the label map (u8) are alive, plus one f64 buffer inside the resampling.
+/// The argmax is accumulated channel by channel: one resampled f32 channel and the running maximum (f32)
+/// of the cropped shape are alive besides the output; order 0/1 resampling needs no volume-sized f64 buffer
+/// (order 3 one of the in-plane-resized size).
 ///
 /// # Errors
 /// [`PreprocessError`] for more than 256 classes, an invalid transpose or box, or empty shapes.
@@ -86,8 +87,11 @@ pub fn export_segmentation(
         return Err(PreprocessError::TooManyClasses(n_classes));
     }
     let cropped = props.size_after_cropping;
+    check_bbox(&props.crop_bbox, props.original_size_of_raw_data)?;
+    let mut seg = Array3::<u8>::zeros(props.original_size_of_raw_data);
+    // the argmax is written straight into the pasted region of the output
+    let mut label = crop_to_bbox_mut(seg.view_mut(), &props.crop_bbox)?;
     let mut best = Array3::<f32>::zeros(cropped);
-    let mut label = Array3::<u8>::zeros(cropped);
     for_each_resampled_channel(probs, props, params, opts, |c, ch| {
         if c == 0 {
             best.assign(&ch);
@@ -106,9 +110,6 @@ pub fn export_segmentation(
         }
         Ok(())
     })?;
-    drop(best);
-    let mut seg = Array3::<u8>::zeros(props.original_size_of_raw_data);
-    crop_to_bbox_mut(seg.view_mut(), &props.crop_bbox)?.assign(&label);
     Ok(seg)
 }
 

@@ -322,9 +322,9 @@ fn prefilter_rows(c: &mut [f64], m: usize) {
     }
     {
         let (prev, last) = c[(n - 2) * m..].split_at_mut(m);
-        let k = z / (z * z - 1.0);
+        let d = z * z - 1.0;
         for (a, &p) in last.iter_mut().zip(prev.iter()) {
-            *a = (z * p + *a) * k;
+            *a = (z * p + *a) * z / d;
         }
     }
     for i in (0..n - 1).rev() {

@@ -292,6 +292,9 @@ struct Scratch {
     line: Vec<f64>,
     block: Vec<f64>,
     acc: Vec<f64>,
+    /// Transposed block for the vectorised cubic pass along axis 1.
+    block_t: Vec<f64>,
+    acc_t: Vec<f64>,
 }
 
 /// Resizes one plane: 1-D passes along its axis 1 (lines) then its axis 0 (rows); output row `r` of the
@@ -308,19 +311,41 @@ fn resize_plane(
     let pad1 = p1.pad();
     s.block.clear();
     s.block.resize(p0.padded_len() * m, 0.0);
-    s.line.clear();
-    s.line.resize(p1.padded_len(), 0.0);
-    for (r, lane) in src.rows().into_iter().enumerate() {
-        let dst = &mut s.block[(pad0 + r) * m..(pad0 + r + 1) * m];
-        if p1.is_identity() {
-            for (d, &v) in dst.iter_mut().zip(lane.iter()) {
-                *d = v as f64;
+    if p1.pad() > 0 {
+        // Cubic along axis 1: the recursive prefilter is latency bound on single lines, so the plane is
+        // transposed and the pass runs on whole rows (the same operations per line, vectorised across lines).
+        let n0 = p0.n_in;
+        let pt = p1.padded_len();
+        s.block_t.clear();
+        s.block_t.resize(pt * n0, 0.0);
+        for (r, lane) in src.rows().into_iter().enumerate() {
+            for (j, &v) in lane.iter().enumerate() {
+                s.block_t[(pad1 + j) * n0 + r] = v as f64;
             }
-        } else {
-            for (d, &v) in s.line[pad1..pad1 + p1.n_in].iter_mut().zip(lane.iter()) {
-                *d = v as f64;
+        }
+        s.acc_t.clear();
+        s.acc_t.resize(n0, 0.0);
+        let block = &mut s.block;
+        p1.apply_rows(&mut s.block_t, n0, &mut s.acc_t, |k, col| {
+            for (r, &v) in col.iter().enumerate() {
+                block[(pad0 + r) * m + k] = v;
             }
-            p1.apply_line(&mut s.line, dst);
+        });
+    } else {
+        s.line.clear();
+        s.line.resize(p1.padded_len(), 0.0);
+        for (r, lane) in src.rows().into_iter().enumerate() {
+            let dst = &mut s.block[(pad0 + r) * m..(pad0 + r + 1) * m];
+            if p1.is_identity() {
+                for (d, &v) in dst.iter_mut().zip(lane.iter()) {
+                    *d = v as f64;
+                }
+            } else {
+                for (d, &v) in s.line[pad1..pad1 + p1.n_in].iter_mut().zip(lane.iter()) {
+                    *d = v as f64;
+                }
+                p1.apply_line(&mut s.line, dst);
+            }
         }
     }
     s.acc.clear();
