@@ -368,8 +368,7 @@ fn plane_kernel(l: ArrayView3<'_, f32>, g: ArrayView2<'_, f32>, w: f32, mut step
             }
             let grow = g.row(y);
             for (c, ec) in e.chunks_exact(nx).enumerate() {
-                let ec = &ec[..];
-                let sum = &sum[..];
+                let sum: &[f32] = sum;
                 match &mut step {
                     Step::First(p) => Zip::from(p.slice_mut(s![c, y, ..]))
                         .and(ec)
