@@ -1,0 +1,83 @@
+//! Shared by the test binaries: builds the C test double of libascendcl.so and writes fake models.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Builds `tests/fake_acl/fake_acl.c` into `$CARGO_TARGET_TMPDIR/fake_acl-<binary>/libascendcl.so` once
+/// per test binary, with the system C compiler (`cc`, or `$CC`).
+pub fn fake_lib() -> PathBuf {
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake_acl/fake_acl.c");
+        let exe = std::env::current_exe().unwrap();
+        let tag = exe.file_name().unwrap().to_string_lossy().into_owned();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fake_acl-{tag}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("libascendcl.so");
+        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+        let status = Command::new(&cc)
+            .args(["-shared", "-fPIC", "-O1", "-Wall", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .arg("-lpthread")
+            .status()
+            .unwrap_or_else(|e| {
+                panic!("these tests need a C compiler to build the AscendCL test double: {cc}: {e}")
+            });
+        assert!(status.success(), "{cc} failed to build {}", src.display());
+        out
+    })
+    .clone()
+}
+
+/// Writes a fake `.om` model (see fake_acl.c for the format).
+pub fn fake_model(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, format!("FAKEOM\n{body}\n")).unwrap();
+    p
+}
+
+/// The test double's own counters, read through a second handle on the same library.
+pub struct Probe {
+    lib: libloading::Library,
+}
+
+impl Probe {
+    pub fn new() -> Probe {
+        // SAFETY: the test double has no initialisers; dlopen returns the already loaded copy.
+        Probe {
+            lib: unsafe { libloading::Library::new(fake_lib()) }.unwrap(),
+        }
+    }
+
+    /// Allocations, buffers, datasets, descriptions, contexts, streams and models not yet released.
+    pub fn live_objects(&self) -> i64 {
+        // SAFETY: symbol of the test double with this signature.
+        unsafe {
+            let f: libloading::Symbol<unsafe extern "C" fn() -> std::os::raw::c_long> =
+                self.lib.get(b"fakeacl_live_objects\0").unwrap();
+            f() as i64
+        }
+    }
+
+    /// Executions run on `device` so far.
+    pub fn exec_count(&self, device: i32) -> i64 {
+        // SAFETY: symbol of the test double with this signature.
+        unsafe {
+            let f: libloading::Symbol<unsafe extern "C" fn(i32) -> std::os::raw::c_long> =
+                self.lib.get(b"fakeacl_exec_count\0").unwrap();
+            f(device) as i64
+        }
+    }
+}
+
+/// Runtime options loading the test double.
+pub fn options() -> nnu_acl::RuntimeOptions {
+    nnu_acl::RuntimeOptions {
+        library: Some(fake_lib()),
+        config: None,
+    }
+}
