@@ -207,7 +207,8 @@ fn read_entry(zip: &mut zip::ZipArchive<std::fs::File>, name: &str) -> Result<Ve
     let mut f = zip
         .by_name(name)
         .map_err(|e| Error::Archive(format!("{name}: {e}")))?;
-    let mut out = Vec::with_capacity(usize::try_from(f.size()).unwrap_or(0).min(1 << 30));
+    // The size in the header is a hint only; a damaged archive may claim anything.
+    let mut out = Vec::with_capacity(usize::try_from(f.size()).unwrap_or(0).min(1 << 26));
     f.read_to_end(&mut out)
         .map_err(|e| Error::Archive(format!("{name}: {e}")))?;
     Ok(out)
@@ -236,6 +237,12 @@ fn gather(t: &TensorRef, raw: &[u8], big_endian: bool) -> Result<Vec<u8>, String
             return Err(format!(
                 "storage {} has {available} elements, the view reaches element {last}",
                 t.storage.key
+            ));
+        }
+        if numel > available {
+            // Only zero strides (expanded views) select more elements than the storage holds.
+            return Err(format!(
+                "the view selects {numel} elements from a storage of {available} (zero strides are not supported)"
             ));
         }
         let numel = numel as usize;

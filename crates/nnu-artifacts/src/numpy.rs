@@ -163,6 +163,9 @@ impl Dtype {
         } else {
             self.itemsize
         };
+        if self.kind == DtypeKind::Object {
+            return "|O".to_owned();
+        }
         format!("{order}{}{n}", self.kind.as_char())
     }
 
@@ -218,7 +221,9 @@ pub enum ArrayData {
 /// A decoded numpy array (or, with an empty shape, a numpy scalar).
 #[derive(Clone, Debug)]
 pub struct NdArray {
-    /// The dtype as pickled.
+    /// The dtype as numpy reports it after unpickling. Items are always decoded to native values; a
+    /// big-endian array pickled through `_reconstruct` comes back little-endian (numpy's `__setstate__`
+    /// byte-swaps it), one pickled through protocol 5's `_frombuffer` keeps its big-endian dtype.
     pub dtype: Dtype,
     /// The shape; empty for scalars.
     pub shape: Vec<usize>,
@@ -250,6 +255,9 @@ impl fmt::Display for DecodeError {
         }
     }
 }
+
+/// Most items an array of zero-sized items (`U0`, `S0`, `V0`) may have.
+const MAX_EMPTY_ITEMS: usize = 1 << 20;
 
 /// Converts an IEEE 754 half-precision bit pattern to `f32` (exact; NaN payloads kept in the high bits).
 pub fn f16_to_f32(h: u16) -> f32 {
@@ -338,6 +346,10 @@ impl NdArray {
                 expected,
                 found: raw.len(),
             });
+        }
+        if dtype.itemsize == 0 && count > MAX_EMPTY_ITEMS {
+            // Zero-sized items need no data, so only the count bounds the allocation.
+            return Err(DecodeError::Overflow);
         }
         let big = dtype.byte_order == ByteOrder::Big;
         let sz = dtype.itemsize;

@@ -164,7 +164,7 @@ impl Plans {
             None | Some((Value::None, _)) => None,
             Some((v, p)) => {
                 let ip = At { v, path: &p };
-                let mut out = Vec::with_capacity(num_modalities);
+                let mut out = Vec::new();
                 for c in 0..num_modalities as i64 {
                     let (v, p) = ip.index_key(c)?;
                     out.push(intensity(At { v, path: &p })?);

@@ -63,9 +63,18 @@ impl<'v> At<'v> {
         Ok(self.dict()?.get_str(key).map(|v| (v, join(self.path, key))))
     }
 
-    /// `dict[i]` for an integer key; JSON copies of a plans file turn int keys into strings, so `"i"` works too.
+    /// `dict[i]` for an integer key (or item `i` of a list); JSON copies of a plans file turn int keys into
+    /// strings, so `"i"` works too.
     pub fn index_key(&self, i: i64) -> Result<(&'v Value, String)> {
         let path = join(self.path, &i.to_string());
+        if let Value::List(items) = self.v {
+            // 2D planners build `plans_per_stage` as a list before turning it into a dict; accept both.
+            return usize::try_from(i)
+                .ok()
+                .and_then(|i| items.get(i))
+                .map(|v| (v, path.clone()))
+                .ok_or(Error::MissingKey { key: path });
+        }
         let d = self.dict()?;
         match d.get_int(i).or_else(|| d.get_str(&i.to_string())) {
             Some(v) => Ok((v, path)),
@@ -150,7 +159,7 @@ impl<'v> At<'v> {
                 let flat = a.to_i64().ok_or_else(err)?;
                 let cols = a.shape[1];
                 if cols == 0 {
-                    return Ok(vec![Vec::new(); a.shape[0]]);
+                    return Err(err());
                 }
                 flat.chunks(cols)
                     .map(|row| {

@@ -970,7 +970,15 @@ fn array_from_state(state: &Value) -> Result<Value> {
     let fortran = st[2]
         .as_bool()
         .ok_or_else(|| bad(W, "is_fortran is not a bool"))?;
-    make_array(dtype, shape, fortran, &st[3]).map(|a| Value::Array(Rc::new(a)))
+    let mut a = make_array(dtype, shape, fortran, &st[3])?;
+    // numpy's ndarray.__setstate__ (numpy 2.4) hands back non-native data in native byte order; the items
+    // are decoded to native values anyway, so report the dtype as numpy does.
+    if a.dtype.byte_order == crate::numpy::ByteOrder::Big
+        && !matches!(a.data, crate::numpy::ArrayData::Raw(_))
+    {
+        a.dtype.byte_order = crate::numpy::ByteOrder::Little;
+    }
+    Ok(Value::Array(Rc::new(a)))
 }
 
 fn make_array(dtype: Dtype, shape: Vec<usize>, fortran: bool, data: &Value) -> Result<NdArray> {
