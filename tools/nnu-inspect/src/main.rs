@@ -1,13 +1,140 @@
-//! `nnu-inspect`: Print what an nnU-Net v1 model folder holds: trainer, classes, patch, spacing, normalisation, folds.
-use clap::Parser;
+//! `nnu-inspect`: print what an nnU-Net v1 model folder holds: trainer, classes, patch, spacing,
+//! normalisation, parameters, folds.
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-/// Print what an nnU-Net v1 model folder holds: trainer, classes, patch, spacing, normalisation, folds.
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use nnu_artifacts::{Checkpoint, ModelFolder, Plans};
+
+/// Print what an nnU-Net v1 model folder holds: trainer, classes, patch size, spacing, normalisation,
+/// number of parameters and the folds found (MODEL_DIR/plans.pkl and MODEL_DIR/fold_K/model_final_checkpoint.model).
 #[derive(Parser, Debug)]
 #[command(name = "nnu-inspect", version, about)]
-struct Args {}
+struct Args {
+    /// The model folder, e.g. .../nnUNetPlusPlusTrainerV2__nnUNetPlansv2.1.
+    model_dir: PathBuf,
+    /// Skip loading the checkpoints (no parameter counts; only the plans and the file listing).
+    #[arg(long)]
+    no_weights: bool,
+}
 
-fn main() {
-    let _args = Args::parse();
-    eprintln!("error: nnu-inspect is not implemented yet");
-    std::process::exit(2);
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Every error of nnu-artifacts starts with the file it concerns.
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), nnu_artifacts::Error> {
+    let model = ModelFolder::open(&args.model_dir)?;
+    let checkpoints = if args.no_weights {
+        Vec::new()
+    } else {
+        load_checkpoints(&model)?
+    };
+    print!("{}", describe(&model, &checkpoints));
+    Ok(())
+}
+
+fn load_checkpoints(model: &ModelFolder) -> Result<Vec<Checkpoint>, nnu_artifacts::Error> {
+    let bar = ProgressBar::new(model.folds.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message("checkpoints");
+    let mut out = Vec::with_capacity(model.folds.len());
+    for f in &model.folds {
+        out.push(Checkpoint::load(&f.checkpoint)?);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(out)
+}
+
+fn describe(model: &ModelFolder, checkpoints: &[Checkpoint]) -> String {
+    let p: &Plans = &model.plans;
+    let mut s = String::new();
+    let mut line = |k: &str, v: String| s.push_str(&format!("{k:<22}{v}\n"));
+    line("model folder", model.dir.display().to_string());
+    line("plans", model.plans_path.display().to_string());
+    match &model.trainer {
+        Some(t) => line("trainer", t.name.clone()),
+        None => line(
+            "trainer",
+            "unknown (no model_final_checkpoint.model.pkl)".into(),
+        ),
+    }
+    line(
+        "classes",
+        format!(
+            "{} outputs: background + {} foreground {:?}",
+            p.num_output_channels(),
+            p.num_classes,
+            p.all_classes
+        ),
+    );
+    line(
+        "stages",
+        format!("{} (3d_fullres = stage {})", p.num_stages, p.num_stages - 1),
+    );
+    let st = p.fullres_stage();
+    line("patch size", format!("{:?}", st.patch_size));
+    line(
+        "spacing",
+        format!("{:?} (target, as stored: z, y, x)", st.current_spacing),
+    );
+    line("original spacing", format!("{:?}", st.original_spacing));
+    line("pool kernels", format!("{:?}", st.pool_op_kernel_sizes));
+    line("conv kernels", format!("{:?}", st.conv_kernel_sizes));
+    line(
+        "base features",
+        format!(
+            "{} (conv per stage {})",
+            p.base_num_features, p.conv_per_stage
+        ),
+    );
+    line(
+        "transpose",
+        format!(
+            "forward {:?}, backward {:?}",
+            p.transpose_forward, p.transpose_backward
+        ),
+    );
+    for c in 0..p.num_modalities {
+        let mut v = format!(
+            "{}: scheme {}, mask for norm {}",
+            p.modalities.get(c).map_or("?", String::as_str),
+            p.normalization_schemes.get(c).map_or("?", String::as_str),
+            p.use_mask_for_norm.get(c).copied().unwrap_or(false),
+        );
+        if let Some(ip) = p.intensity_properties.as_ref().and_then(|ips| ips.get(c)) {
+            v.push_str(&format!(
+                ", clip [{}, {}], mean {}, sd {}",
+                ip.percentile_00_5, ip.percentile_99_5, ip.mean, ip.sd
+            ));
+        }
+        line(&format!("channel {c}"), v);
+    }
+    let folds: Vec<&str> = model.folds.iter().map(|f| f.name.as_str()).collect();
+    line("folds", folds.join(", "));
+    for (f, c) in model.folds.iter().zip(checkpoints) {
+        line(
+            &format!("  {}", f.name),
+            format!(
+                "{} tensors, {} parameters{}",
+                c.state_dict.len(),
+                c.num_parameters(),
+                c.epoch.map(|e| format!(", epoch {e}")).unwrap_or_default()
+            ),
+        );
+    }
+    s
 }
