@@ -57,9 +57,9 @@ impl Probe {
     pub fn live_objects(&self) -> i64 {
         // SAFETY: symbol of the test double with this signature.
         unsafe {
-            let f: libloading::Symbol<unsafe extern "C" fn() -> std::os::raw::c_long> =
+            let f: libloading::Symbol<unsafe extern "C" fn() -> i64> =
                 self.lib.get(b"fakeacl_live_objects\0").unwrap();
-            f() as i64
+            f()
         }
     }
 
@@ -67,9 +67,9 @@ impl Probe {
     pub fn exec_count(&self, device: i32) -> i64 {
         // SAFETY: symbol of the test double with this signature.
         unsafe {
-            let f: libloading::Symbol<unsafe extern "C" fn(i32) -> std::os::raw::c_long> =
+            let f: libloading::Symbol<unsafe extern "C" fn(i32) -> i64> =
                 self.lib.get(b"fakeacl_exec_count\0").unwrap();
-            f(device) as i64
+            f(device)
         }
     }
 }

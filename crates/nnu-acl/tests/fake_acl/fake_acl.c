@@ -83,10 +83,10 @@ static int device_count(void) {
 #define NEED_INIT() do { if (!initialized) return fail(ACL_ERROR_UNINITIALIZE, "fake acl: aclInit was not called%s", NULL); } while (0)
 #define NEED_CTX() do { if (!current) return fail(ACL_ERROR_RT_CONTEXT_NULL, "fake acl: no current context on this thread%s", NULL); } while (0)
 
-long fakeacl_live_objects(void) { pthread_mutex_lock(&lock); long v = live; pthread_mutex_unlock(&lock); return v; }
-long fakeacl_exec_count(int device) {
+int64_t fakeacl_live_objects(void) { pthread_mutex_lock(&lock); int64_t v = live; pthread_mutex_unlock(&lock); return v; }
+int64_t fakeacl_exec_count(int device) {
     if (device < 0 || device >= 64) return -1;
-    pthread_mutex_lock(&lock); long v = exec_count[device]; pthread_mutex_unlock(&lock); return v;
+    pthread_mutex_lock(&lock); int64_t v = exec_count[device]; pthread_mutex_unlock(&lock); return v;
 }
 
 aclError aclInit(const char *config) {
