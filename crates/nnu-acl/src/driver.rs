@@ -175,31 +175,29 @@ pub fn run_tiles(
     let start = Instant::now();
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    let first_error: Mutex<Option<AclError>> = Mutex::new(None);
+    let first_error: Mutex<Option<(i32, AclError)>> = Mutex::new(None);
     let reports = std::thread::scope(|s| {
-        let handles: Vec<_> = opts
-            .devices
-            .iter()
-            .map(|&device| {
-                let (next, stop, first_error) = (&next, &stop, &first_error);
-                let rt = rt.clone();
-                let h = s.spawn(move || {
-                    let r = worker(&rt, device, tiles, opts, next, stop, on_tile);
-                    if let Err(e) = &r {
-                        stop.store(true, Ordering::Relaxed);
-                        let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
-                        if slot.is_none() {
-                            *slot = Some(AclError::Worker {
-                                device,
-                                source: Box::new(clone_message(e)),
-                            });
+        let handles: Vec<_> =
+            opts.devices
+                .iter()
+                .map(|&device| {
+                    let (next, stop, first_error) = (&next, &stop, &first_error);
+                    let rt = rt.clone();
+                    let h = s.spawn(move || {
+                        match worker(&rt, device, tiles, opts, next, stop, on_tile) {
+                            Ok(r) => Some(r),
+                            Err(e) => {
+                                stop.store(true, Ordering::Relaxed);
+                                let mut slot =
+                                    first_error.lock().unwrap_or_else(|p| p.into_inner());
+                                slot.get_or_insert((device, e));
+                                None
+                            }
                         }
-                    }
-                    r.ok()
-                });
-                (device, h)
-            })
-            .collect();
+                    });
+                    (device, h)
+                })
+                .collect();
         handles
             .into_iter()
             .map(|(device, h)| match h.join() {
@@ -216,28 +214,21 @@ pub fn run_tiles(
             })
             .collect::<Vec<_>>()
     });
-    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
+    if let Some((device, e)) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(AclError::Worker {
+            device,
+            source: Box::new(e),
+        });
     }
     let mut devices = Vec::with_capacity(reports.len());
     for r in reports {
-        match r? {
-            Some(d) => devices.push(d),
-            None => unreachable!("a failed worker stores its error"),
-        }
+        // A worker without a report stored its error, returned above.
+        devices.extend(r?);
     }
     Ok(DriverReport {
         devices,
         wall: start.elapsed(),
     })
-}
-
-/// Errors are not `Clone`; keep the worker's own error as the source of the `Worker` error.
-fn clone_message(e: &AclError) -> AclError {
-    AclError::Model {
-        path: PathBuf::new(),
-        reason: e.to_string(),
-    }
 }
 
 fn worker(

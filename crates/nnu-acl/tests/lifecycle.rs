@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::{fake_lib, fake_model, options, Probe};
 use nnu_acl::{
     run_tiles, tiles_from_dir, AclBackend, AclError, DriverOptions, Runtime, RuntimeOptions,
@@ -100,5 +98,4 @@ fn lookup_symbols_init_finalize_and_no_leaks() {
     // aclInit without aclFinalize, so this also checks that finalize happened).
     let rt = Runtime::init(&options()).unwrap();
     drop(rt);
-    let _ = PathBuf::new();
 }
