@@ -515,3 +515,174 @@ mod tests {
         }
     }
 }
+
+/// Runs against the reference networks in `../shared/reference/` (skipped with a message when absent).
+#[cfg(test)]
+mod reference_tests {
+    use super::*;
+    use nnu_engine::{TractBackend, TractOptions};
+
+    /// PyTorch's final head vs ours: the reference README's bound for an inference engine.
+    const TOLERANCE: f32 = 1e-4;
+
+    fn reference(name: &str) -> Option<PathBuf> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/reference")
+            .join(name);
+        if dir.join("model_ds.onnx").is_file() {
+            Some(dir)
+        } else {
+            eprintln!("skipped: {} is absent", dir.display());
+            None
+        }
+    }
+
+    fn read_f32(path: &Path) -> Vec<f32> {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    }
+
+    fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    fn scratch(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("nnu-infer-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    #[test]
+    fn folder_of_bins_gives_reference_dumps_and_resumes() {
+        let Some(reference) = reference("unetpp-small") else {
+            return;
+        };
+        let root = scratch("dir");
+        let (bins, dumps) = (root.join("bins"), root.join("dumps"));
+        std::fs::create_dir_all(&bins).expect("bins dir");
+        let tiles = ["case_0_32_0_32_0_32_0", "case_0_32_0_32_0_32_1"];
+        for t in tiles {
+            std::fs::copy(reference.join("input.bin"), bins.join(format!("{t}.bin")))
+                .expect("copy");
+        }
+        let mut backend = TractBackend::load(
+            reference.join("model_ds.onnx"),
+            &TractOptions::default().threads(2),
+        )
+        .expect("load");
+        let options = InferOptions::new(Some(dumps.clone()), DumpNaming::Benchmark);
+        let input = InferInput::from_path(&bins);
+        let plan = InferPlan::new(&input, &options, &backend).expect("plan");
+        assert_eq!(plan.tasks().len(), 2);
+        let mut calls = Vec::new();
+        let summary = plan
+            .run(&mut backend, &mut |d, t| calls.push((d, t)))
+            .expect("run");
+        assert_eq!(calls, vec![(1, 2), (2, 2)]);
+        assert_eq!(
+            (summary.inputs, summary.processed, summary.skipped),
+            (2, 2, 0)
+        );
+        assert_eq!(summary.output_shape, [1, 3, 32, 32, 32]);
+        let l = summary.latency_ms.as_ref().expect("latency");
+        assert!(l.min <= l.median && l.median <= l.p99 && l.p99 <= l.max);
+
+        let expected = read_f32(&reference.join("output_class.bin"));
+        for t in tiles {
+            let got = read_f32(&dumps.join(format!("{t}_1.bin")));
+            let diff = max_abs_diff(&got, &expected);
+            assert!(diff <= TOLERANCE, "{t}: max abs diff {diff}");
+        }
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dumps.join(SUMMARY_FILE)).expect("summary.json"))
+                .expect("json");
+        assert_eq!(json["processed"], 2);
+        assert_eq!(json["output_numbering"], 1);
+
+        // A rerun finds both dumps complete; a truncated one is redone.
+        let plan = InferPlan::new(&input, &options, &backend).expect("plan");
+        assert_eq!((plan.tasks().len(), plan.skipped()), (0, 2));
+        std::fs::write(dumps.join("case_0_32_0_32_0_32_1_1.bin"), b"short").expect("truncate");
+        let plan = InferPlan::new(&input, &options, &backend).expect("plan");
+        assert_eq!((plan.tasks().len(), plan.skipped()), (1, 1));
+
+        // The dump folder must not be the input folder.
+        let same = InferOptions::new(Some(bins.clone()), DumpNaming::Benchmark);
+        assert!(matches!(
+            InferPlan::new(&input, &same, &backend),
+            Err(PipelineError::Input { .. })
+        ));
+        std::fs::remove_dir_all(&root).ok();
+    }
+
+    #[test]
+    fn info_file_with_ais_bench_numbering_and_batches() {
+        let Some(reference) = reference("unet-small") else {
+            return;
+        };
+        let root = scratch("info");
+        let tile = root.join("liver_3_0_32_0_32_0_32_0.bin");
+        std::fs::copy(reference.join("input.bin"), &tile).expect("copy");
+        // A relative path, resolved against the .info's folder.
+        let info = root.join("sth1.info");
+        std::fs::write(&info, "0 liver_3_0_32_0_32_0_32_0.bin 128 128\n").expect("info");
+        let mut backend = TractBackend::load(
+            reference.join("model_ds.onnx"),
+            &TractOptions::default().threads(1).max_batch(2),
+        )
+        .expect("load");
+        let dumps = root.join("out");
+        let options = InferOptions::new(Some(dumps.clone()), DumpNaming::AisBench);
+        let plan = InferPlan::new(&InferInput::from_path(&info), &options, &backend).expect("plan");
+        let summary = plan.run(&mut backend, &mut |_, _| {}).expect("run");
+        assert_eq!(
+            (summary.processed, summary.batch_size, summary.calls),
+            (1, 2, 1)
+        );
+        let got = read_f32(&dumps.join("liver_3_0_32_0_32_0_32_0_0.bin"));
+        let diff = max_abs_diff(&got, &read_f32(&reference.join("output_class.bin")));
+        assert!(diff <= TOLERANCE, "max abs diff {diff}");
+
+        // A tile of the wrong size is an error naming it.
+        std::fs::write(&tile, [0u8; 64]).expect("short tile");
+        let options = InferOptions {
+            overwrite: true,
+            ..options
+        };
+        let plan = InferPlan::new(&InferInput::from_path(&info), &options, &backend).expect("plan");
+        let err = plan
+            .run(&mut backend, &mut |_, _| {})
+            .expect_err("short tile");
+        assert!(
+            err.to_string().contains("liver_3_0_32_0_32_0_32_0.bin"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&root).ok();
+    }
+
+    #[test]
+    fn loop_runs_random_inputs_without_dumps() {
+        let Some(reference) = reference("unet-small") else {
+            return;
+        };
+        let mut backend = TractBackend::load(
+            reference.join("model_ds.onnx"),
+            &TractOptions::default().threads(1),
+        )
+        .expect("load");
+        let options = InferOptions::new(None, DumpNaming::Benchmark);
+        let input = InferInput::Random { count: 3, seed: 1 };
+        let plan = InferPlan::new(&input, &options, &backend).expect("plan");
+        let summary = plan.run(&mut backend, &mut |_, _| {}).expect("run");
+        assert_eq!((summary.processed, summary.calls), (3, 3));
+        assert!(summary.throughput_per_s > 0.0);
+    }
+}

@@ -5,12 +5,14 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+pub mod bins;
 pub mod cases;
 pub mod infer;
 pub mod model;
 pub mod npy;
 pub mod predict;
 pub mod preview;
+pub mod run;
 
 /// Everything that can go wrong while composing the pipeline; each variant names the file or value.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +48,9 @@ pub enum PipelineError {
     /// Tiling or merging.
     #[error(transparent)]
     Tiling(#[from] nnu_tiling::TilingError),
+    /// Tile bins, `all_shape.txt`, dumps.
+    #[error(transparent)]
+    Bins(#[from] nnu_bins::BinsError),
     /// The inference backend.
     #[error(transparent)]
     Engine(#[from] nnu_engine::EngineError),

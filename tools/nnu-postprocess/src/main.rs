@@ -1,13 +1,109 @@
-//! `nnu-postprocess`: Merge output dumps of tile bins into NIfTI segmentations in the input's geometry.
-use clap::Parser;
+//! `nnu-postprocess`: merge the output dumps of tile bins into NIfTI segmentations.
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-/// Merge output dumps of tile bins into NIfTI segmentations in the input's geometry.
+use clap::Parser;
+use nnu_bins::{read_all_shape, DumpIndex};
+use nnu_pipeline::bins::postprocess_from_dumps;
+use nnu_pipeline::cases::discover_cases;
+use nnu_pipeline::model::ModelSpec;
+use nnu_pipeline::predict::PredictOptions;
+use nnu_pipeline::PipelineError;
+use nnu_tiling::MirrorSet;
+
+/// Merge the dumps of an accelerator run (benchmark's NAME_1.bin or ais_bench's NAME_0.bin, in one or more
+/// folders) into segmentations in the input images' geometry: softmax per pass, mirror mean, Gaussian
+/// weighting, resampling back. A case with missing or short dumps is reported and not written.
 #[derive(Parser, Debug)]
 #[command(name = "nnu-postprocess", version, about)]
-struct Args {}
+struct Args {
+    /// nnU-Net v1 model folder (plans.pkl).
+    #[arg(long)]
+    model: PathBuf,
+    /// The images that were preprocessed (file, folder or .txt list).
+    #[arg(short = 'i', long)]
+    input: PathBuf,
+    /// Dump folders, comma-separated (e.g. result/dumpOutput_device0,result/dumpOutput_device1).
+    #[arg(long, value_delimiter = ',', required = true)]
+    dumps: Vec<PathBuf>,
+    /// all_shape.txt written by nnu-preprocess.
+    #[arg(long)]
+    shape_file: PathBuf,
+    /// Output folder.
+    #[arg(short = 'o', long)]
+    output: PathBuf,
+    /// The tiles were written without mirrors (nnu-preprocess --disable-tta).
+    #[arg(long)]
+    disable_tta: bool,
+    /// Also write CASE_probabilities.npy (f32, classes x Z x Y x X, original frame).
+    #[arg(long)]
+    save_probabilities: bool,
+    /// Also write CASE.png previews.
+    #[arg(long)]
+    preview: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
 
-fn main() {
-    let _args = Args::parse();
-    eprintln!("error: nnu-postprocess is not implemented yet");
-    std::process::exit(2);
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: Args) -> Result<bool, PipelineError> {
+    if let Some(t) = args.threads {
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global();
+    }
+    let model = ModelSpec::open(&args.model)?;
+    let cases = discover_cases(&args.input)?;
+    let records = read_all_shape(&args.shape_file)?;
+    let dumps = DumpIndex::scan(&args.dumps, None)?;
+    let opts = PredictOptions {
+        mirrors: if args.disable_tta {
+            MirrorSet::identity_only()
+        } else {
+            MirrorSet::all()
+        },
+        save_probabilities: args.save_probabilities,
+        preview: args.preview,
+        overwrite: true,
+        ..PredictOptions::default()
+    };
+    let mut failed = Vec::new();
+    for record in &records {
+        let Some(case) = cases.iter().find(|c| c.name == record.case) else {
+            eprintln!(
+                "error: {}: in {} but no image under {}",
+                record.case,
+                args.shape_file.display(),
+                args.input.display()
+            );
+            failed.push(record.case.clone());
+            continue;
+        };
+        match postprocess_from_dumps(case, &model, record, &dumps, &args.output, &opts) {
+            Ok(()) => eprintln!(
+                "{}: written to {}",
+                case.name,
+                args.output.join(format!("{}.nii.gz", case.name)).display()
+            ),
+            Err(e) => {
+                eprintln!("error: {}: {e}", case.name);
+                failed.push(case.name.clone());
+            }
+        }
+    }
+    if !failed.is_empty() {
+        eprintln!("failed cases: {}", failed.join(", "));
+    }
+    Ok(failed.is_empty())
 }

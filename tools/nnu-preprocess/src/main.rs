@@ -1,13 +1,179 @@
-//! `nnu-preprocess`: Preprocess CT volumes as nnU-Net v1 does and write tiles as bins (or .npy with --npy).
-use clap::Parser;
+//! `nnu-preprocess`: nnU-Net v1 preprocessing to tile bins (for Ascend tools) or to `.npy`.
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-/// Preprocess CT volumes as nnU-Net v1 does and write tiles as bins (or .npy with --npy).
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use nnu_pipeline::bins::{estimate_case_bytes, free_disk_bytes, preprocess_to_bins};
+use nnu_pipeline::cases::discover_cases;
+use nnu_pipeline::model::ModelSpec;
+use nnu_pipeline::predict::{itk_geometry, read_case_images};
+use nnu_pipeline::{npy, PipelineError};
+use nnu_tiling::MirrorSet;
+
+/// Preprocess CT volumes exactly as nnU-Net v1 does (crop, resample, normalise) and write every
+/// sliding-window tile x mirror as a raw f32 .bin (the recipe's format) plus its line in all_shape.txt;
+/// or, with --npy, the preprocessed volume CASE.npy and its properties CASE.json.
 #[derive(Parser, Debug)]
 #[command(name = "nnu-preprocess", version, about)]
-struct Args {}
+struct Args {
+    /// nnU-Net v1 model folder (plans.pkl).
+    #[arg(long)]
+    model: PathBuf,
+    /// A NIfTI image, a folder of images (CASE_0000.nii.gz or CASE.nii.gz), or a .txt list.
+    #[arg(short = 'i', long)]
+    input: PathBuf,
+    /// Output folder for the bins (or .npy files).
+    #[arg(short = 'o', long)]
+    output: PathBuf,
+    /// Write CASE.npy (f32, channels x Z x Y x X) and CASE.json instead of tile bins.
+    #[arg(long)]
+    npy: bool,
+    /// all_shape.txt to update (default: OUTPUT/all_shape.txt).
+    #[arg(long)]
+    shape_file: Option<PathBuf>,
+    /// Only these cases (comma-separated names).
+    #[arg(long, value_delimiter = ',')]
+    cases: Vec<String>,
+    /// Write only the unmirrored tile (m0) of each window.
+    #[arg(long)]
+    disable_tta: bool,
+    /// Sliding-window step as a fraction of the patch size.
+    #[arg(long, default_value_t = 0.5)]
+    step_size: f64,
+    /// Rewrite tiles that exist.
+    #[arg(long)]
+    overwrite: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
 
-fn main() {
-    let _args = Args::parse();
-    eprintln!("error: nnu-preprocess is not implemented yet");
-    std::process::exit(2);
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: Args) -> Result<bool, PipelineError> {
+    if let Some(t) = args.threads {
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global();
+    }
+    let model = ModelSpec::open(&args.model)?;
+    let mut cases = discover_cases(&args.input)?;
+    if !args.cases.is_empty() {
+        cases.retain(|c| args.cases.contains(&c.name));
+    }
+    std::fs::create_dir_all(&args.output).map_err(|e| PipelineError::io(&args.output, e))?;
+    let mut failed = Vec::new();
+    if args.npy {
+        for case in &cases {
+            let r = (|| -> Result<(), PipelineError> {
+                let (vols, g) = read_case_images(case, model.num_modalities)?;
+                let ch: Vec<_> = vols.into_iter().map(|v| v.data).collect();
+                let (data, props) =
+                    nnu_preprocessing::preprocess_case(ch, &itk_geometry(&g), &model.params)?;
+                npy::write_npy_f32(
+                    &args.output.join(format!("{}.npy", case.name)),
+                    data.view().into_dyn(),
+                )?;
+                let json = args.output.join(format!("{}.json", case.name));
+                let text = serde_json::to_string_pretty(&props)
+                    .map_err(|e| PipelineError::Shape(e.to_string()))?;
+                nnu_pipeline::atomic_write(&json, |w| std::io::Write::write_all(w, text.as_bytes()))
+            })();
+            match r {
+                Ok(()) => eprintln!("{}: written", case.name),
+                Err(e) => {
+                    eprintln!("error: {}: {e}", case.name);
+                    failed.push(case.name.clone());
+                }
+            }
+        }
+        return Ok(failed.is_empty());
+    }
+    let mirrors = if args.disable_tta {
+        MirrorSet::identity_only()
+    } else {
+        MirrorSet::all()
+    };
+    let mut need = 0u64;
+    for case in &cases {
+        need += estimate_case_bytes(case, &model, args.step_size, mirrors.len())?;
+    }
+    let free = free_disk_bytes(&args.output);
+    eprintln!(
+        "{} case(s); tiles need at most {:.1} GiB; {} free",
+        cases.len(),
+        need as f64 / (1u64 << 30) as f64,
+        free.map_or("unknown".into(), |f| format!(
+            "{:.1} GiB",
+            f as f64 / (1u64 << 30) as f64
+        ))
+    );
+    if let Some(free) = free {
+        if need > free && !args.overwrite {
+            return Err(PipelineError::Input {
+                path: args.output.clone(),
+                msg: format!(
+                    "not enough disk: the tiles need up to {:.1} GiB, {:.1} GiB free (try --disable-tta, or nnu-predict which needs no scratch files)",
+                    need as f64 / (1u64 << 30) as f64,
+                    free as f64 / (1u64 << 30) as f64
+                ),
+            });
+        }
+    }
+    let shape_file = args
+        .shape_file
+        .clone()
+        .unwrap_or_else(|| args.output.join("all_shape.txt"));
+    let style = ProgressStyle::with_template("{prefix:>16} [{bar:30}] {pos}/{len} bins, ETA {eta}")
+        .expect("static template")
+        .progress_chars("=> ");
+    for case in &cases {
+        let bar = ProgressBar::new(0)
+            .with_style(style.clone())
+            .with_prefix(case.name.clone());
+        let mut progress = |d: usize, t: usize| {
+            bar.set_length(t as u64);
+            bar.set_position(d as u64);
+        };
+        match preprocess_to_bins(
+            case,
+            &model,
+            &args.output,
+            &shape_file,
+            args.step_size,
+            mirrors,
+            args.overwrite,
+            &mut progress,
+        ) {
+            Ok(r) => {
+                bar.finish_and_clear();
+                eprintln!(
+                    "{}: {} tiles, {} bins written{}",
+                    case.name,
+                    r.record.num_tiles(),
+                    r.written,
+                    if r.skipped { " (all existed)" } else { "" }
+                );
+            }
+            Err(e) => {
+                bar.abandon();
+                eprintln!("error: {}: {e}", case.name);
+                failed.push(case.name.clone());
+            }
+        }
+    }
+    if !failed.is_empty() {
+        eprintln!("failed cases: {}", failed.join(", "));
+    }
+    Ok(failed.is_empty())
 }

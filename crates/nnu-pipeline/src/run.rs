@@ -1,0 +1,97 @@
+//! Batch bookkeeping shared by the tools: selecting cases (fold filter, shard), loading one backend per
+//! fold, running every case while isolating failures, and the demo's Dice check.
+
+use std::path::{Path, PathBuf};
+
+use nnu_engine::{Backend, TractBackend, TractOptions};
+
+use crate::cases::{Case, Shard};
+use crate::model::ModelSpec;
+use crate::PipelineError;
+
+/// Keeps the cases whose names are in the validation set of `fold` of `splits_final.pkl` (the recipe's
+/// `create_testset.py`). Returns the kept cases and the validation ids that have no image.
+pub fn select_fold_cases(
+    cases: Vec<Case>,
+    splits_path: &Path,
+    fold: usize,
+) -> Result<(Vec<Case>, Vec<String>), PipelineError> {
+    let splits = nnu_artifacts::Splits::load(splits_path)?;
+    let f = splits.folds.get(fold).ok_or_else(|| PipelineError::Input {
+        path: splits_path.to_path_buf(),
+        msg: format!("fold {fold} does not exist ({} folds)", splits.folds.len()),
+    })?;
+    let missing: Vec<String> = f
+        .val
+        .iter()
+        .filter(|id| !cases.iter().any(|c| &c.name == *id))
+        .cloned()
+        .collect();
+    let kept = cases
+        .into_iter()
+        .filter(|c| f.val.contains(&c.name))
+        .collect();
+    Ok((kept, missing))
+}
+
+/// Applies an optional shard to the sorted case list.
+pub fn shard_cases(cases: Vec<Case>, shard: Option<Shard>) -> Vec<Case> {
+    match shard {
+        Some(s) => s.select(cases),
+        None => cases,
+    }
+}
+
+/// Loads one tract backend per fold: `onnx` when given (a single model), else each fold's `model.onnx`.
+pub fn load_tract_backends(
+    model: &ModelSpec,
+    folds: &[usize],
+    onnx: Option<&Path>,
+    threads: usize,
+) -> Result<Vec<Box<dyn Backend>>, PipelineError> {
+    let paths: Vec<PathBuf> = match onnx {
+        Some(p) => vec![p.to_path_buf()],
+        None => model
+            .fold_names(folds)?
+            .iter()
+            .map(|f| model.onnx_for_fold(f))
+            .collect::<Result<_, _>>()?,
+    };
+    let opts = TractOptions::default()
+        .threads(threads)
+        .patch_size(model.patch)
+        .input_channels(model.num_modalities);
+    paths
+        .iter()
+        .map(|p| Ok(Box::new(TractBackend::load(p, &opts)?) as Box<dyn Backend>))
+        .collect()
+}
+
+/// A failed case in a batch.
+#[derive(Debug)]
+pub struct Failure {
+    /// The case name.
+    pub name: String,
+    /// What went wrong (file and problem).
+    pub error: PipelineError,
+}
+
+/// Dice of each foreground label (1..=`num_labels`) between a predicted and a reference label file; NaN
+/// where both are empty (nnU-Net's rule).
+pub fn dice_per_label(
+    pred: &Path,
+    reference: &Path,
+    num_labels: u8,
+) -> Result<Vec<f64>, PipelineError> {
+    let p = nnu_volume::read_labels(pred)?;
+    let r = nnu_volume::read_labels(reference)?;
+    let labels: Vec<i64> = (1..=num_labels as i64).collect();
+    let counts =
+        nnu_metrics::confusion_counts(r.data.view(), p.data.view(), &labels).map_err(|e| {
+            PipelineError::Input {
+                path: pred.to_path_buf(),
+                msg: e.to_string(),
+            }
+        })?;
+    Ok(counts.iter().map(nnu_metrics::dice).collect())
+}
