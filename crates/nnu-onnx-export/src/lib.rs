@@ -43,6 +43,8 @@
 //! module options (bilinear upsampling, max pooling, dropout at inference, `upscale_logits`,
 //! heads with bias), or write external-data ONNX (models stay far below protobuf's 2 GiB).
 
+#![warn(missing_docs)]
+
 mod error;
 pub mod from_artifacts;
 mod graph;

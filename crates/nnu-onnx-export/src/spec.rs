@@ -3,6 +3,10 @@
 use crate::error::{ExportError, Result};
 
 /// Which PyTorch module the state_dict belongs to.
+///
+/// Both are exported as the V2 trainers configure them (convolutional pooling and upsampling). A
+/// checkpoint of a v1 `nnUNetTrainer` (max pooling, interpolation upsampling) has no transposed-conv
+/// weights and fails with [`crate::ExportError::MissingKey`] naming `tu.0.weight` / `up0.0.weight`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Family {
     /// `Generic_UNetPlusPlus` of MrGiovanni/UNetPlusPlus (`pytorch/`, commit e145ba6), as
