@@ -6,7 +6,9 @@
 //! ([`confusion_counts`], one parallel pass for all labels), the default metrics with their NaN rules
 //! ([`default_metrics`]), and the `summary.json` file with its `np.nanmean` means, key order, `NaN`
 //! spelling, int/float types and `id` hash ([`summary_text`], [`write_summary`]). Surface metrics follow
-//! MedPy 0.5.2 (see [`surface`] for the conventions and the empty-mask rules).
+//! MedPy 0.5.2 (see [`surface`] for the conventions and the empty-mask rules). [`evaluate`] holds the
+//! folder-level pieces `nnu-evaluate` composes: matching cases by file name, geometry checks, per-case
+//! evaluation, labels absent from a case, and the per-class table.
 //!
 //! ```
 //! use ndarray::Array3;
@@ -26,6 +28,8 @@
 //! What it deliberately does not do: read image files (the caller reads label volumes, e.g. with
 //! `nnu-volume`), evaluate merged label groups (nnU-Net's tuple labels / regions), nnU-Net's optional
 //! metrics other than the surface ones here, or DeepMind's surfel-area weighting.
+
+#![warn(missing_docs)]
 
 mod confusion;
 pub mod evaluate;

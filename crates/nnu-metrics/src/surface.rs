@@ -392,70 +392,85 @@ fn squared_edt(sites: &Array3<bool>, spacing: [f64; 3], dist: &mut Array3<f64>) 
     for axis in (0..3).rev() {
         let n = dist.len_of(Axis(axis));
         let s2 = spacing[axis] * spacing[axis];
-        Zip::from(dist.lanes_mut(Axis(axis))).par_for_each(|mut lane| {
-            let mut f: Vec<f64> = lane.iter().copied().collect();
-            let mut scratch = Envelope::with_capacity(n);
-            transform_1d(&mut f, s2, &mut scratch);
-            lane.iter_mut().zip(&f).for_each(|(d, v)| *d = *v);
-        });
+        // One scratch per worker, not per lane: lanes are short and numerous.
+        Zip::from(dist.lanes_mut(Axis(axis)))
+            .into_par_iter()
+            .for_each_init(
+                || Envelope::with_capacity(n),
+                |env, (mut lane,)| {
+                    env.line.clear();
+                    env.line.extend(lane.iter().copied());
+                    transform_1d(s2, env);
+                    lane.iter_mut().zip(&env.line).for_each(|(d, v)| *d = *v);
+                },
+            );
     }
 }
 
+/// Scratch of [`transform_1d`]: the line, and the lower envelope (parabola vertices `v`, their values,
+/// and the boundaries `z` between them).
 struct Envelope {
+    line: Vec<f64>,
     v: Vec<usize>,
+    values: Vec<f64>,
     z: Vec<f64>,
 }
 
 impl Envelope {
     fn with_capacity(n: usize) -> Self {
         Envelope {
+            line: Vec::with_capacity(n),
             v: Vec::with_capacity(n),
+            values: Vec::with_capacity(n),
             z: Vec::with_capacity(n + 1),
         }
     }
 }
 
-/// In place: `f[p] = min_q f[q] + s2 * (p - q)^2` over the finite `f[q]`.
-fn transform_1d(f: &mut [f64], s2: f64, env: &mut Envelope) {
-    env.v.clear();
-    env.z.clear();
+/// In place on `env.line`: `f[p] = min_q f[q] + s2 * (p - q)^2` over the finite `f[q]` (lines without any
+/// finite value stay infinite).
+fn transform_1d(s2: f64, env: &mut Envelope) {
+    let Envelope {
+        line: f,
+        v,
+        values,
+        z,
+    } = env;
+    v.clear();
+    z.clear();
     for q in 0..f.len() {
         if !f[q].is_finite() {
             continue;
         }
         let fq = f[q] + s2 * (q * q) as f64;
-        loop {
-            match env.v.last() {
-                None => {
-                    env.v.push(q);
-                    env.z.push(f64::NEG_INFINITY);
-                    break;
-                }
-                Some(&r) => {
-                    let fr = f[r] + s2 * (r * r) as f64;
-                    let s = (fq - fr) / (2.0 * s2 * (q - r) as f64);
-                    if s <= *env.z.last().unwrap_or(&f64::NEG_INFINITY) {
-                        env.v.pop();
-                        env.z.pop();
-                    } else {
-                        env.v.push(q);
-                        env.z.push(s);
-                        break;
-                    }
-                }
+        while let Some(&r) = v.last() {
+            let fr = f[r] + s2 * (r * r) as f64;
+            let s = (fq - fr) / (2.0 * s2 * (q - r) as f64);
+            if s <= *z.last().unwrap_or(&f64::NEG_INFINITY) {
+                v.pop();
+                z.pop();
+            } else {
+                break;
             }
         }
+        let boundary = match v.last() {
+            None => f64::NEG_INFINITY,
+            Some(&r) => (fq - (f[r] + s2 * (r * r) as f64)) / (2.0 * s2 * (q - r) as f64),
+        };
+        v.push(q);
+        z.push(boundary);
     }
-    if env.v.is_empty() {
+    if v.is_empty() {
         return;
     }
-    let values: Vec<f64> = env.v.iter().map(|&q| f[q]).collect();
+    values.clear();
+    values.extend(v.iter().map(|&q| f[q]));
     let mut k = 0;
     for (p, out) in f.iter_mut().enumerate() {
-        while k + 1 < env.v.len() && env.z[k + 1] < p as f64 {
+        while k + 1 < v.len() && z[k + 1] < p as f64 {
             k += 1;
         }
-        let d = p as f64 - env.v[k] as f64;
+        let d = p as f64 - v[k] as f64;
         *out = values[k] + s2 * d * d;
     }
 }
