@@ -14,9 +14,11 @@ use crate::typed::{bad_value, from_json, At};
 /// Intensity statistics of one channel over the training foreground
 /// (`dataset_properties['intensityproperties'][c]`, from `DatasetAnalyzer.collect_intensity_properties`).
 ///
-/// Values are kept exactly as stored, widened to `f64`. nnU-Net's own planner stores numpy `float64`
-/// scalars, hand-made or older plans may hold `float32` scalars or Python floats; `as f32` recovers a stored
-/// `float32` bit for bit ([`IntensityProperties::stored_as_f32`] says which it was).
+/// Values are kept exactly as stored, widened to `f64`. nnU-Net 1.7.1's planner stores numpy `float32`
+/// scalars (its statistics come from the float32 cropped data; see `fixtures/artifacts/planner`), other
+/// copies may hold `float64` scalars or Python floats. `as f32` recovers a stored `float32` bit for bit;
+/// [`IntensityProperties::stored_as_f32`] says which it was, since numpy arithmetic with a float32 statistic
+/// stays in float32 (pipeline spec, section 2.5).
 #[derive(Clone, Debug, PartialEq)]
 pub struct IntensityProperties {
     /// `median`

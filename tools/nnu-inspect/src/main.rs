@@ -116,9 +116,20 @@ fn describe(model: &ModelFolder, checkpoints: &[Checkpoint]) -> String {
             p.use_mask_for_norm.get(c).copied().unwrap_or(false),
         );
         if let Some(ip) = p.intensity_properties.as_ref().and_then(|ips| ips.get(c)) {
+            // float32 statistics print as float32 (99.4, not 99.4000015258789).
+            let num = |x: f64| {
+                if ip.stored_as_f32 {
+                    (x as f32).to_string()
+                } else {
+                    x.to_string()
+                }
+            };
             v.push_str(&format!(
                 ", clip [{}, {}], mean {}, sd {}",
-                ip.percentile_00_5, ip.percentile_99_5, ip.mean, ip.sd
+                num(ip.percentile_00_5),
+                num(ip.percentile_99_5),
+                num(ip.mean),
+                num(ip.sd)
             ));
         }
         line(&format!("channel {c}"), v);
