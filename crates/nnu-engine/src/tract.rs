@@ -46,9 +46,11 @@ impl TractOptions {
     }
 
     /// Largest batch one [`Backend::run`] call takes (default 1). Only honoured when the model's batch
-    /// axis is dynamic; a model with a fixed batch uses that batch. On 2 cores, batching the 8 mirrors
-    /// of a tile was measured no faster than running them one by one (see the crate's bench), so 1 is
-    /// the default.
+    /// axis is dynamic; a model with a fixed batch uses that batch.
+    ///
+    /// Keep 1 for tract: with tract 0.23.9 on 2 cores, the 8 mirrors of a `unetpp-small` tile as one
+    /// batch of 8 took about 9-11 s per patch against 0.15-0.5 s one by one (`benches/benches/engine.rs`,
+    /// 1 and 2 threads), so batching is 20-60 times slower. Other backends (an NPU) may gain from it.
     pub fn max_batch(mut self, max_batch: usize) -> Self {
         self.max_batch = max_batch.max(1);
         self
@@ -262,16 +264,17 @@ impl TractBackend {
             .map_err(|e| load_err(path, e))?;
         let out = typed.output_fact(0).map_err(|e| load_err(path, e))?;
         let out_shape: Option<Vec<usize>> = out.shape.as_concrete().map(|s| s.to_vec());
-        let classes =
-            match out_shape.as_deref() {
-                Some([b, c, oz, oy, ox]) if *b == batch && [*oz, *oy, *ox] == self.patch => *c,
-                other => return Err(not_seg(
+        let classes = match out_shape.as_deref() {
+            Some([b, c, oz, oy, ox]) if *b == batch && [*oz, *oy, *ox] == self.patch => *c,
+            other => {
+                return Err(not_seg(
                     path,
                     format!(
                         "output shape {other:?} for input {shape:?}, expected (n, classes, patch)"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         if out.datum_type != f32::datum_type() {
             return Err(not_seg(
                 path,

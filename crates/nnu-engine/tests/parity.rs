@@ -78,44 +78,41 @@ fn unet_small_matches_pytorch_two_threads() {
     check_parity("unet-small", 2);
 }
 
-/// The 8 mirrors of a tile as one batch give the same logits as one by one, and the unmirrored one
-/// matches PyTorch.
+/// Mirrored patches run as batches give the same logits as one by one, and the unmirrored one matches
+/// PyTorch. (Batching is slower in tract, see `TractOptions::max_batch`; it must still be right.)
 #[test]
-fn batched_mirrors_match_single_runs() {
+fn batches_match_single_runs() {
     let Some(dir) = reference_dir("unet-small") else {
         return;
     };
     let model = dir.join("model_ds.onnx");
     let input = read_f32(&dir.join("input.bin"), (1, 1, 32, 32, 32));
     let expected = read_f32(&dir.join("output_class.bin"), (1, 3, 32, 32, 32));
-    let mut batch = Array5::<f32>::zeros((8, 1, 32, 32, 32));
-    for m in 0..8 {
+    // Mirrors m0, m3 (flip x and y), m7 (flip all three), in the recipe's numbering.
+    let mirrors = [0usize, 3, 7];
+    let mut batch = Array5::<f32>::zeros((mirrors.len(), 1, 32, 32, 32));
+    for (i, m) in mirrors.into_iter().enumerate() {
         let mut v = input.slice(s![0, .., .., .., ..]);
         for (bit, axis) in [(1, 3), (2, 2), (4, 1)] {
             if m & bit != 0 {
                 v.invert_axis(Axis(axis));
             }
         }
-        batch.slice_mut(s![m, .., .., .., ..]).assign(&v);
+        batch.slice_mut(s![i, .., .., .., ..]).assign(&v);
     }
     let mut batched =
-        TractBackend::load(&model, &TractOptions::default().threads(2).max_batch(8)).expect("load");
-    assert_eq!(batched.max_batch(), 8);
-    let all = batched.run(batch.view()).expect("batched run");
-    assert_eq!(all.shape(), &[8, 3, 32, 32, 32]);
+        TractBackend::load(&model, &TractOptions::default().threads(2).max_batch(2)).expect("load");
+    assert_eq!(batched.max_batch(), 2);
+    // run_all splits 3 patches into a batch of 2 and a batch of 1 (two plans).
+    let all = batched.run_all(batch.view()).expect("batched run");
+    assert_eq!(all.shape(), &[3, 3, 32, 32, 32]);
     let first = all.slice(s![0..1, .., .., .., ..]).to_owned();
     assert!(max_abs_diff(&first, &expected) <= TOLERANCE);
 
     let mut single = TractBackend::load(&model, &TractOptions::default().threads(1)).expect("load");
-    // run_all splits the 8 patches into batches of one.
     let one_by_one = single.run_all(batch.view()).expect("run_all");
     let diff = max_abs_diff(&all, &one_by_one);
     assert!(diff <= TOLERANCE, "batched vs single: {diff}");
-    // A smaller batch than the maximum uses its own plan.
-    let three = batched
-        .run(batch.slice(s![2..5, .., .., .., ..]))
-        .expect("batch of 3");
-    assert!(max_abs_diff(&three, &all.slice(s![2..5, .., .., .., ..]).to_owned()) <= TOLERANCE);
 }
 
 #[test]
