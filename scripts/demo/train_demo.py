@@ -112,6 +112,8 @@ def main():
     ap.add_argument("--patch", type=int, default=64)
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init-state", help="start from this saved state_dict (torch.save of a dict of tensors); "
+                    "with --iterations 0 the folder is written from it unchanged")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
     torch.set_num_threads(os.cpu_count() or 2)
@@ -127,6 +129,8 @@ def main():
     convs = [[3, 3, 3]] * 6
     num_classes = 3
     net = build_network(load_unetpp(a.unetpp_src), a.base, a.max_features, num_classes, pools, convs)
+    if a.init_state:
+        net.load_state_dict(torch.load(a.init_state, map_location="cpu"))
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     patch = np.array([a.patch] * 3)
     t0 = time.time()
