@@ -5,12 +5,11 @@ use std::path::Path;
 
 use ndarray::Axis;
 use nnu_bins::{DumpIndex, Mirror as BinMirror, ShapeRecord, TileBounds, TileName};
-use nnu_preprocessing::preprocess_case;
 use nnu_tiling::{extract_tile, Aggregator, AggregatorOptions, Mirror, MirrorSet, TileGrid};
 
 use crate::cases::Case;
 use crate::model::ModelSpec;
-use crate::predict::{itk_geometry, read_case_images, write_outputs, PredictOptions};
+use crate::predict::{prepare_case, write_outputs, PredictOptions, PreparedCase};
 use crate::PipelineError;
 
 fn bins_err(e: nnu_bins::BinsError) -> PipelineError {
@@ -52,9 +51,7 @@ pub fn preprocess_to_bins(
     overwrite: bool,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<BinsReport, PipelineError> {
-    let (vols, geometry) = read_case_images(case, model.num_modalities)?;
-    let channels: Vec<_> = vols.into_iter().map(|v| v.data).collect();
-    let (data, _props) = preprocess_case(channels, &itk_geometry(&geometry), &model.params)?;
+    let data = prepare_case(case, model, false)?.data;
     let (c, z, y, x) = data.dim();
     let grid = TileGrid::new([z, y, x], model.patch, step_size)?;
     let record = ShapeRecord::new(case.name.clone(), grid.padded_shape(), grid.steps().clone())
@@ -104,14 +101,12 @@ pub fn postprocess_from_dumps(
     out_dir: &Path,
     opts: &PredictOptions,
 ) -> Result<(), PipelineError> {
-    let (vols, geometry) = read_case_images(case, model.num_modalities)?;
-    let preview_image = if opts.preview {
-        Some(vols[0].data.clone())
-    } else {
-        None
-    };
-    let channels: Vec<_> = vols.into_iter().map(|v| v.data).collect();
-    let (data, props) = preprocess_case(channels, &itk_geometry(&geometry), &model.params)?;
+    let PreparedCase {
+        data,
+        props,
+        geometry,
+        preview_image,
+    } = prepare_case(case, model, opts.preview)?;
     let (_, z, y, x) = data.dim();
     drop(data);
     let p = model.patch;

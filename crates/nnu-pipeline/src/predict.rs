@@ -141,6 +141,37 @@ pub fn itk_geometry(g: &Geometry) -> ItkGeometry {
     }
 }
 
+/// A case read and preprocessed: the (c, z, y, x) network input, nnU-Net's properties, the first image's
+/// geometry and, when asked for, a copy of modality 0 for the preview.
+pub struct PreparedCase {
+    /// Preprocessed volume (c, z, y, x), transposed frame.
+    pub data: Array4<f32>,
+    /// nnU-Net's case properties, for the export.
+    pub props: CaseProperties,
+    /// Geometry of the first image.
+    pub geometry: Geometry,
+    /// Modality 0 as read, kept only for previews.
+    pub preview_image: Option<ndarray::Array3<f32>>,
+}
+
+/// Reads all modalities of `case` ([`read_case_images`]) and preprocesses them with the model's parameters.
+pub fn prepare_case(
+    case: &Case,
+    model: &ModelSpec,
+    keep_preview: bool,
+) -> Result<PreparedCase, PipelineError> {
+    let (vols, geometry) = read_case_images(case, model.num_modalities)?;
+    let preview_image = keep_preview.then(|| vols[0].data.clone());
+    let channels: Vec<_> = vols.into_iter().map(|v| v.data).collect();
+    let (data, props) = preprocess_case(channels, &itk_geometry(&geometry), &model.params)?;
+    Ok(PreparedCase {
+        data,
+        props,
+        geometry,
+        preview_image,
+    })
+}
+
 /// Runs every tile of `data` (c, z, y, x, preprocessed) through `backend` with the mirrors of `opts` and
 /// merges the softmax outputs: nnU-Net's `_internal_predict_3D_3Dconv_tiled`. `progress(done, total)` is
 /// called after each tile. Returns the class probabilities (classes, z, y, x) in the preprocessed frame.
@@ -231,14 +262,12 @@ pub fn predict_case(
             msg: "no fold to predict with".into(),
         });
     }
-    let (vols, geometry) = read_case_images(case, model.num_modalities)?;
-    let preview_image = if opts.preview {
-        Some(vols[0].data.clone())
-    } else {
-        None
-    };
-    let channels: Vec<_> = vols.into_iter().map(|v| v.data).collect();
-    let (data, props) = preprocess_case(channels, &itk_geometry(&geometry), &model.params)?;
+    let PreparedCase {
+        data,
+        props,
+        geometry,
+        preview_image,
+    } = prepare_case(case, model, opts.preview)?;
     report.preprocessed_shape = [data.shape()[1], data.shape()[2], data.shape()[3]];
 
     let nfolds = backends.len();
