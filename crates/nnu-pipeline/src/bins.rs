@@ -41,6 +41,7 @@ pub struct BinsReport {
 /// (`CASE_lbx_ubx_lby_uby_lbz_ubz_m.bin`, the recipe's patched `_internal_predict_3D_3Dconv_tiled`), and
 /// its line into `shape_file` (`all_shape.txt`). Existing complete tiles are kept unless `overwrite`, so an
 /// interrupted run resumes; `all_shape.txt` is updated last and atomically.
+#[allow(clippy::too_many_arguments)]
 pub fn preprocess_to_bins(
     case: &Case,
     model: &ModelSpec,
@@ -198,5 +199,5 @@ pub fn free_disk_bytes(dir: &Path) -> Option<u64> {
     }
     // SAFETY: statvfs returned 0, so it initialised `st`.
     let st = unsafe { st.assume_init() };
-    Some(st.f_bavail as u64 * st.f_frsize as u64)
+    Some(st.f_bavail * st.f_frsize)
 }
