@@ -15,7 +15,8 @@
 //! - Speed: the whole file is read at once and inflated with zlib-rs; writing compresses 4 MiB gzip members
 //!   in parallel, and files written that way are also inflated in parallel when read back.
 //! - Bad input gives a [`VolumeError`] naming the file; sizes claimed by a header are checked against the
-//!   file's length before anything is allocated.
+//!   file's length before anything is allocated. The `*_from_bytes` readers take a file already in memory
+//!   (they are also the fuzzing entry points, see `docs/fuzzing.md`).
 //!
 //! ```
 //! use ndarray::Array3;
@@ -54,7 +55,9 @@ pub use error::VolumeError;
 pub use geometry::{Geometry, XformSource};
 pub use header::DataType;
 pub use read::{
-    read_header, read_labels, read_volume, read_volume_as, read_volume_channels, HeaderInfo,
+    read_header, read_header_from_bytes, read_labels, read_volume, read_volume_as,
+    read_volume_as_from_bytes, read_volume_channels, read_volume_channels_from_bytes,
+    read_volume_from_bytes, HeaderInfo,
 };
 pub use voxel::Voxel;
 pub use write::{write_volume, WriteOptions};

@@ -174,6 +174,11 @@ pub fn read_header(path: &Path) -> Result<HeaderInfo, VolumeError> {
 /// before anything proportional to the header's dimensions is allocated.
 fn load(path: &Path) -> Result<(Parsed, Vec<u8>), VolumeError> {
     let file = std::fs::read(path).map_err(|e| VolumeError::io(path, e))?;
+    load_bytes(path, file)
+}
+
+/// [`load`] for a file already in memory.
+fn load_bytes(path: &Path, file: Vec<u8>) -> Result<(Parsed, Vec<u8>), VolumeError> {
     let file_len = file.len() as u64;
     if gz::is_gzip(&file) {
         let head = gz::inflate_prefix(path, &file, MAX_HEADER_BYTES)?;
@@ -363,4 +368,51 @@ pub fn read_volume_as<T: Voxel>(path: &Path) -> Result<Volume<T>, VolumeError> {
 /// Shorthand for [`read_volume_as::<u8>`](read_volume_as).
 pub fn read_labels(path: &Path) -> Result<Volume<u8>, VolumeError> {
     read_volume_as::<u8>(path)
+}
+
+/// [`read_header`] for a file already in memory: `bytes` is the whole file or at least its start (plain, or
+/// gzip recognised by content); `path` only names the data in errors.
+///
+/// Fuzzing entry point for the header parser and the geometry rules: any input returns `Ok` or `Err`.
+pub fn read_header_from_bytes(path: &Path, bytes: &[u8]) -> Result<HeaderInfo, VolumeError> {
+    let gzipped = gz::is_gzip(bytes);
+    let raw = if gzipped {
+        parse_header(path, &gz::inflate_prefix(path, bytes, MAX_HEADER_BYTES)?)?
+    } else {
+        parse_header(path, bytes)?
+    };
+    Ok(analyse(path, &raw, gzipped)?.info)
+}
+
+/// [`read_volume`] for a whole file already in memory (plain, or gzip recognised by content); `path` only
+/// names the data in errors. The header's sizes are checked against `bytes` as for a file.
+pub fn read_volume_from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Volume<f32>, VolumeError> {
+    let (p, bytes) = load_bytes(path, bytes)?;
+    single_channel(path, &p)?;
+    let data = channel_f32(path, &p, &bytes, 0)?;
+    drop(bytes);
+    to_volume(path, &p, data)
+}
+
+/// [`read_volume_channels`] for a whole file already in memory; see [`read_volume_from_bytes`].
+pub fn read_volume_channels_from_bytes(
+    path: &Path,
+    bytes: Vec<u8>,
+) -> Result<Vec<Volume<f32>>, VolumeError> {
+    let (p, bytes) = load_bytes(path, bytes)?;
+    (0..p.info.channels)
+        .map(|c| to_volume(path, &p, channel_f32(path, &p, &bytes, c)?))
+        .collect()
+}
+
+/// [`read_volume_as`] for a whole file already in memory; see [`read_volume_from_bytes`].
+pub fn read_volume_as_from_bytes<T: Voxel>(
+    path: &Path,
+    bytes: Vec<u8>,
+) -> Result<Volume<T>, VolumeError> {
+    let (p, bytes) = load_bytes(path, bytes)?;
+    single_channel(path, &p)?;
+    let data = channel_exact::<T>(path, &p, &bytes, 0)?;
+    drop(bytes);
+    to_volume(path, &p, data)
 }
