@@ -50,6 +50,7 @@ fn run_one_by_one(backend: &mut TractBackend, input: ArrayView5<f32>) {
 }
 
 fn small_nets(c: &mut Criterion) {
+    let batched_too = std::env::var_os("NNU_BENCH_BATCHED").is_some();
     for name in ["unetpp-small", "unet-small"] {
         let Some(model) = reference(name) else {
             continue;
@@ -90,6 +91,7 @@ fn full_net(c: &mut Criterion) {
     let mut group = c.benchmark_group("engine/full-unetpp");
     group.throughput(Throughput::Elements(1));
     group
+        .sampling_mode(SamplingMode::Flat)
         .sample_size(10)
         .measurement_time(Duration::from_secs(60));
     group.bench_function("batch1", |b| {

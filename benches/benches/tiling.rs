@@ -82,8 +82,8 @@ fn tiling(c: &mut Criterion) {
                     },
                 )
                 .unwrap();
-                for t in 0..3 {
-                    agg.add(t, Mirror::IDENTITY, outputs[t].view()).unwrap();
+                for (t, out) in outputs.iter().enumerate().take(3) {
+                    agg.add(t, Mirror::IDENTITY, out.view()).unwrap();
                 }
                 agg
             },
