@@ -136,6 +136,11 @@ pub fn write_info(path: impl AsRef<Path>, entries: &[InfoEntry]) -> Result<()> {
 pub fn read_info(path: impl AsRef<Path>) -> Result<Vec<InfoEntry>> {
     let path = path.as_ref();
     let text = std::fs::read_to_string(path).map_err(|e| BinsError::io(path, e))?;
+    parse_info(path, &text)
+}
+
+/// Parses the text of a `.info` file (`path` is only used in errors), as [`read_info`] does.
+pub fn parse_info(path: &Path, text: &str) -> Result<Vec<InfoEntry>> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
