@@ -365,6 +365,23 @@ pub struct LatencyMs {
     pub max: f64,
 }
 
+impl LatencyMs {
+    /// The figures of a list of latencies in milliseconds (in any order); `None` when it is empty. Other
+    /// drivers of a backend (the multi-device ACL path of `nnu-infer`) use it to report like [`InferPlan`].
+    pub fn from_ms(latencies: &[f64]) -> Option<LatencyMs> {
+        let mut sorted = latencies.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let (first, last) = (*sorted.first()?, *sorted.last()?);
+        Some(LatencyMs {
+            min: first,
+            mean: sorted.iter().sum::<f64>() / sorted.len() as f64,
+            median: percentile(&sorted, 50.0),
+            p99: percentile(&sorted, 99.0),
+            max: last,
+        })
+    }
+}
+
 /// What a run did and how fast, written as `summary.json` and printed like `ais_bench`'s summary.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InferSummary {
@@ -405,23 +422,15 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 impl InferSummary {
     fn new(backend: &str, plan: &InferPlan, batch: usize, latencies: &[f64], wall_s: f64) -> Self {
         let processed = plan.tasks.len();
-        let mut sorted = latencies.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        let sum: f64 = sorted.iter().sum();
-        let latency_ms = (!sorted.is_empty()).then(|| LatencyMs {
-            min: sorted[0],
-            mean: sum / sorted.len() as f64,
-            median: percentile(&sorted, 50.0),
-            p99: percentile(&sorted, 99.0),
-            max: sorted[sorted.len() - 1],
-        });
+        let sum: f64 = latencies.iter().sum();
+        let latency_ms = LatencyMs::from_ms(latencies);
         InferSummary {
             backend: backend.to_string(),
             inputs: processed + plan.skipped,
             processed,
             skipped: plan.skipped,
             batch_size: batch,
-            calls: sorted.len(),
+            calls: latencies.len(),
             input_shape: plan.input_shape,
             output_shape: plan.output_shape,
             output_numbering: plan.naming.first_index(),
@@ -492,6 +501,10 @@ mod tests {
         assert!((percentile(&v, 99.0) - 3.97).abs() < 1e-12);
         assert!((percentile(&v, 50.0) - 2.5).abs() < 1e-12);
         assert_eq!(percentile(&[7.0], 99.0), 7.0);
+        let l = LatencyMs::from_ms(&[4.0, 1.0, 3.0, 2.0]).expect("figures");
+        assert_eq!((l.min, l.mean, l.max), (1.0, 2.5, 4.0));
+        assert!((l.median - 2.5).abs() < 1e-12 && (l.p99 - 3.97).abs() < 1e-12);
+        assert_eq!(LatencyMs::from_ms(&[]), None);
     }
 
     #[test]
