@@ -48,6 +48,10 @@ pub struct DriverOptions {
     /// Skip tiles whose final-head dump already exists with the right size in the dump folder of any of
     /// [`DriverOptions::devices`] (resume). Default true.
     pub skip_existing: bool,
+    /// Untimed executions on a zero input before a worker's first tile (default 1, as `ais_bench` warms
+    /// up), so the first tile's latency does not include the device's first-run cost. None are run by a
+    /// worker that has no tile to run.
+    pub warmup: usize,
 }
 
 impl DriverOptions {
@@ -61,6 +65,7 @@ impl DriverOptions {
             layout: DumpLayout::PerDevice,
             heads: Heads::FinalOnly,
             skip_existing: true,
+            warmup: 1,
         }
     }
 
@@ -82,8 +87,10 @@ pub struct DeviceReport {
     pub tiles: usize,
     /// Tiles skipped because their dump existed.
     pub skipped: usize,
-    /// Time spent in `aclmdlExecute` (device compute plus the runtime's overhead).
+    /// Time spent in `aclmdlExecute` (device compute plus the runtime's overhead), warm-up excluded.
     pub execute: Duration,
+    /// The time of each tile's `aclmdlExecute`, in the order run (the latencies `ais_bench` reports).
+    pub latencies: Vec<Duration>,
     /// Time from the worker's start (model loaded) to its last tile, reading and writing included.
     pub busy: Duration,
     /// Time to open the device and load the model.
@@ -260,11 +267,13 @@ fn worker(
         tiles: 0,
         skipped: 0,
         execute: Duration::ZERO,
+        latencies: Vec::new(),
         busy: Duration::ZERO,
         setup,
     };
     let busy_start = Instant::now();
     let mut out = Vec::new();
+    let mut warmups = opts.warmup;
     while !stop.load(Ordering::Relaxed) {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(path) = tiles.get(i) else { break };
@@ -294,13 +303,29 @@ fn worker(
                 got: tile.as_slice().len() * 4,
             });
         }
-        runner.set_input(0, tile.as_slice(), false)?;
+        if warmups > 0 {
+            let zeros = vec![0.0f32; in_elems];
+            runner.set_input(0, &zeros, false)?;
+            for _ in 0..warmups {
+                runner.execute()?;
+            }
+            warmups = 0;
+        }
+        let for_tile = |e: AclError| AclError::Tile {
+            path: path.clone(),
+            source: Box::new(e),
+        };
+        runner
+            .set_input(0, tile.as_slice(), false)
+            .map_err(for_tile)?;
         let te = Instant::now();
-        runner.execute()?;
-        report.execute += te.elapsed();
+        runner.execute().map_err(for_tile)?;
+        let took = te.elapsed();
+        report.execute += took;
+        report.latencies.push(took);
         // Final head last, so an existing `_first` dump means the tile is complete.
         for &k in outputs.iter().rev() {
-            runner.output(k, &mut out)?;
+            runner.output(k, &mut out).map_err(for_tile)?;
             write_f32_file(&dir.join(opts.naming.file_name(&stem, k as u32)), &out)?;
         }
         report.tiles += 1;

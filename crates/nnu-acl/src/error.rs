@@ -78,6 +78,15 @@ pub enum AclError {
     /// A tile file could not be read or a dump written.
     #[error(transparent)]
     Bins(#[from] nnu_bins::BinsError),
+    /// Running one tile failed (copy in, execution or copy out).
+    #[error("{path}: {source}")]
+    Tile {
+        /// The tile file.
+        path: PathBuf,
+        /// The AscendCL error.
+        #[source]
+        source: Box<AclError>,
+    },
     /// A worker of the multi-device driver failed.
     #[error("device {device}: {source}")]
     Worker {

@@ -198,7 +198,10 @@ fn tiles_run_on_four_devices_with_dumps_like_benchmark() {
     for (d, r) in report.devices.iter().enumerate() {
         assert_eq!(r.device, d as i32);
         assert!(r.tiles > 0, "device {d} got no tile: {report:?}");
-        assert!(probe.exec_count(d as i32) - before[d] >= r.tiles as i64);
+        // One warm-up execution per device, then one timed execution per tile.
+        assert!(probe.exec_count(d as i32) - before[d] > r.tiles as i64);
+        assert_eq!(r.latencies.len(), r.tiles);
+        assert_eq!(r.execute, r.latencies.iter().sum());
     }
     assert!(report.throughput() > 0.0);
 
@@ -276,6 +279,11 @@ fn driver_errors_name_the_device_and_file() {
     assert!(matches!(e, AclError::Worker { .. }), "{text}");
     assert!(
         text.starts_with("device ") && text.contains("aclmdlExecute") && text.contains("507011"),
+        "{text}"
+    );
+    // The tile that failed is named.
+    assert!(
+        text.contains("c_99_0_4_0_4_0_4_0.bin: aclmdlExecute"),
         "{text}"
     );
 
