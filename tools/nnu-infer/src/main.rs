@@ -1,5 +1,6 @@
-//! `nnu-infer`: run an ONNX model over tile bins and write output dumps with a latency summary, the
-//! counterpart of Huawei's `benchmark` / `ais_bench` (and of the recipe's `onnx_infer.py` with `--loop`).
+//! `nnu-infer`: run an ONNX model (tract, CPU) or an `.om` offline model (AscendCL, one worker per
+//! Ascend device) over tile bins and write output dumps with a latency summary, the counterpart of
+//! Huawei's `benchmark` / `ais_bench` (and of the recipe's `onnx_infer.py` with `--loop`).
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -9,21 +10,27 @@ use nnu_bins::DumpNaming;
 use nnu_engine::{Backend, TractBackend, TractOptions};
 use nnu_pipeline::infer::{InferInput, InferOptions, InferPlan, SUMMARY_FILE};
 
+#[cfg(feature = "acl")]
+mod acl;
+
 /// Inference backends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum BackendKind {
-    /// tract-onnx on the CPU.
+    /// tract-onnx on the CPU (MODEL.onnx).
     Tract,
+    /// AscendCL on Ascend NPUs (MODEL.om), one worker per `--device` (cargo feature `acl`, on by default).
+    Acl,
 }
 
-/// Run an ONNX model over tile bins (a folder or a .info file) and write the final head's logits as
-/// output dumps, numbered like `benchmark` (_1) or `ais_bench` (_0), with a latency summary on stdout and
-/// in DUMP_DIR/summary.json. Complete dumps are skipped, so an interrupted run resumes.
+/// Run a model over tile bins (a folder or a .info file) and write the final head's logits as output
+/// dumps, numbered like `benchmark` (_1) or `ais_bench` (_0), with a latency summary on stdout and in
+/// DUMP_DIR/summary.json. Complete dumps are skipped, so an interrupted run resumes.
 #[derive(Parser, Debug)]
 #[command(name = "nnu-infer", version, about, long_about = None)]
 struct Args {
-    /// The ONNX model (its output named `class`, else its first output, is dumped).
-    #[arg(long, value_name = "MODEL.onnx")]
+    /// The model: ONNX for tract (its output named `class`, else its first output, is dumped), an ATC
+    /// offline model for acl (output 0, the final head, is dumped).
+    #[arg(long, value_name = "MODEL.onnx|MODEL.om")]
     model: PathBuf,
     /// A folder of input tiles (`*.bin`) or a `.info` file listing them.
     #[arg(
@@ -32,27 +39,38 @@ struct Args {
         required_unless_present = "loop_count"
     )]
     input: Option<PathBuf>,
-    /// Folder of the output dumps and summary.json (created if missing).
+    /// Folder of the output dumps and summary.json (created if missing). With acl, every device writes
+    /// there (like `ais_bench --output_dirname`).
     #[arg(long, value_name = "DUMP_DIR", required_unless_present = "loop_count")]
     output: Option<PathBuf>,
-    /// Threads for the matrix products (default: all cores).
+    /// Threads for the matrix products (tract only; default: all cores).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
     /// Dump numbering: 1 = `benchmark` (NAME_1.bin), 0 = `ais_bench` (NAME_0.bin).
     #[arg(long, value_name = "0|1", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=1))]
     output_numbering: u32,
-    /// Run N random inputs instead of files and report the same figures (no dumps written).
+    /// Run N random inputs instead of files and report the same figures (no dumps written; with acl on
+    /// one device).
     #[arg(long = "loop", value_name = "N", conflicts_with = "input")]
     loop_count: Option<usize>,
-    /// Patches per backend call when the model's batch axis is dynamic (default 1, measured fastest).
-    #[arg(long, value_name = "B", default_value_t = 1)]
-    batch: usize,
+    /// Patches per backend call when the model's batch axis is dynamic (tract only; default 1, measured
+    /// fastest).
+    #[arg(long, value_name = "B")]
+    batch: Option<usize>,
     /// Recompute dumps that already exist.
     #[arg(long)]
     overwrite: bool,
     /// Inference backend.
     #[arg(long, value_enum, default_value_t = BackendKind::Tract)]
     backend: BackendKind,
+    /// Ascend device ids, comma-separated, one worker thread each taking the next tile (acl only;
+    /// default 0).
+    #[arg(long, value_name = "ID,ID,..")]
+    device: Option<String>,
+    /// The libascendcl.so to load (acl only). Default: $NNU_ACL_LIB, else CANN's usual places
+    /// ($ASCEND_TOOLKIT_HOME, $ASCEND_HOME_PATH, /usr/local/Ascend/...), then LD_LIBRARY_PATH.
+    #[arg(long, value_name = "PATH")]
+    acl_lib: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -60,22 +78,22 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            // One line, even when a runtime's message spans several.
+            let text = e.to_string();
+            let line: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            eprintln!("error: {}", line.join(" "));
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    let mut backend: Box<dyn Backend> = match args.backend {
-        BackendKind::Tract => {
-            let mut opts = TractOptions::default().max_batch(args.batch);
-            if let Some(t) = args.threads {
-                opts = opts.threads(t);
-            }
-            Box::new(TractBackend::load(&args.model, &opts)?)
-        }
-    };
+type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn run(args: &Args) -> AnyResult<()> {
     let input = match (&args.input, args.loop_count) {
         (Some(path), _) => InferInput::from_path(path),
         (None, Some(count)) => InferInput::Random { count, seed: 0 },
@@ -88,29 +106,91 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut options = InferOptions::new(args.output.clone(), naming);
     options.overwrite = args.overwrite;
-    let plan = InferPlan::new(&input, &options, backend.as_ref())?;
-    if plan.skipped() > 0 {
-        eprintln!(
-            "{} inputs already have complete dumps; skipping them",
-            plan.skipped()
-        );
+    match args.backend {
+        BackendKind::Tract => {
+            if args.device.is_some() || args.acl_lib.is_some() {
+                return Err("--device and --acl-lib apply to --backend acl only".into());
+            }
+            let mut opts = TractOptions::default().max_batch(args.batch.unwrap_or(1));
+            if let Some(t) = args.threads {
+                opts = opts.threads(t);
+            }
+            let mut backend = TractBackend::load(&args.model, &opts)?;
+            run_one_backend(&mut backend, &input, &options)
+        }
+        BackendKind::Acl => {
+            if args.threads.is_some() || args.batch.is_some() {
+                return Err(
+                    "--threads and --batch apply to --backend tract only (an .om model has a static batch)"
+                        .into(),
+                );
+            }
+            run_acl(args, &input, &options)
+        }
     }
-    let bar = ProgressBar::new(plan.tasks().len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} tiles  {per_sec}  ETA {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let summary = plan.run(backend.as_mut(), &mut |done, _| {
-        bar.set_position(done as u64)
-    });
+}
+
+/// Runs every input through one backend in this thread: the tract path, and `--loop` with acl.
+fn run_one_backend(
+    backend: &mut dyn Backend,
+    input: &InferInput,
+    options: &InferOptions,
+) -> AnyResult<()> {
+    let plan = InferPlan::new(input, options, backend)?;
+    report_skipped(plan.skipped());
+    let bar = progress_bar(plan.tasks().len());
+    let summary = plan.run(backend, &mut |done, _| bar.set_position(done as u64));
     bar.finish_and_clear();
     let summary = summary?;
     println!("{summary}");
-    if let Some(dir) = &args.output {
+    report_summary_file(options);
+    Ok(())
+}
+
+#[cfg(feature = "acl")]
+fn run_acl(args: &Args, input: &InferInput, options: &InferOptions) -> AnyResult<()> {
+    let devices = acl::parse_devices(args.device.as_deref().unwrap_or("0"))?;
+    let mut session = acl::Session::open(&args.model, &devices, args.acl_lib.clone())?;
+    if matches!(input, InferInput::Random { .. }) {
+        if devices.len() != 1 {
+            return Err("--loop runs on one device; give a single --device".into());
+        }
+        return run_one_backend(session.first_backend(), input, options);
+    }
+    let summary = session.run_files(input, options)?;
+    println!("{summary}");
+    report_summary_file(options);
+    Ok(())
+}
+
+#[cfg(not(feature = "acl"))]
+fn run_acl(_: &Args, _: &InferInput, _: &InferOptions) -> AnyResult<()> {
+    Err("--backend acl: this nnu-infer was built without the `acl` cargo feature; rebuild it with \
+         `cargo build --release -p nnu-infer --features acl` (the feature is on by default and needs no \
+         CANN to build)"
+        .into())
+}
+
+fn report_skipped(skipped: usize) {
+    if skipped > 0 {
+        eprintln!("{skipped} inputs already have complete dumps; skipping them");
+    }
+}
+
+fn report_summary_file(options: &InferOptions) {
+    if let Some(dir) = &options.output_dir {
         println!(
             "[INFO] summary written to {}",
             dir.join(SUMMARY_FILE).display()
         );
     }
-    Ok(())
+}
+
+fn progress_bar(len: usize) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} tiles  {per_sec}  ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
 }
