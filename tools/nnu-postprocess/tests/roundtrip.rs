@@ -381,4 +381,26 @@ fn unmirrored_round_trip_matches_streaming() {
     );
     let max = assert_same_outputs(&out, &rt.stream_out);
     eprintln!("no mirrors: segmentation identical, probabilities max abs diff {max:e}");
+
+    // The parent of the device folders (`result/`) stands for all of them.
+    let parent = rt.dev0.parent().unwrap().to_path_buf();
+    assert_eq!(parent, rt.dev1.parent().unwrap());
+    let out_parent = rt.bins.parent().unwrap().join("post_parent");
+    let o = postprocess(
+        &[
+            &rt.model.folder.dir,
+            &rt.images,
+            &parent,
+            &rt.shape_file,
+            &out_parent,
+        ],
+        &["--save-probabilities", "--disable-tta"],
+    );
+    assert!(
+        o.status.success(),
+        "nnu-postprocess --dumps {}: {}",
+        parent.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_same_outputs(&out_parent, &rt.stream_out);
 }
