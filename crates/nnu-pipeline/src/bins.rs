@@ -21,6 +21,11 @@ fn bin_mirror(m: Mirror) -> Result<BinMirror, PipelineError> {
     BinMirror::new(m.index() as u32).map_err(bins_err)
 }
 
+/// True when `file_name` is a tile bin of case `name` (`NAME_lbx_ubx_lby_uby_lbz_ubz_m.bin`).
+pub fn is_case_tile(file_name: &str, name: &str) -> bool {
+    file_name.ends_with(".bin") && TileName::parse(file_name).is_ok_and(|t| t.case == name)
+}
+
 /// Bytes the tiles of a case will take: tiles x mirrors x channels x patch x 4.
 pub fn bins_bytes(record: &ShapeRecord, channels: usize, patch: [usize; 3], mirrors: usize) -> u64 {
     (record.num_tiles() * mirrors * channels * patch.iter().product::<usize>() * 4) as u64

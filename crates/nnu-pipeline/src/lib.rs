@@ -93,3 +93,112 @@ pub fn atomic_write(
     }
     Ok(())
 }
+
+/// Makes `dir` ready to receive outputs: creates it (and its parents) and checks that a file can be created
+/// in it, so that an unusable output folder is one clear error before any work, not one per case.
+pub fn prepare_output_dir(dir: &Path) -> Result<(), PipelineError> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(PipelineError::Input {
+            path: dir.to_path_buf(),
+            msg: "the output folder exists and is not a folder".into(),
+        });
+    }
+    std::fs::create_dir_all(dir).map_err(|e| PipelineError::Input {
+        path: dir.to_path_buf(),
+        msg: format!("cannot create the output folder: {e}"),
+    })?;
+    let probe = dir.join(format!(".nnu-write-probe.{}.tmp", std::process::id()));
+    std::fs::File::create(&probe).map_err(|e| PipelineError::Input {
+        path: dir.to_path_buf(),
+        msg: format!("cannot write in the output folder: {e}"),
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// The file an atomic-write temporary stands for: `NAME` of `.NAME.PID.tmp` (this crate, `nnu-volume`) or
+/// `.NAME.PID.N.tmp` (`nnu-bins`); `None` for any other file name.
+pub fn temp_target(file_name: &str) -> Option<&str> {
+    let numeric = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+    let s = file_name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (mut s, pid) = s.rsplit_once('.')?;
+    if !numeric(pid) {
+        return None;
+    }
+    // `.NAME.PID.N.tmp`; a NAME that itself ends in `.digits` is not written by these tools.
+    if let Some((head, _)) = s.rsplit_once('.').filter(|(_, n)| numeric(n)) {
+        s = head;
+    }
+    (!s.is_empty()).then_some(s)
+}
+
+/// Deletes the temporaries that a killed run left in `dir` (see [`temp_target`]) for the files `owned`
+/// accepts, and returns how many were deleted. Call it only for files this process is the one writer of
+/// (its own cases): a temporary of a live writer would be deleted under it.
+pub fn remove_stale_temps(dir: &Path, owned: impl Fn(&str) -> bool) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if temp_target(name).is_some_and(&owned)
+            && entry.file_type().is_ok_and(|t| t.is_file())
+            && std::fs::remove_file(entry.path()).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_of_every_writer() {
+        assert_eq!(temp_target(".a.nii.gz.123.tmp"), Some("a.nii.gz"));
+        assert_eq!(
+            temp_target(".c_0_32_0_32_0_32_0.bin.77.3.tmp"),
+            Some("c_0_32_0_32_0_32_0.bin")
+        );
+        assert_eq!(temp_target("a.nii.gz"), None);
+        assert_eq!(temp_target(".hidden"), None);
+        assert_eq!(temp_target(".123.tmp"), None);
+    }
+
+    #[test]
+    fn stale_temps_of_owned_files_only() {
+        let d = tempfile::tempdir().unwrap();
+        for f in [
+            ".a.nii.gz.1.tmp",
+            ".b.nii.gz.2.tmp",
+            "a.nii.gz",
+            ".a.png.3.4.tmp",
+        ] {
+            std::fs::write(d.path().join(f), b"x").unwrap();
+        }
+        let n = remove_stale_temps(d.path(), |t| t.starts_with("a."));
+        assert_eq!(n, 2);
+        let mut left: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".b.nii.gz.2.tmp", "a.nii.gz"]);
+    }
+
+    #[test]
+    fn output_dir_that_is_a_file() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("f");
+        std::fs::write(&f, b"x").unwrap();
+        let e = prepare_output_dir(&f).unwrap_err().to_string();
+        assert!(e.contains("not a folder"), "{e}");
+        assert!(prepare_output_dir(&f.join("sub")).is_err());
+        prepare_output_dir(&d.path().join("new/deeper")).unwrap();
+        assert!(d.path().join("new/deeper").is_dir());
+    }
+}

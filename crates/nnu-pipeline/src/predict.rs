@@ -81,6 +81,13 @@ pub fn output_paths(out_dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     )
 }
 
+/// True when `file_name` is one of the outputs of case `name` ([`output_paths`]).
+pub fn is_case_output(file_name: &str, name: &str) -> bool {
+    file_name
+        .strip_prefix(name)
+        .is_some_and(|rest| matches!(rest, ".nii.gz" | "_probabilities.npy" | ".png"))
+}
+
 /// Reads all modalities of a case and checks that they share one grid. Returns the (z, y, x) channels and
 /// the first image's geometry (nnU-Net takes the first file's).
 pub fn read_case_images(
@@ -163,7 +170,20 @@ pub fn prepare_case(
     let (vols, geometry) = read_case_images(case, model.num_modalities)?;
     let preview_image = keep_preview.then(|| vols[0].data.clone());
     let channels: Vec<_> = vols.into_iter().map(|v| v.data).collect();
-    let (data, props) = preprocess_case(channels, &itk_geometry(&geometry), &model.params)?;
+    let (data, props) = preprocess_case(channels, &itk_geometry(&geometry), &model.params)
+        .map_err(|e| {
+            // Name the file the problem is in: the channel's own file for a bad voxel, else the first.
+            let file = match &e {
+                nnu_preprocessing::PreprocessError::NonFinite { channel, .. } => {
+                    case.files.get(*channel)
+                }
+                _ => None,
+            };
+            PipelineError::Input {
+                path: file.unwrap_or(&case.files[0]).clone(),
+                msg: e.to_string(),
+            }
+        })?;
     Ok(PreparedCase {
         data,
         props,

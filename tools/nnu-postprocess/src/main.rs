@@ -7,7 +7,7 @@ use nnu_bins::{read_all_shape, DumpIndex};
 use nnu_pipeline::bins::postprocess_from_dumps;
 use nnu_pipeline::cases::discover_cases;
 use nnu_pipeline::model::ModelSpec;
-use nnu_pipeline::predict::PredictOptions;
+use nnu_pipeline::predict::{is_case_output, PredictOptions};
 use nnu_pipeline::PipelineError;
 use nnu_tiling::MirrorSet;
 
@@ -67,6 +67,10 @@ fn run(args: Args) -> Result<bool, PipelineError> {
     let cases = discover_cases(&args.input)?;
     let records = read_all_shape(&args.shape_file)?;
     let dumps = DumpIndex::scan(&args.dumps, None)?;
+    nnu_pipeline::prepare_output_dir(&args.output)?;
+    nnu_pipeline::remove_stale_temps(&args.output, |f| {
+        records.iter().any(|r| is_case_output(f, &r.case))
+    });
     let opts = PredictOptions {
         mirrors: if args.disable_tta {
             MirrorSet::identity_only()

@@ -7,7 +7,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use nnu_pipeline::cases::{discover_cases, Shard};
 use nnu_pipeline::model::ModelSpec;
-use nnu_pipeline::predict::{predict_case, PredictOptions};
+use nnu_pipeline::predict::{is_case_output, predict_case, PredictOptions};
 use nnu_pipeline::run::{
     dice_per_label, load_tract_backends, select_fold_cases, shard_cases, Failure,
 };
@@ -142,6 +142,11 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
         ..PredictOptions::default()
     };
     let mut backends = load_tract_backends(&model, &args.folds, args.onnx.as_deref(), threads)?;
+    nnu_pipeline::prepare_output_dir(&out_dir)?;
+    // Temporaries of a killed run, for this run's cases only (other shards may be writing theirs).
+    nnu_pipeline::remove_stale_temps(&out_dir, |f| {
+        cases.iter().any(|c| is_case_output(f, &c.name))
+    });
     eprintln!(
         "model {} ({} fold(s), patch {:?}, {} classes); {} case(s) -> {}",
         model_dir.display(),

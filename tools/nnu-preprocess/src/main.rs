@@ -4,10 +4,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use nnu_pipeline::bins::{estimate_case_bytes, free_disk_bytes, preprocess_to_bins};
+use nnu_pipeline::bins::{estimate_case_bytes, free_disk_bytes, is_case_tile, preprocess_to_bins};
 use nnu_pipeline::cases::discover_cases;
 use nnu_pipeline::model::ModelSpec;
-use nnu_pipeline::predict::{itk_geometry, read_case_images};
+use nnu_pipeline::predict::{prepare_case, PreparedCase};
 use nnu_pipeline::{npy, PipelineError};
 use nnu_tiling::MirrorSet;
 
@@ -71,19 +71,22 @@ fn run(args: Args) -> Result<bool, PipelineError> {
     if !args.cases.is_empty() {
         cases.retain(|c| args.cases.contains(&c.name));
     }
-    std::fs::create_dir_all(&args.output).map_err(|e| PipelineError::io(&args.output, e))?;
+    nnu_pipeline::prepare_output_dir(&args.output)?;
+    // Temporaries of a killed run, for this run's cases only (other shards may be writing theirs).
+    nnu_pipeline::remove_stale_temps(&args.output, |f| {
+        cases.iter().any(|c| {
+            is_case_tile(f, &c.name)
+                || f == format!("{}.npy", c.name)
+                || f == format!("{}.json", c.name)
+        })
+    });
     let mut failed = Vec::new();
     if args.npy {
         for case in &cases {
+            let npy_path = args.output.join(format!("{}.npy", case.name));
             let r = (|| -> Result<(), PipelineError> {
-                let (vols, g) = read_case_images(case, model.num_modalities)?;
-                let ch: Vec<_> = vols.into_iter().map(|v| v.data).collect();
-                let (data, props) =
-                    nnu_preprocessing::preprocess_case(ch, &itk_geometry(&g), &model.params)?;
-                npy::write_npy_f32(
-                    &args.output.join(format!("{}.npy", case.name)),
-                    data.view().into_dyn(),
-                )?;
+                let PreparedCase { data, props, .. } = prepare_case(case, &model, false)?;
+                npy::write_npy_f32(&npy_path, data.view().into_dyn())?;
                 let json = args.output.join(format!("{}.json", case.name));
                 let text = serde_json::to_string_pretty(&props)
                     .map_err(|e| PipelineError::Shape(e.to_string()))?;
@@ -92,10 +95,15 @@ fn run(args: Args) -> Result<bool, PipelineError> {
             match r {
                 Ok(()) => eprintln!("{}: written", case.name),
                 Err(e) => {
+                    // No .npy without its .json: a half-written case is not left behind.
+                    let _ = std::fs::remove_file(&npy_path);
                     eprintln!("error: {}: {e}", case.name);
                     failed.push(case.name.clone());
                 }
             }
+        }
+        if !failed.is_empty() {
+            eprintln!("failed cases: {}", failed.join(", "));
         }
         return Ok(failed.is_empty());
     }
@@ -104,19 +112,36 @@ fn run(args: Args) -> Result<bool, PipelineError> {
     } else {
         MirrorSet::all()
     };
-    let mut need = 0u64;
-    for case in &cases {
-        need += estimate_case_bytes(case, &model, args.step_size, mirrors.len())?;
-    }
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
     let free = free_disk_bytes(&args.output);
+    // A case whose header alone needs more disk than there is (a huge or lying header) fails here, alone;
+    // a case whose header cannot be read fails in its own run below. The others go on.
+    let mut need = 0u64;
+    let mut runnable = Vec::with_capacity(cases.len());
+    for case in &cases {
+        match estimate_case_bytes(case, &model, args.step_size, mirrors.len()) {
+            Ok(bytes) if free.is_some_and(|f| bytes > f) && !args.overwrite => {
+                eprintln!(
+                    "error: {}: {}: its header means up to {:.1} GiB of tiles, {:.1} GiB free",
+                    case.name,
+                    case.files[0].display(),
+                    gib(bytes),
+                    gib(free.unwrap_or(0))
+                );
+                failed.push(case.name.clone());
+            }
+            Ok(bytes) => {
+                need += bytes;
+                runnable.push(case);
+            }
+            Err(_) => runnable.push(case),
+        }
+    }
     eprintln!(
         "{} case(s); tiles need at most {:.1} GiB; {} free",
         cases.len(),
-        need as f64 / (1u64 << 30) as f64,
-        free.map_or("unknown".into(), |f| format!(
-            "{:.1} GiB",
-            f as f64 / (1u64 << 30) as f64
-        ))
+        gib(need),
+        free.map_or("unknown".into(), |f| format!("{:.1} GiB", gib(f)))
     );
     if let Some(free) = free {
         if need > free && !args.overwrite {
@@ -124,8 +149,8 @@ fn run(args: Args) -> Result<bool, PipelineError> {
                 path: args.output.clone(),
                 msg: format!(
                     "not enough disk: the tiles need up to {:.1} GiB, {:.1} GiB free (try --disable-tta, or nnu-predict which needs no scratch files)",
-                    need as f64 / (1u64 << 30) as f64,
-                    free as f64 / (1u64 << 30) as f64
+                    gib(need),
+                    gib(free)
                 ),
             });
         }
@@ -137,7 +162,7 @@ fn run(args: Args) -> Result<bool, PipelineError> {
     let style = ProgressStyle::with_template("{prefix:>16} [{bar:30}] {pos}/{len} bins, ETA {eta}")
         .expect("static template")
         .progress_chars("=> ");
-    for case in &cases {
+    for case in runnable {
         let bar = ProgressBar::new(0)
             .with_style(style.clone())
             .with_prefix(case.name.clone());

@@ -1,0 +1,213 @@
+//! Helpers of the tool-level reliability tests (bad input, interruption, determinism) of `nnu-predict`,
+//! `nnu-preprocess` and `nnu-postprocess`: small phantoms in the demo model's spacing, damaged copies of
+//! files, and running a tool to look at what its user sees (exit code, `error:` lines, output folder).
+//!
+//! The other tools include this file with `#[path = "../../nnu-predict/tests/common/mod.rs"]`.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ndarray::Array3;
+use nnu_synth::{generate, PhantomSpec};
+use nnu_volume::{write_volume, Geometry, WriteOptions};
+
+/// Array shape (z, y, x) of the test phantoms: 4 tiles of the demo model's 32^3 patch.
+pub const SHAPE: [usize; 3] = [24, 40, 40];
+/// Spacing (z, y, x) of the test phantoms: the demo model's target, so nothing is resampled.
+pub const SPACING: [f64; 3] = [2.5, 2.0, 2.0];
+
+/// The repository's `fixtures/`.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+/// The demo model folder (a small UNet++, patch 32^3, 3 classes, one CT modality, `fold_0/model.onnx`).
+pub fn demo_model() -> PathBuf {
+    fixtures().join("demo/model")
+}
+
+/// A phantom CT (int16 HU) of [`SHAPE`] at [`SPACING`] and its geometry.
+pub fn phantom(seed: u64) -> (Array3<i16>, Geometry) {
+    phantom_of(SHAPE, SPACING, seed)
+}
+
+/// A phantom CT of any shape and spacing.
+pub fn phantom_of(shape: [usize; 3], spacing: [f64; 3], seed: u64) -> (Array3<i16>, Geometry) {
+    let p = generate(&PhantomSpec::new(shape, spacing, seed)).expect("phantom");
+    (p.image.data, p.image.geometry)
+}
+
+/// Writes a volume (`.nii.gz` compressed by the name, else raw) and returns its path.
+pub fn write<T: nnu_volume::Voxel>(
+    dir: &Path,
+    name: &str,
+    data: &Array3<T>,
+    g: &Geometry,
+) -> PathBuf {
+    let path = dir.join(name);
+    write_volume(
+        &path,
+        data.view(),
+        g,
+        &WriteOptions::default().compression_level(1),
+    )
+    .expect("write volume");
+    path
+}
+
+/// Writes the phantom of `seed` as `dir/name` and returns its path.
+pub fn write_phantom(dir: &Path, name: &str, seed: u64) -> PathBuf {
+    let (a, g) = phantom(seed);
+    write(dir, name, &a, &g)
+}
+
+/// Writes `bytes` as `dir/name` and returns its path.
+pub fn write_bytes(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write bytes");
+    path
+}
+
+/// A raw `.nii` of the phantom of `seed` whose header `dim` field (dim[0], then the sizes) is replaced by
+/// `dims`; the voxel data stay as they are.
+pub fn nii_with_dims(dir: &Path, name: &str, seed: u64, dims: &[i16]) -> PathBuf {
+    let raw = write_phantom(dir, &format!("{name}.src.nii"), seed);
+    let mut bytes = std::fs::read(&raw).expect("read");
+    std::fs::remove_file(&raw).expect("remove");
+    for k in 0..8 {
+        let v = dims.get(k).copied().unwrap_or(1);
+        bytes[40 + 2 * k..42 + 2 * k].copy_from_slice(&v.to_le_bytes());
+    }
+    write_bytes(dir, name, &bytes)
+}
+
+/// What a tool run showed its user.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Exit code (`None`: killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl From<Output> for Outcome {
+    fn from(o: Output) -> Self {
+        Outcome {
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Outcome {
+    /// The `error: ...` lines.
+    pub fn errors(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .collect()
+    }
+
+    /// The one `error:` line that mentions `needle`; fails the test when there is none or several.
+    pub fn error_about(&self, needle: &str) -> &str {
+        let found: Vec<&str> = self
+            .errors()
+            .into_iter()
+            .filter(|l| l.contains(needle))
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "expected exactly one error line about {needle}; stderr:\n{}",
+            self.stderr
+        );
+        found[0]
+    }
+
+    /// The names in the final `failed cases: a, b` line (empty when there is none).
+    pub fn failed_cases(&self) -> Vec<String> {
+        self.stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix("failed cases: "))
+            .flat_map(|l| l.split(", ").map(str::to_string))
+            .collect()
+    }
+
+    /// Fails the test when the tool panicked or was killed by a signal.
+    pub fn assert_no_crash(&self) {
+        assert!(self.code.is_some(), "killed by a signal:\n{}", self.stderr);
+        assert!(
+            !self.stderr.contains("panicked") && !self.stderr.contains("RUST_BACKTRACE"),
+            "the tool panicked:\n{}",
+            self.stderr
+        );
+    }
+}
+
+/// Runs `exe` with `args` to the end.
+pub fn run<S: AsRef<OsStr>>(exe: &str, args: &[S]) -> Outcome {
+    let mut cmd = Command::new(exe);
+    cmd.args(args);
+    run_cmd(cmd)
+}
+
+/// Runs a prepared command to the end.
+pub fn run_cmd(mut cmd: Command) -> Outcome {
+    cmd.output().expect("start the tool").into()
+}
+
+/// Asserts that `line` is one `error: ...` line naming `file` and containing `problem`.
+pub fn assert_error_line(line: &str, file: &Path, problem: &str) {
+    assert!(line.starts_with("error: "), "{line}");
+    assert!(
+        line.contains(&*file.to_string_lossy()),
+        "the error does not name {}: {line}",
+        file.display()
+    );
+    assert!(
+        line.contains(problem),
+        "the error does not say `{problem}`: {line}"
+    );
+}
+
+/// Every entry of `dir` (hidden ones too), sorted; empty when `dir` does not exist.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    v.sort();
+    v
+}
+
+/// The temporaries (`.NAME...tmp`) in `dir`.
+pub fn temporaries(dir: &Path) -> Vec<String> {
+    listing(dir)
+        .into_iter()
+        .filter(|n| n.starts_with('.') && n.ends_with(".tmp"))
+        .collect()
+}
+
+/// Asserts that `a` and `b` hold the same file names with the same bytes.
+pub fn assert_same_folders(a: &Path, b: &Path) {
+    let (la, lb) = (listing(a), listing(b));
+    assert_eq!(la, lb, "{} and {} differ", a.display(), b.display());
+    for name in la {
+        let (x, y) = (a.join(&name), b.join(&name));
+        if x.is_file() {
+            assert!(
+                std::fs::read(&x).expect("read") == std::fs::read(&y).expect("read"),
+                "{} and {} differ in content",
+                x.display(),
+                y.display()
+            );
+        }
+    }
+}
