@@ -6,7 +6,10 @@ cd "$(dirname "$0")/.."
 grep -v '^#' fuzz/seeds.txt | while read -r target dir suffix; do
   [ -n "$target" ] || continue
   mkdir -p "fuzz/corpus/$target"
-  find "$dir" -maxdepth 1 -type f -name "*$suffix" -size -64k -exec cp {} "fuzz/corpus/$target/" \;
+  # Prefixed with the folder name: seeds of two folders may share a file name.
+  find "$dir" -maxdepth 1 -type f -name "*$suffix" -size -64k | while read -r f; do
+    cp "$f" "fuzz/corpus/$target/$(basename "$dir")_$(basename "$f")"
+  done
   if [ -d "fuzz/regressions/$target" ]; then
     find "fuzz/regressions/$target" -maxdepth 1 -type f ! -name '*.md' -exec cp {} "fuzz/corpus/$target/" \;
   fi

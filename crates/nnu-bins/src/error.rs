@@ -33,8 +33,9 @@ pub enum BinsError {
     /// A mirror index outside `0..8`.
     #[error("mirror index {0} is outside 0..8")]
     BadMirror(u32),
-    /// Tile bounds that are empty or inverted (`lower >= upper` on some axis).
-    #[error("tile bounds {lower:?}..{upper:?} are empty or inverted")]
+    /// Tile bounds that are empty or inverted (`lower >= upper` on some axis), or whose upper bound
+    /// overflows (shown as `usize::MAX`).
+    #[error("tile bounds {lower:?}..{upper:?} are empty, inverted or overflow")]
     BadBounds {
         /// Lower bounds (inclusive), array axes (0, 1, 2).
         lower: [usize; 3],

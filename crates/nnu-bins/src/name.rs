@@ -98,16 +98,17 @@ impl TileBounds {
         Ok(TileBounds { lower, upper })
     }
 
-    /// The tile starting at `start` with size `patch` (array axes `(0, 1, 2)`).
+    /// The tile starting at `start` with size `patch` (array axes `(0, 1, 2)`); an error if an axis is
+    /// empty or `start + patch` overflows.
     pub fn from_start(start: [usize; 3], patch: [usize; 3]) -> Result<Self> {
-        TileBounds::new(
-            start,
-            [
-                start[0] + patch[0],
-                start[1] + patch[1],
-                start[2] + patch[2],
-            ],
-        )
+        let upper: [Option<usize>; 3] = std::array::from_fn(|a| start[a].checked_add(patch[a]));
+        match upper {
+            [Some(u0), Some(u1), Some(u2)] => TileBounds::new(start, [u0, u1, u2]),
+            _ => Err(BinsError::BadBounds {
+                lower: start,
+                upper: upper.map(|u| u.unwrap_or(usize::MAX)),
+            }),
+        }
     }
 
     /// The tile's size per axis.
@@ -318,6 +319,12 @@ mod tests {
             assert_eq!(Mirror::from_flips(m.flips()), m);
         }
         assert!(Mirror::new(8).is_err());
+    }
+
+    #[test]
+    fn overflowing_bounds_are_errors() {
+        assert!(TileBounds::from_start([usize::MAX, 0, 0], [1, 1, 1]).is_err());
+        assert!(TileBounds::from_start([0, usize::MAX - 1, 0], [1, 1, 1]).is_ok());
     }
 
     #[test]

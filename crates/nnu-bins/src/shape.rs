@@ -97,10 +97,10 @@ impl ShapeRecord {
             if patch[a] == 0 {
                 return Err(self.bad(format!("patch size {patch:?} has an empty axis")));
             }
-            if let Some(&s) = self.steps[a]
-                .iter()
-                .find(|&&s| s + patch[a] > self.padded_shape[a])
-            {
+            if let Some(&s) = self.steps[a].iter().find(|&&s| {
+                s.checked_add(patch[a])
+                    .is_none_or(|end| end > self.padded_shape[a])
+            }) {
                 return Err(self.bad(format!(
                     "step {s} + patch {} exceeds the padded size {} on axis {a}",
                     patch[a], self.padded_shape[a]
