@@ -2,11 +2,25 @@
 //! `ASCEND_TOOLKIT_HOME`, `ASCEND_HOME_PATH` or `/usr/local/Ascend/ascend-toolkit/latest` (`include/` or
 //! `runtime/include/`), as a run-time loaded library (`AscendCl`) with the `acl*` API only.
 //! Without the feature this script does nothing, so the default build needs neither CANN nor libclang.
+//!
+//! libclang needs its own builtin headers (`stddef.h`, `stdint.h`, ...), which it finds through a `clang`
+//! installation. A libclang without one (for instance the `libclang` Python wheel pointed at with
+//! `LIBCLANG_PATH`) fails on CANN's `#include <stddef.h>`. When no `clang` (or `$CLANG_PATH`) answers
+//! `-print-resource-dir` and `BINDGEN_EXTRA_CLANG_ARGS` is not set, the C compiler's builtin header folder
+//! (`cc -print-file-name=include`, which has the same headers) is passed instead.
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=ASCEND_TOOLKIT_HOME");
     println!("cargo:rerun-if-env-changed=ASCEND_HOME_PATH");
+    for v in [
+        "BINDGEN_EXTRA_CLANG_ARGS",
+        "CLANG_PATH",
+        "LIBCLANG_PATH",
+        "CC",
+    ] {
+        println!("cargo:rerun-if-env-changed={v}");
+    }
     #[cfg(feature = "bindgen")]
     generate::run();
 }
@@ -14,6 +28,38 @@ fn main() {
 #[cfg(feature = "bindgen")]
 mod generate {
     use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    /// The first line `program ARG` prints, if it runs and succeeds.
+    fn ask(program: &str, arg: &str) -> Option<String> {
+        let out = Command::new(program).arg(arg).output().ok()?;
+        let text = String::from_utf8(out.stdout).ok()?;
+        let line = text.lines().next()?.trim().to_string();
+        (out.status.success() && !line.is_empty()).then_some(line)
+    }
+
+    /// `-isystem DIR` for the builtin headers when libclang may not find its own (see the file's docs).
+    fn builtin_headers() -> Option<String> {
+        if std::env::var_os("BINDGEN_EXTRA_CLANG_ARGS").is_some() {
+            return None;
+        }
+        let clang = std::env::var("CLANG_PATH").unwrap_or_else(|_| "clang".into());
+        if ask(&clang, "-print-resource-dir").is_some() {
+            return None; // bindgen asks this clang for its include paths itself
+        }
+        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+        let dir = PathBuf::from(ask(&cc, "-print-file-name=include")?);
+        if !dir.join("stddef.h").is_file() {
+            return None;
+        }
+        println!(
+            "cargo:warning=nnu-acl-sys: no clang executable found; using {}'s builtin headers in {} \
+             (set BINDGEN_EXTRA_CLANG_ARGS to choose others)",
+            cc,
+            dir.display()
+        );
+        Some(format!("-isystem{}", dir.display()))
+    }
 
     fn include_dir() -> Option<PathBuf> {
         let roots = ["ASCEND_TOOLKIT_HOME", "ASCEND_HOME_PATH"]
@@ -44,6 +90,7 @@ mod generate {
         let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
         let mut builder = bindgen::Builder::default()
             .clang_arg(format!("-I{}", inc.display()))
+            .clang_args(builtin_headers())
             .dynamic_library_name("AscendCl")
             .allowlist_function("acl.*")
             .allowlist_type("acl.*")
