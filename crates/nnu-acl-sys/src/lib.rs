@@ -16,7 +16,10 @@
 //! * Feature `bindgen`: `build.rs` runs bindgen over `acl/acl.h`, `acl_mdl.h`, `acl_rt.h`, `acl_base.h` found
 //!   through `ASCEND_TOOLKIT_HOME`, `ASCEND_HOME_PATH` or `/usr/local/Ascend/ascend-toolkit/latest`
 //!   (`include/` or `runtime/include/`), allow-listing the `acl*` API, as a run-time loaded `AscendCl` too.
-//!   This needs the CANN headers and libclang at build time.
+//!   This needs the CANN headers and libclang at build time. A libclang without a `clang` installation
+//!   next to it gets the C compiler's builtin headers (`stddef.h`, ...) from `build.rs`, unless
+//!   `BINDGEN_EXTRA_CLANG_ARGS` is set. `nnu-acl` has been built and its tests run against bindings
+//!   generated from a copy of the public AscendCL headers (`acl.h` version 1.10.0); see `docs/ascend.md`.
 //!
 //! ```
 //! // Without CANN on this machine, loading fails with the list of places tried.
