@@ -10,7 +10,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use flate2::{Compress, Compression, Crc, Decompress, FlushCompress, FlushDecompress, Status};
+use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 use rayon::prelude::*;
 
 use crate::error::VolumeError;
@@ -20,7 +20,8 @@ pub(crate) const BLOCK: usize = 4 << 20;
 /// deflate cannot expand data by more than about 1032:1; with slack for headers.
 const MAX_RATIO: u64 = 1040;
 const SUBFIELD: [u8; 2] = *b"Nu";
-const HEADER_LEN: usize = 10 + 2 + 4 + 8;
+/// Bytes of a member header with the `Nu` subfield.
+pub(crate) const HEADER_LEN: usize = 10 + 2 + 4 + 8;
 
 /// Whether `bytes` start like a gzip stream.
 pub(crate) fn is_gzip(bytes: &[u8]) -> bool {
@@ -52,19 +53,25 @@ pub(crate) fn inflate_prefix(path: &Path, gz: &[u8], n: usize) -> Result<Vec<u8>
 }
 
 /// One member found by walking the `Nu` subfields.
-struct Member {
-    start: usize,
-    len: usize,
-    raw_len: usize,
+pub(crate) struct Member {
+    /// Offset of the member in the file.
+    pub start: usize,
+    /// Compressed length, header and trailer included.
+    pub len: usize,
+    /// Uncompressed length.
+    pub raw_len: usize,
 }
 
 /// Walks the members of a stream written by [`compress_parallel`]; `None` when any member lacks the
-/// subfield or the lengths do not add up.
-fn index_members(gz: &[u8]) -> Option<Vec<Member>> {
+/// subfield, a length points past the end of the file, or the uncompressed lengths add up to more than
+/// the file could inflate to (a lying size field then costs nothing: the caller inflates the file as one
+/// stream and reports what is really there).
+pub(crate) fn index_members(gz: &[u8]) -> Option<Vec<Member>> {
     let mut members = Vec::new();
     let mut pos = 0usize;
+    let mut total = 0u64;
     while pos < gz.len() {
-        let h = gz.get(pos..pos + HEADER_LEN)?;
+        let h = gz.get(pos..pos.checked_add(HEADER_LEN)?)?;
         if h[0] != 0x1f || h[1] != 0x8b || h[2] != 8 || h[3] != 4 || h[10] != 12 || h[11] != 0 {
             return None;
         }
@@ -74,6 +81,10 @@ fn index_members(gz: &[u8]) -> Option<Vec<Member>> {
         let len = u32::from_le_bytes([h[16], h[17], h[18], h[19]]) as usize;
         let raw_len = u32::from_le_bytes([h[20], h[21], h[22], h[23]]) as usize;
         if len < HEADER_LEN + 8 || pos.checked_add(len)? > gz.len() {
+            return None;
+        }
+        total += raw_len as u64;
+        if raw_len as u64 > max_inflated(len as u64) || total > max_inflated(gz.len() as u64) {
             return None;
         }
         members.push(Member {
@@ -86,119 +97,9 @@ fn index_members(gz: &[u8]) -> Option<Vec<Member>> {
     (!members.is_empty()).then_some(members)
 }
 
-/// Inflates a whole gzip file. `expected` is the number of bytes the caller needs (from the header);
-/// the stream may hold more (they are decoded and dropped, so the final CRC is still checked) but not
-/// fewer. Members written by this crate are inflated in parallel.
-pub(crate) fn inflate_all(path: &Path, gz: &[u8], expected: usize) -> Result<Vec<u8>, VolumeError> {
-    if let Some(members) = index_members(gz) {
-        let total: usize = members.iter().map(|m| m.raw_len).sum();
-        if total >= expected && (total as u64) <= max_inflated(gz.len() as u64) {
-            return inflate_members(path, gz, &members, total);
-        }
-    }
-    let mut out = Vec::new();
-    out.try_reserve_exact(expected)
-        .map_err(|_| VolumeError::OutOfMemory {
-            path: path.to_path_buf(),
-            bytes: expected as u64,
-        })?;
-    let mut dec = flate2::bufread::MultiGzDecoder::new(gz);
-    // read_to_end would grow the buffer past `expected` on trailing data: read exactly, then drain.
-    out.resize(expected, 0);
-    let mut filled = 0;
-    while filled < expected {
-        match dec.read(&mut out[filled..]) {
-            Ok(0) => {
-                return Err(VolumeError::Truncated {
-                    path: path.to_path_buf(),
-                    needed: expected as u64,
-                    available: filled as u64,
-                })
-            }
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(truncated_or_corrupt(path, e, expected, filled)),
-        }
-    }
-    let mut sink = [0u8; 1 << 14];
-    loop {
-        match dec.read(&mut sink) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(truncated_or_corrupt(path, e, expected, expected)),
-        }
-    }
-    Ok(out)
-}
-
-fn truncated_or_corrupt(
-    path: &Path,
-    e: std::io::Error,
-    expected: usize,
-    filled: usize,
-) -> VolumeError {
-    if e.kind() == std::io::ErrorKind::UnexpectedEof {
-        VolumeError::Truncated {
-            path: path.to_path_buf(),
-            needed: expected as u64,
-            available: filled as u64,
-        }
-    } else {
-        corrupt(path, e.to_string())
-    }
-}
-
-fn inflate_members(
-    path: &Path,
-    gz: &[u8],
-    members: &[Member],
-    total: usize,
-) -> Result<Vec<u8>, VolumeError> {
-    let mut out = Vec::new();
-    out.try_reserve_exact(total)
-        .map_err(|_| VolumeError::OutOfMemory {
-            path: path.to_path_buf(),
-            bytes: total as u64,
-        })?;
-    out.resize(total, 0);
-    let mut slices = Vec::with_capacity(members.len());
-    let mut rest = out.as_mut_slice();
-    for m in members {
-        let (head, tail) = rest.split_at_mut(m.raw_len);
-        slices.push((m, head));
-        rest = tail;
-    }
-    slices.into_par_iter().try_for_each(|(m, dst)| {
-        let member = &gz[m.start..m.start + m.len];
-        let payload = &member[HEADER_LEN..m.len - 8];
-        let t = &member[m.len - 8..];
-        let crc = u32::from_le_bytes([t[0], t[1], t[2], t[3]]);
-        let isize = u32::from_le_bytes([t[4], t[5], t[6], t[7]]);
-        let mut dec = Decompress::new(false);
-        let status = dec
-            .decompress(payload, dst, FlushDecompress::Finish)
-            .map_err(|e| corrupt(path, format!("member at byte {}: {e}", m.start)))?;
-        if status != Status::StreamEnd
-            || dec.total_out() as usize != m.raw_len
-            || isize as usize != m.raw_len
-        {
-            return Err(corrupt(
-                path,
-                format!("member at byte {} has the wrong length", m.start),
-            ));
-        }
-        let mut c = Crc::new();
-        c.update(dst);
-        if c.sum() != crc {
-            return Err(corrupt(
-                path,
-                format!("CRC mismatch in member at byte {}", m.start),
-            ));
-        }
-        Ok(())
-    })?;
-    Ok(out)
+/// Total uncompressed length of indexed members.
+pub(crate) fn members_len(members: &[Member]) -> u64 {
+    members.iter().map(|m| m.raw_len as u64).sum()
 }
 
 /// Compresses `parts` (concatenated) into gzip members of [`BLOCK`] bytes each, in parallel.
@@ -284,7 +185,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parallel_members_round_trip_through_both_decoders() {
+    fn parallel_members_are_indexed_and_read_by_generic_decoders() {
         let data: Vec<u8> = (0..(BLOCK * 2 + 12345))
             .map(|i| ((i * 7919) % 251) as u8)
             .collect();
@@ -293,9 +194,10 @@ mod tests {
         assert_eq!(members.len(), 3);
         let gz: Vec<u8> = members.concat();
         let want: Vec<u8> = head.iter().chain(data.iter()).copied().collect();
-        let path = Path::new("mem.gz");
-        assert!(index_members(&gz).is_some());
-        assert_eq!(inflate_all(path, &gz, want.len()).unwrap(), want);
+        let index = index_members(&gz).expect("our members are indexed");
+        assert_eq!(index.len(), 3);
+        assert_eq!(members_len(&index), want.len() as u64);
+        assert_eq!(index[1].start, members[0].len());
         // the generic decoder (what other readers do) sees the same bytes
         let mut plain = Vec::new();
         flate2::read::MultiGzDecoder::new(&gz[..])
@@ -305,19 +207,21 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_member_is_reported() {
-        let data = vec![42u8; 100_000];
-        let mut gz = compress_parallel(&[&data], 6).concat();
-        let n = gz.len();
-        gz[n - 9] ^= 0xff; // last payload byte
-        gz[n - 8] ^= 0x01; // crc
-        let err = inflate_all(Path::new("x.gz"), &gz, data.len()).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                VolumeError::CorruptGzip { .. } | VolumeError::Truncated { .. }
-            ),
-            "{err}"
-        );
+    fn lying_size_fields_are_not_indexed() {
+        let data = vec![7u8; 100_000];
+        let gz = compress_parallel(&[&data], 1).concat();
+        assert!(index_members(&gz).is_some());
+        // compressed length past the end of the file
+        let mut bad = gz.clone();
+        bad[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(index_members(&bad).is_none());
+        // an uncompressed length no deflate stream of this size can reach
+        let mut bad = gz.clone();
+        bad[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(index_members(&bad).is_none());
+        // a plain gzip stream has no index
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), Compression::new(6));
+        std::io::Write::write_all(&mut enc, &data).unwrap();
+        assert!(index_members(&enc.finish().unwrap()).is_none());
     }
 }

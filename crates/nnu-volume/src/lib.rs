@@ -43,6 +43,7 @@
 //! complex/RGB datatypes, 2-D and 5-D+ images, resampling or reorientation (the arrays stay in file
 //! order, exactly as SimpleITK returns them), and writing NIfTI-2.
 
+mod decode;
 mod error;
 pub mod geometry;
 mod gz;
