@@ -22,7 +22,8 @@
 //! # }
 //! ```
 //!
-//! Multi-device runs over tile files (what `nnu-infer --backend acl --device 0,1,2,3` does):
+//! Multi-device runs over tile files (what `nnu-infer --backend acl --device 0,1,2,3` runs, there with
+//! [`DumpLayout::Flat`] and the tiles its resume check left):
 //!
 //! ```no_run
 //! use nnu_acl::{run_tiles, tiles_from_info, DriverOptions, Runtime, RuntimeOptions};
