@@ -6,8 +6,11 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::crop::{common_shape, crop_to_bbox, nonzero_bbox, nonzero_mask, CropBbox};
-use crate::normalize::{normalize_channel, Normalization};
-use crate::resample::{check_spacing, resample_channel_into, resample_mask, Order, ResamplePlan};
+use crate::normalize::{ct_value, normalize_channel, Normalization, Pointwise};
+use crate::resample::{
+    check_spacing, resample_channel_into, resample_channel_map_into, resample_mask, Order,
+    ResamplePlan,
+};
 use crate::PreprocessError;
 
 /// The plan values preprocessing needs, independent of how the plans were read.
@@ -185,14 +188,23 @@ pub fn preprocess_case(
         // nnU-Net sets NaN to 0 after cropping and before resampling; the box above counted NaN as nonzero.
         ch.par_mapv_inplace(|v| if v.is_nan() { 0.0 } else { v });
         let src = crop_to_bbox(ch.view(), &bbox)?.permuted_axes(tf);
-        resample_channel_into(src, dst.view_mut(), &plan, params.order_data)?;
+        let norm = &params.normalization[c];
+        // CT without mask and noNorm are fused into the resampling's store (the same f32 operations)
+        match norm.pointwise(c)? {
+            Some(Pointwise::Identity) => {
+                resample_channel_into(src, dst, &plan, params.order_data)?;
+            }
+            Some(Pointwise::Ct(p)) => {
+                resample_channel_map_into(src, dst, &plan, params.order_data, move |v| {
+                    ct_value(v, p)
+                })?;
+            }
+            None => {
+                resample_channel_into(src, dst.view_mut(), &plan, params.order_data)?;
+                normalize_channel(dst, norm, mask.as_ref().map(|m| m.view()), c)?;
+            }
+        }
         drop(ch);
-        normalize_channel(
-            dst,
-            &params.normalization[c],
-            mask.as_ref().map(|m| m.view()),
-            c,
-        )?;
     }
     let props = CaseProperties {
         original_size_of_raw_data: shape,

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::case::{check_transpose, CaseProperties, PreprocessParams};
 use crate::crop::{check_bbox, crop_to_bbox_mut};
-use crate::resample::{resample_channel_into, shape3, Order, ResamplePlan};
+use crate::resample::{
+    argmax_into, resample_channel_into, shape3, Order, PlaneStream, ResamplePlan,
+};
 use crate::PreprocessError;
 
 /// Options of the export resampling.
@@ -26,17 +28,12 @@ impl Default for ExportOptions {
     }
 }
 
-/// Resamples each class channel of `probs` (c, z, y, x in the preprocessed, transposed frame) back to the
-/// cropped original shape and hands it to `sink(class, channel)`; one resampled channel is alive at a time.
-fn for_each_resampled_channel(
-    probs: ArrayView4<f32>,
+/// Checks the export inputs and returns the resampling plan back to the cropped original shape.
+fn export_plan(
     props: &CaseProperties,
     params: &PreprocessParams,
-    opts: &ExportOptions,
-    mut sink: impl FnMut(usize, ArrayView3<f32>) -> Result<(), PreprocessError>,
-) -> Result<(), PreprocessError> {
-    let tb = params.transpose_backward;
-    check_transpose(tb)?;
+) -> Result<ResamplePlan, PreprocessError> {
+    check_transpose(params.transpose_backward)?;
     check_bbox(&props.crop_bbox, props.original_size_of_raw_data)?;
     let cropped = props.size_after_cropping;
     if (0..3).any(|i| props.crop_bbox[i][1] - props.crop_bbox[i][0] != cropped[i]) {
@@ -45,19 +42,55 @@ fn for_each_resampled_channel(
             shape: props.original_size_of_raw_data,
         });
     }
-    let plan = ResamplePlan::for_export(
+    Ok(ResamplePlan::for_export(
         cropped,
         props.original_spacing,
         props.spacing_after_resampling,
-    );
+    ))
+}
+
+/// One plane stream per class channel of `probs` (c, z, y, x in the preprocessed, transposed frame), after
+/// `transpose_backward`; `None` when the resampling cannot stream (order 3 changing z without separate z,
+/// separate z along axis 1 or 2).
+fn class_streams<'a>(
+    probs: ArrayView4<'a, f32>,
+    plan: &ResamplePlan,
+    params: &PreprocessParams,
+    opts: &ExportOptions,
+) -> Result<Option<Vec<PlaneStream<'a>>>, PreprocessError> {
+    let mut streams = Vec::with_capacity(probs.shape()[0]);
+    for c in 0..probs.shape()[0] {
+        let ch = probs.index_axis_move(Axis(0), c);
+        match PlaneStream::new(
+            ch.permuted_axes(params.transpose_backward),
+            plan,
+            opts.order,
+        )? {
+            Some(s) => streams.push(s),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(streams))
+}
+
+/// Resamples each class channel of `probs` back to the cropped original shape and hands it to
+/// `sink(class, channel)`; one resampled channel is alive at a time. The fallback of the streaming paths.
+fn for_each_resampled_channel(
+    probs: ArrayView4<f32>,
+    plan: &ResamplePlan,
+    params: &PreprocessParams,
+    opts: &ExportOptions,
+    mut sink: impl FnMut(usize, ArrayView3<f32>) -> Result<(), PreprocessError>,
+) -> Result<(), PreprocessError> {
+    let cropped = plan.new_shape;
     let mut buf: Option<Array3<f32>> = None;
     for (c, ch) in probs.axis_iter(Axis(0)).enumerate() {
-        let ch = ch.permuted_axes(tb);
+        let ch = ch.permuted_axes(params.transpose_backward);
         if shape3(ch.shape()) == cropped {
             sink(c, ch)?;
         } else {
             let b = buf.get_or_insert_with(|| Array3::zeros(cropped));
-            resample_channel_into(ch, b.view_mut(), &plan, opts.order)?;
+            resample_channel_into(ch, b.view_mut(), plan, opts.order)?;
             sink(c, b.view())?;
         }
     }
@@ -70,9 +103,12 @@ fn for_each_resampled_channel(
 /// classes (the first maximum wins, as `np.argmax`), pasted into zeros of `original_size_of_raw_data` at
 /// `crop_bbox`.
 ///
-/// The argmax is accumulated channel by channel: one resampled f32 channel and the running maximum (f32)
-/// of the cropped shape are alive besides the output; order 0/1 resampling needs no volume-sized f64 buffer
-/// (order 3 one of the in-plane-resized size).
+/// Memory: with orders 0 and 1, and with separate z along the first axis (the usual cases), every class is
+/// resampled and compared plane by plane, straight into the pasted region of the output: besides the u8
+/// output only per-thread planes are alive. Otherwise (order 3 without separate z, separate z along another
+/// axis) the argmax is accumulated channel by channel: one resampled f32 channel and the running maximum
+/// (f32) of the cropped shape are alive besides the output (order 3 also one f64 buffer of the
+/// in-plane-resized size). The labels are the same either way.
 ///
 /// # Errors
 /// [`PreprocessError`] for more than 256 classes, an invalid transpose or box, or empty shapes.
@@ -86,13 +122,19 @@ pub fn export_segmentation(
     if n_classes > 256 {
         return Err(PreprocessError::TooManyClasses(n_classes));
     }
-    let cropped = props.size_after_cropping;
-    check_bbox(&props.crop_bbox, props.original_size_of_raw_data)?;
+    let plan = export_plan(props, params)?;
     let mut seg = Array3::<u8>::zeros(props.original_size_of_raw_data);
     // the argmax is written straight into the pasted region of the output
     let mut label = crop_to_bbox_mut(seg.view_mut(), &props.crop_bbox)?;
-    let mut best = Array3::<f32>::zeros(cropped);
-    for_each_resampled_channel(probs, props, params, opts, |c, ch| {
+    if n_classes == 0 {
+        return Ok(seg);
+    }
+    if let Some(streams) = class_streams(probs, &plan, params, opts)? {
+        argmax_into(&streams, label);
+        return Ok(seg);
+    }
+    let mut best = Array3::<f32>::zeros(plan.new_shape);
+    for_each_resampled_channel(probs, &plan, params, opts, |c, ch| {
         if c == 0 {
             best.assign(&ch);
         } else {
@@ -115,7 +157,8 @@ pub fn export_segmentation(
 
 /// The class probabilities in the original image frame (c, z, y, x): resampled as in
 /// [`export_segmentation`], pasted at `crop_bbox` into zeros of `original_size_of_raw_data` (for
-/// `--save-probabilities`; nnU-Net itself saves the unpasted resampled array as float16).
+/// `--save-probabilities`; nnU-Net itself saves the unpasted resampled array as float16). Where the
+/// resampling streams (see [`export_segmentation`]) each class is written straight into the output.
 ///
 /// # Errors
 /// As [`export_segmentation`].
@@ -125,9 +168,16 @@ pub fn export_probabilities(
     params: &PreprocessParams,
     opts: &ExportOptions,
 ) -> Result<Array4<f32>, PreprocessError> {
+    let plan = export_plan(props, params)?;
     let [z, y, x] = props.original_size_of_raw_data;
     let mut out = Array4::<f32>::zeros((probs.shape()[0], z, y, x));
-    for_each_resampled_channel(probs, props, params, opts, |c, ch| {
+    if let Some(streams) = class_streams(probs, &plan, params, opts)? {
+        for (stream, dst) in streams.iter().zip(out.axis_iter_mut(Axis(0))) {
+            stream.write_into(crop_to_bbox_mut(dst, &props.crop_bbox)?, &|v| v as f32);
+        }
+        return Ok(out);
+    }
+    for_each_resampled_channel(probs, &plan, params, opts, |c, ch| {
         let dst = out.index_axis_mut(Axis(0), c);
         crop_to_bbox_mut(dst, &props.crop_bbox)?.assign(&ch);
         Ok(())

@@ -43,9 +43,13 @@
 //!
 //! # Memory
 //!
-//! Channels are processed one at a time. An order-3 resize holds one f64 buffer of the in-plane-resized
-//! channel (`in_z x out_y x out_x`); orders 0 and 1 stream along z and hold only per-thread planes. The export
-//! keeps one resampled f32 channel and a running f32 maximum besides its u8 output.
+//! Channels are processed one at a time. An order-3 resize that changes z holds one f64 buffer of the
+//! in-plane-resized channel (`in_z x out_y x out_x`); everything else (orders 0 and 1, separate z along the
+//! first axis, no change along z) streams plane by plane and holds only per-thread planes. `CT` (without
+//! mask) and `noNorm` normalisation are fused into the resampling's store, so the preprocessed output is
+//! written once. Where the resampling streams, the export resamples every class and takes the argmax plane
+//! by plane straight into its u8 output; otherwise it keeps one resampled f32 channel and a running f32
+//! maximum besides it.
 //!
 //! Deliberately not here: reading and writing images (`nnu-volume`), reading plans (`nnu-artifacts`; the
 //! pipeline fills [`PreprocessParams`] from them), padding and tiling (`nnu-tiling`), and anything that needs

@@ -104,6 +104,55 @@ impl Normalization {
             Normalization::NoNorm => false,
         }
     }
+
+    /// The scheme as a per-voxel map with fixed parameters, when it is one (`CT` without mask, `noNorm`):
+    /// preprocessing then fuses it into the resampling, so the output is written once. `None` for schemes
+    /// that need statistics of the resampled image or the mask.
+    ///
+    /// # Errors
+    /// As [`normalize_channel`] for an unusable CT `sd`.
+    pub(crate) fn pointwise(&self, channel: usize) -> Result<Option<Pointwise>, PreprocessError> {
+        match self {
+            Normalization::NoNorm => Ok(Some(Pointwise::Identity)),
+            Normalization::Ct {
+                stats,
+                use_nonzero_mask: false,
+            } => Ok(Some(Pointwise::Ct(ct_params(stats, channel)?))),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// A per-voxel normalisation (see [`Normalization::pointwise`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Pointwise {
+    /// `noNorm`.
+    Identity,
+    /// `CT`: `(lb, ub, mean, sd)` for [`ct_value`].
+    Ct([f32; 4]),
+}
+
+/// The CT scheme's `(percentile_00_5, percentile_99_5, mean, sd)`, checked.
+fn ct_params(stats: &IntensityProperties, channel: usize) -> Result<[f32; 4], PreprocessError> {
+    if !(stats.sd != 0.0 && stats.sd.is_finite()) {
+        return Err(PreprocessError::InvalidNormalization {
+            channel,
+            name: "sd",
+            value: stats.sd as f64,
+        });
+    }
+    Ok([
+        stats.percentile_00_5,
+        stats.percentile_99_5,
+        stats.mean,
+        stats.sd,
+    ])
+}
+
+/// The CT scheme on one voxel, in f32 as numpy computes it: `(np.clip(v, lb, ub) - mean) / sd`.
+#[inline]
+pub(crate) fn ct_value(v: f32, [lb, ub, mean, sd]: [f32; 4]) -> f32 {
+    (np_clip(v, lb, ub) - mean) / sd
 }
 
 /// Normalises one resampled channel in place.
@@ -147,16 +196,8 @@ pub fn normalize_channel(
     match norm {
         Normalization::NoNorm => {}
         Normalization::Ct { stats, .. } => {
-            if !(stats.sd != 0.0 && stats.sd.is_finite()) {
-                return Err(invalid("sd", stats.sd as f64));
-            }
-            let (lb, ub, mean, sd) = (
-                stats.percentile_00_5,
-                stats.percentile_99_5,
-                stats.mean,
-                stats.sd,
-            );
-            par_map(&mut data, |v| (np_clip(v, lb, ub) - mean) / sd);
+            let p = ct_params(stats, channel)?;
+            par_map(&mut data, |v| ct_value(v, p));
             if let Some(m) = mask {
                 zero_outside(&mut data, m);
             }

@@ -4,10 +4,14 @@
 //! (`get_do_separate_z`, `get_lowres_axis`, `resample_patient`, `resample_data_or_seg`), scikit-image 0.26.0
 //! `skimage.transform.resize`, scipy 1.17.1 `scipy.ndimage.zoom` / `map_coordinates`.
 //!
-//! Memory: a 3-D resize holds one f64 buffer of `in_z x out_y x out_x` samples (the in-plane passes, done per
-//! slice in parallel) besides its f32 input and output; the z pass runs in column blocks.
+//! Memory: an order-3 3-D resize that changes z holds one f64 buffer of `in_z x out_y x out_x` samples (the
+//! in-plane passes, done per slice in parallel) besides its f32 input and output; the z pass runs in column
+//! blocks. Every other resampling is streamed (`PlaneStream`): output planes along the first axis are produced by
+//! parallel tasks that hold at most two in-plane-resized input planes each.
 
-use ndarray::{s, Array3, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis};
+use ndarray::{
+    s, Array3, ArrayView2, ArrayView3, ArrayViewMut1, ArrayViewMut2, ArrayViewMut3, Axis,
+};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -174,18 +178,14 @@ pub fn resize(
 /// As [`resize`].
 pub fn resize_into(
     input: ArrayView3<f32>,
-    mut out: ArrayViewMut3<f32>,
+    out: ArrayViewMut3<f32>,
     order: Order,
 ) -> Result<(), PreprocessError> {
-    let in_shape = shape3(input.shape());
-    let out_shape = shape3(out.shape());
-    check_nonempty(in_shape, out_shape)?;
-    if in_shape == out_shape {
-        out.assign(&input);
-        return Ok(());
-    }
-    let (lo, hi) = min_max(input);
-    resize3d(input, out, order, move |v| clip(v, lo, hi) as f32)
+    let plan = ResamplePlan {
+        new_shape: shape3(out.shape()),
+        separate_z_axis: None,
+    };
+    resample_channel_map_into(input, out, &plan, order, |v| v)
 }
 
 /// nnU-Net 1.7.1's `resample_data_or_seg(is_seg=False)` for one channel, into `out` (shape
@@ -206,7 +206,18 @@ pub fn resample_channel_into(
     plan: &ResamplePlan,
     order: Order,
 ) -> Result<(), PreprocessError> {
-    let in_shape = shape3(input.shape());
+    resample_channel_map_into(input, out, plan, order, |v| v)
+}
+
+/// [`resample_channel_into`] with every output value passed through `map` (a per-voxel normalisation fused
+/// into the store, so the output is written once). `out` may have any layout.
+pub(crate) fn resample_channel_map_into(
+    input: ArrayView3<f32>,
+    out: ArrayViewMut3<f32>,
+    plan: &ResamplePlan,
+    order: Order,
+    map: impl Fn(f32) -> f32 + Sync,
+) -> Result<(), PreprocessError> {
     let out_shape = shape3(out.shape());
     if out_shape != plan.new_shape {
         return Err(PreprocessError::ShapeMismatch {
@@ -215,15 +226,16 @@ pub fn resample_channel_into(
             expected: plan.new_shape.to_vec(),
         });
     }
-    check_nonempty(in_shape, out_shape)?;
-    if in_shape == out_shape {
-        let mut out = out;
-        out.assign(&input);
+    if let Some(stream) = PlaneStream::new(input, plan, order)? {
+        stream.write_into(out, &|v| map(v as f32));
         return Ok(());
     }
     match plan.separate_z_axis {
-        None => resize_into(input, out, order),
-        Some(axis) => resize_separate_z(input, out, axis, order),
+        None => {
+            let (lo, hi) = min_max(input);
+            resize3d(input, out, order, |v| map(clip(v, lo, hi) as f32))
+        }
+        Some(axis) => resize_separate_z(input, out, axis, order, map),
     }
 }
 
@@ -286,9 +298,10 @@ fn min_max_2d(p: ArrayView2<f32>) -> (f32, f32) {
         })
 }
 
-/// Per-task scratch buffers.
+/// Per-task scratch buffers. They only grow; every pass overwrites the part it reads, so nothing is
+/// zero-filled between planes.
 #[derive(Default)]
-struct Scratch {
+pub(crate) struct Scratch {
     line: Vec<f64>,
     block: Vec<f64>,
     acc: Vec<f64>,
@@ -296,6 +309,18 @@ struct Scratch {
     block_t: Vec<f64>,
     acc_t: Vec<f64>,
 }
+
+/// The first `n` samples of `v`, grown (never shrunk or cleared) as needed.
+fn sized(v: &mut Vec<f64>, n: usize) -> &mut [f64] {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+    &mut v[..n]
+}
+
+/// Rows of `src` that are transposed together in the cubic pass along axis 1: 8 f64 (one cache line) are
+/// written per transposed row, instead of one sample per row at a stride of the input's height.
+const TRANSPOSE_TILE: usize = 8;
 
 /// Resizes one plane: 1-D passes along its axis 1 (lines) then its axis 0 (rows); output row `r` of the
 /// `p0.n_out x p1.n_out` result goes to `emit(r, row)`.
@@ -309,186 +334,440 @@ fn resize_plane(
     let m = p1.n_out;
     let pad0 = p0.pad();
     let pad1 = p1.pad();
-    s.block.clear();
-    s.block.resize(p0.padded_len() * m, 0.0);
+    let block = sized(&mut s.block, p0.padded_len() * m);
     if p1.pad() > 0 {
         // Cubic along axis 1: the recursive prefilter is latency bound on single lines, so the plane is
         // transposed and the pass runs on whole rows (the same operations per line, vectorised across lines).
         let n0 = p0.n_in;
         let pt = p1.padded_len();
-        s.block_t.clear();
-        s.block_t.resize(pt * n0, 0.0);
-        for (r, lane) in src.rows().into_iter().enumerate() {
-            for (j, &v) in lane.iter().enumerate() {
-                s.block_t[(pad1 + j) * n0 + r] = v as f64;
+        let block_t = sized(&mut s.block_t, pt * n0);
+        let n1 = p1.n_in;
+        for r0 in (0..n0).step_by(TRANSPOSE_TILE) {
+            let r1 = (r0 + TRANSPOSE_TILE).min(n0);
+            let rows: Vec<_> = (r0..r1).map(|r| src.row(r)).collect();
+            let slices: Option<Vec<&[f32]>> = rows.iter().map(|r| r.as_slice()).collect();
+            match slices {
+                Some(sl) => {
+                    for j in 0..n1 {
+                        let dst = &mut block_t[(pad1 + j) * n0 + r0..(pad1 + j) * n0 + r1];
+                        for (d, row) in dst.iter_mut().zip(&sl) {
+                            *d = row[j] as f64;
+                        }
+                    }
+                }
+                None => {
+                    for (i, lane) in rows.iter().enumerate() {
+                        for (j, &v) in lane.iter().enumerate() {
+                            block_t[(pad1 + j) * n0 + r0 + i] = v as f64;
+                        }
+                    }
+                }
             }
         }
-        s.acc_t.clear();
-        s.acc_t.resize(n0, 0.0);
-        let block = &mut s.block;
-        p1.apply_rows(&mut s.block_t, n0, &mut s.acc_t, |k, col| {
+        let acc_t = sized(&mut s.acc_t, n0);
+        p1.apply_rows(block_t, n0, acc_t, |k, col| {
             for (r, &v) in col.iter().enumerate() {
                 block[(pad0 + r) * m + k] = v;
             }
         });
     } else {
-        s.line.clear();
-        s.line.resize(p1.padded_len(), 0.0);
+        let line = sized(&mut s.line, p1.padded_len());
         for (r, lane) in src.rows().into_iter().enumerate() {
-            let dst = &mut s.block[(pad0 + r) * m..(pad0 + r + 1) * m];
+            let dst = &mut block[(pad0 + r) * m..(pad0 + r + 1) * m];
             if p1.is_identity() {
                 for (d, &v) in dst.iter_mut().zip(lane.iter()) {
                     *d = v as f64;
                 }
             } else {
-                for (d, &v) in s.line[pad1..pad1 + p1.n_in].iter_mut().zip(lane.iter()) {
+                for (d, &v) in line[pad1..pad1 + p1.n_in].iter_mut().zip(lane.iter()) {
                     *d = v as f64;
                 }
-                p1.apply_line(&mut s.line, dst);
+                p1.apply_line(line, dst);
             }
         }
     }
-    s.acc.clear();
-    s.acc.resize(m, 0.0);
-    p0.apply_rows(&mut s.block, m, &mut s.acc, &mut emit);
+    let acc = sized(&mut s.acc, m);
+    p0.apply_rows(block, m, acc, &mut emit);
+}
+
+/// Output planes (along axis 0) per parallel task: a few tasks per thread balance the load, and each task
+/// owns its scratch (allocated once per task, not per plane).
+fn planes_per_task(n: usize) -> usize {
+    n.div_ceil(4 * rayon::current_num_threads()).max(1)
 }
 
 /// Separable 3-D resize (in-plane per z slice, then z in column blocks), each output sample stored through
-/// `store`. `out` must be in standard layout.
-fn resize3d<T: Copy + Send + Sync + Default>(
+/// `store`. Orders 0 and 1, and order 3 without a change along z, stream plane by plane ([`PlaneStream`]);
+/// order 3 holds one f64 buffer of `in_z x out_y x out_x`.
+fn resize3d<T: Copy + Send + Sync>(
     input: ArrayView3<f32>,
-    mut out: ArrayViewMut3<T>,
+    out: ArrayViewMut3<T>,
     order: Order,
     store: impl Fn(f64) -> T + Sync,
 ) -> Result<(), PreprocessError> {
     let [iz, iy, ix] = shape3(input.shape());
     let [oz, oy, ox] = shape3(out.shape());
     let pz = AxisPlan::new(iz, oz, order);
-    let py = AxisPlan::new(iy, oy, order);
-    let px = AxisPlan::new(ix, ox, order);
-    if pz.is_identity() {
-        out.axis_iter_mut(Axis(0))
-            .into_par_iter()
-            .enumerate()
-            .for_each_init(Scratch::default, |s, (z, mut oplane)| {
-                resize_plane(input.index_axis(Axis(0), z), &py, &px, s, |r, row| {
-                    for (o, &v) in oplane.row_mut(r).iter_mut().zip(row) {
-                        *o = store(v);
-                    }
-                })
-            });
+    if order != Order::Cubic || pz.is_identity() {
+        // the caller's store clips; the stream's own clip is a no-op
+        let stream = PlaneStream::Stream3d {
+            input,
+            pz,
+            py: AxisPlan::new(iy, oy, order),
+            px: AxisPlan::new(ix, ox, order),
+            lo: f64::NEG_INFINITY,
+            hi: f64::INFINITY,
+        };
+        stream.write_into(out, &store);
         return Ok(());
     }
-    if order != Order::Cubic {
-        return resize3d_streaming(input, out, &pz, &py, &px, store);
-    }
+    let py = AxisPlan::new(iy, oy, order);
+    let px = AxisPlan::new(ix, ox, order);
     // In-plane passes into one f64 buffer of in_z x out_y x out_x.
     let plane = oy * ox;
     let mut buf = vec![0.0f64; iz * plane];
-    buf.par_chunks_mut(plane)
+    let zb = planes_per_task(iz);
+    buf.par_chunks_mut(plane * zb)
         .enumerate()
-        .for_each_init(Scratch::default, |s, (z, bplane)| {
-            resize_plane(input.index_axis(Axis(0), z), &py, &px, s, |r, row| {
-                bplane[r * ox..(r + 1) * ox].copy_from_slice(row);
-            })
+        .for_each(|(bi, bchunk)| {
+            let mut s = Scratch::default();
+            for (j, bplane) in bchunk.chunks_mut(plane).enumerate() {
+                resize_plane(
+                    input.index_axis(Axis(0), bi * zb + j),
+                    &py,
+                    &px,
+                    &mut s,
+                    |r, row| bplane[r * ox..(r + 1) * ox].copy_from_slice(row),
+                );
+            }
         });
-    // z pass in column blocks.
-    let mut out_flat = out
-        .view_mut()
-        .into_shape_with_order((oz, plane))
-        .map_err(|_| PreprocessError::ShapeMismatch {
-            what: "resampling output (not in standard layout)",
-            shape: vec![oz, oy, ox],
-            expected: vec![oz, oy, ox],
-        })?;
+    // z pass in column blocks; each task takes several consecutive blocks with one scratch.
+    let mut out_flat =
+        out.into_shape_with_order((oz, plane))
+            .map_err(|_| PreprocessError::ShapeMismatch {
+                what: "resampling output (not in standard layout)",
+                shape: vec![oz, oy, ox],
+                expected: vec![oz, oy, ox],
+            })?;
     let pad = pz.pad();
     let padded = pz.padded_len();
     let buf = &buf;
+    let n_blocks = plane.div_ceil(COLUMN_BLOCK);
+    let per_task = planes_per_task(n_blocks) * COLUMN_BLOCK;
     out_flat
-        .axis_chunks_iter_mut(Axis(1), COLUMN_BLOCK)
+        .axis_chunks_iter_mut(Axis(1), per_task)
         .into_par_iter()
         .enumerate()
-        .for_each_init(Scratch::default, |s, (bi, mut ochunk)| {
-            let c0 = bi * COLUMN_BLOCK;
-            let mc = ochunk.shape()[1];
-            s.block.clear();
-            s.block.resize(padded * mc, 0.0);
-            for z in 0..iz {
-                s.block[(pad + z) * mc..(pad + z + 1) * mc]
-                    .copy_from_slice(&buf[z * plane + c0..z * plane + c0 + mc]);
-            }
-            s.acc.clear();
-            s.acc.resize(mc, 0.0);
-            pz.apply_rows(&mut s.block, mc, &mut s.acc, |k, row| {
-                for (o, &v) in ochunk.row_mut(k).iter_mut().zip(row) {
-                    *o = store(v);
+        .for_each(|(ti, mut tchunk)| {
+            let mut s = Scratch::default();
+            for (bi, mut ochunk) in tchunk
+                .axis_chunks_iter_mut(Axis(1), COLUMN_BLOCK)
+                .enumerate()
+            {
+                let c0 = ti * per_task + bi * COLUMN_BLOCK;
+                let mc = ochunk.shape()[1];
+                let block = sized(&mut s.block, padded * mc);
+                for z in 0..iz {
+                    block[(pad + z) * mc..(pad + z + 1) * mc]
+                        .copy_from_slice(&buf[z * plane + c0..z * plane + c0 + mc]);
                 }
-            });
+                let acc = sized(&mut s.acc, mc);
+                pz.apply_rows(block, mc, acc, |k, row| {
+                    for (o, &v) in ochunk.row_mut(k).iter_mut().zip(row) {
+                        *o = store(v);
+                    }
+                });
+            }
         });
     Ok(())
 }
 
-/// Orders 0 and 1 along z need at most two input planes per output plane, and no prefilter: each task
-/// takes a block of output planes and keeps the (at most two) in-plane-resized input planes it is
-/// combining in a small cache, so no volume-sized intermediate is allocated. Input planes that no output
-/// plane reads are never resized.
-fn resize3d_streaming<T: Copy + Send + Sync + Default>(
-    input: ArrayView3<f32>,
-    mut out: ArrayViewMut3<T>,
-    pz: &AxisPlan,
-    py: &AxisPlan,
-    px: &AxisPlan,
-    store: impl Fn(f64) -> T + Sync,
-) -> Result<(), PreprocessError> {
-    let (oy, ox) = (py.n_out, px.n_out);
-    let plane = oy * ox;
-    let oz = pz.n_out;
-    let Some(out_flat) = out.as_slice_mut() else {
-        return Err(PreprocessError::ShapeMismatch {
-            what: "resampling output (not in standard layout)",
-            shape: vec![oz, oy, ox],
-            expected: vec![oz, oy, ox],
-        });
-    };
-    // A few blocks per thread balance the load; each block re-resizes at most one boundary plane.
-    let blocks = 4 * rayon::current_num_threads();
-    let block = oz.div_ceil(blocks).max(1);
-    out_flat
-        .par_chunks_mut(plane * block)
-        .enumerate()
-        .for_each_init(
-            || (Scratch::default(), PlaneCache::default()),
-            |(s, cache), (bi, chunk)| {
-                for (j, oplane) in chunk.chunks_mut(plane).enumerate() {
-                    let k = bi * block + j;
-                    let Some((i0, i1, w0, w1)) = pz.short_taps(k) else {
-                        return;
-                    };
-                    cache.ensure(i0, i1, |i, buf| {
-                        buf.resize(plane, 0.0);
-                        resize_plane(input.index_axis(Axis(0), i), py, px, s, |r, row| {
-                            buf[r * ox..(r + 1) * ox].copy_from_slice(row);
-                        });
+/// A resampling of one channel that can be produced one output plane (along axis 0) at a time, from
+/// per-task state only: what lets the export resample every class and take the argmax plane by plane,
+/// and lets any output layout be written without a volume-sized intermediate.
+pub(crate) enum PlaneStream<'a> {
+    /// Same shape: output plane `k` is input plane `k`.
+    Copy(ArrayView3<'a, f32>),
+    /// 3-D resize whose z pass has at most two taps (orders 0 and 1, or no change along z): output plane
+    /// `k` combines at most two in-plane-resized input planes, clipped to `[lo, hi]` (the input's range).
+    Stream3d {
+        input: ArrayView3<'a, f32>,
+        pz: AxisPlan,
+        py: AxisPlan,
+        px: AxisPlan,
+        lo: f64,
+        hi: f64,
+    },
+    /// Separate z along axis 0: output plane `k` is the in-plane resize of input plane `pz.nearest_index(k)`,
+    /// clipped to that plane's range (or the plane itself when the in-plane shape is unchanged).
+    SepZ {
+        input: ArrayView3<'a, f32>,
+        pz: AxisPlan,
+        py: AxisPlan,
+        px: AxisPlan,
+    },
+}
+
+impl<'a> PlaneStream<'a> {
+    /// The stream for `resample_channel_into(input, plan, order)`, or `None` where that needs a whole
+    /// volume at once (order 3 changing z without separate z; separate z along axis 1 or 2).
+    ///
+    /// # Errors
+    /// [`PreprocessError::EmptyShape`] for empty shapes, [`PreprocessError::InvalidAxis`] for an axis > 2.
+    pub(crate) fn new(
+        input: ArrayView3<'a, f32>,
+        plan: &ResamplePlan,
+        order: Order,
+    ) -> Result<Option<Self>, PreprocessError> {
+        let [iz, iy, ix] = shape3(input.shape());
+        let [oz, oy, ox] = plan.new_shape;
+        check_nonempty([iz, iy, ix], plan.new_shape)?;
+        if [iz, iy, ix] == plan.new_shape {
+            return Ok(Some(PlaneStream::Copy(input)));
+        }
+        match plan.separate_z_axis {
+            None => {
+                let pz = AxisPlan::new(iz, oz, order);
+                if order == Order::Cubic && !pz.is_identity() {
+                    return Ok(None);
+                }
+                let (lo, hi) = min_max(input);
+                Ok(Some(PlaneStream::Stream3d {
+                    input,
+                    pz,
+                    py: AxisPlan::new(iy, oy, order),
+                    px: AxisPlan::new(ix, ox, order),
+                    lo,
+                    hi,
+                }))
+            }
+            Some(0) => Ok(Some(PlaneStream::SepZ {
+                input,
+                pz: AxisPlan::new(iz, oz, Order::Nearest),
+                py: AxisPlan::new(iy, oy, order),
+                px: AxisPlan::new(ix, ox, order),
+            })),
+            Some(1 | 2) => Ok(None),
+            Some(axis) => Err(PreprocessError::InvalidAxis(axis)),
+        }
+    }
+
+    /// The z taps `(i0, i1, w0, w1)` of output plane `k` of a [`PlaneStream::Stream3d`].
+    fn taps(pz: &AxisPlan, k: usize) -> (usize, usize, f64, f64) {
+        if pz.is_identity() {
+            (k, k, 1.0, 0.0)
+        } else {
+            // not cubic (see `new`), so short taps exist
+            pz.short_taps(k)
+                .unwrap_or((k.min(pz.n_in - 1), k.min(pz.n_in - 1), 1.0, 0.0))
+        }
+    }
+
+    /// True when output plane `k > 0` equals output plane `k - 1` (both read the same input).
+    pub(crate) fn repeats(&self, k: usize) -> bool {
+        if k == 0 {
+            return false;
+        }
+        match self {
+            PlaneStream::Copy(_) => false,
+            PlaneStream::Stream3d { pz, .. } => Self::taps(pz, k) == Self::taps(pz, k - 1),
+            PlaneStream::SepZ { pz, .. } => pz.nearest_index(k) == pz.nearest_index(k - 1),
+        }
+    }
+
+    /// Writes output plane `k`, each value through `store`. `cache` must only ever be used with this stream.
+    pub(crate) fn write_plane<T>(
+        &self,
+        k: usize,
+        s: &mut Scratch,
+        cache: &mut PlaneCache,
+        mut out: ArrayViewMut2<T>,
+        store: &impl Fn(f64) -> T,
+    ) {
+        match self {
+            PlaneStream::Copy(input) => {
+                ndarray::Zip::from(&mut out)
+                    .and(input.index_axis(Axis(0), k))
+                    .for_each(|o, &v| *o = store(v as f64));
+            }
+            PlaneStream::Stream3d {
+                input,
+                pz,
+                py,
+                px,
+                lo,
+                hi,
+            } => {
+                let (i0, i1, w0, w1) = Self::taps(pz, k);
+                let ox = px.n_out;
+                let plane = py.n_out * ox;
+                cache.ensure(i0, i1, |i, buf| {
+                    let buf = sized(buf, plane);
+                    resize_plane(input.index_axis(Axis(0), i), py, px, s, |r, row| {
+                        buf[r * ox..(r + 1) * ox].copy_from_slice(row);
                     });
-                    let (p0, p1) = cache.pair(i0, i1);
+                });
+                let (p0, p1) = cache.pair(i0, i1);
+                let (lo, hi) = (*lo, *hi);
+                for (r, orow) in out.rows_mut().into_iter().enumerate() {
+                    let a = &p0[r * ox..(r + 1) * ox];
                     if w1 == 0.0 {
-                        for (o, &a) in oplane.iter_mut().zip(p0) {
-                            *o = store(w0 * a);
-                        }
+                        store_row(orow, a, |x| store(clip(w0 * x, lo, hi)));
                     } else {
-                        for ((o, &a), &b) in oplane.iter_mut().zip(p0).zip(p1) {
-                            *o = store(w0 * a + w1 * b);
+                        let b = &p1[r * ox..(r + 1) * ox];
+                        store_row2(orow, a, b, |x, y| store(clip(w0 * x + w1 * y, lo, hi)));
+                    }
+                }
+            }
+            PlaneStream::SepZ { input, pz, py, px } => {
+                let islice = input.index_axis(Axis(0), pz.nearest_index(k));
+                if py.is_identity() && px.is_identity() {
+                    ndarray::Zip::from(&mut out)
+                        .and(islice)
+                        .for_each(|o, &v| *o = store(v as f64));
+                    return;
+                }
+                let (lo, hi) = min_max_2d(islice);
+                let (lo, hi) = (lo as f64, hi as f64);
+                resize_plane(islice, py, px, s, |r, row| {
+                    store_row(out.row_mut(r), row, |v| store(clip(v, lo, hi)));
+                });
+            }
+        }
+    }
+
+    /// Writes every output plane into `out` (any layout), in parallel over blocks of planes.
+    pub(crate) fn write_into<T: Copy + Send + Sync>(
+        &self,
+        mut out: ArrayViewMut3<T>,
+        store: &(impl Fn(f64) -> T + Sync),
+    ) {
+        let block = planes_per_task(out.shape()[0]);
+        out.axis_chunks_iter_mut(Axis(0), block)
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(bi, mut chunk)| {
+                let mut s = Scratch::default();
+                let mut cache = PlaneCache::default();
+                for j in 0..chunk.shape()[0] {
+                    let k = bi * block + j;
+                    if j > 0 && self.repeats(k) {
+                        let (prev, mut cur) =
+                            chunk.multi_slice_mut((s![j - 1, .., ..], s![j, .., ..]));
+                        cur.assign(&prev);
+                    } else {
+                        self.write_plane(
+                            k,
+                            &mut s,
+                            &mut cache,
+                            chunk.index_axis_mut(Axis(0), j),
+                            store,
+                        );
+                    }
+                }
+            });
+    }
+}
+
+/// `np.argmax` over classes of the resampled class planes, written into `out` (any layout; one u8 label
+/// per voxel): every class is resampled and compared plane by plane, so besides `out` only per-task planes
+/// are alive. All streams must have the output shape of `out`. The first maximum wins; NaN counts as the
+/// maximum (numpy's rule).
+pub(crate) fn argmax_into(streams: &[PlaneStream], mut out: ArrayViewMut3<u8>) {
+    let (oy, ox) = (out.shape()[1], out.shape()[2]);
+    let block = planes_per_task(out.shape()[0]);
+    out.axis_chunks_iter_mut(Axis(0), block)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(bi, mut chunk)| {
+            let mut s = Scratch::default();
+            let mut caches: Vec<PlaneCache> =
+                streams.iter().map(|_| PlaneCache::default()).collect();
+            let mut best = ndarray::Array2::<f32>::zeros((oy, ox));
+            let mut cur = ndarray::Array2::<f32>::zeros((oy, ox));
+            let as_f32 = |v: f64| v as f32;
+            for j in 0..chunk.shape()[0] {
+                let k = bi * block + j;
+                if j > 0 && streams.iter().all(|st| st.repeats(k)) {
+                    let (prev, mut now) = chunk.multi_slice_mut((s![j - 1, .., ..], s![j, .., ..]));
+                    now.assign(&prev);
+                    continue;
+                }
+                let mut label = chunk.index_axis_mut(Axis(0), j);
+                label.fill(0);
+                for (c, (st, cache)) in streams.iter().zip(caches.iter_mut()).enumerate() {
+                    if c == 0 {
+                        st.write_plane(k, &mut s, cache, best.view_mut(), &as_f32);
+                        continue;
+                    }
+                    st.write_plane(k, &mut s, cache, cur.view_mut(), &as_f32);
+                    let c = c as u8;
+                    let update = |l: &mut u8, b: &mut f32, v: f32| {
+                        if v > *b || (v.is_nan() && !b.is_nan()) {
+                            *b = v;
+                            *l = c;
+                        }
+                    };
+                    for ((mut lrow, mut brow), crow) in label
+                        .rows_mut()
+                        .into_iter()
+                        .zip(best.rows_mut())
+                        .zip(cur.rows())
+                    {
+                        match (lrow.as_slice_mut(), brow.as_slice_mut(), crow.as_slice()) {
+                            (Some(l), Some(b), Some(v)) => {
+                                for ((l, b), &v) in l.iter_mut().zip(b.iter_mut()).zip(v) {
+                                    update(l, b, v);
+                                }
+                            }
+                            _ => ndarray::Zip::from(lrow)
+                                .and(brow)
+                                .and(crow)
+                                .for_each(|l, b, &v| update(l, b, v)),
                         }
                     }
                 }
-            },
-        );
-    Ok(())
+            }
+        });
+}
+
+/// `orow[j] = f(row[j])`, on a slice where the output row is contiguous.
+#[inline]
+fn store_row<T>(mut orow: ArrayViewMut1<T>, row: &[f64], f: impl Fn(f64) -> T) {
+    match orow.as_slice_mut() {
+        Some(o) => {
+            for (o, &v) in o.iter_mut().zip(row) {
+                *o = f(v);
+            }
+        }
+        None => {
+            for (o, &v) in orow.iter_mut().zip(row) {
+                *o = f(v);
+            }
+        }
+    }
+}
+
+/// `orow[j] = f(a[j], b[j])`, on a slice where the output row is contiguous.
+#[inline]
+fn store_row2<T>(mut orow: ArrayViewMut1<T>, a: &[f64], b: &[f64], f: impl Fn(f64, f64) -> T) {
+    match orow.as_slice_mut() {
+        Some(o) => {
+            for ((o, &x), &y) in o.iter_mut().zip(a).zip(b) {
+                *o = f(x, y);
+            }
+        }
+        None => {
+            for ((o, &x), &y) in orow.iter_mut().zip(a).zip(b) {
+                *o = f(x, y);
+            }
+        }
+    }
 }
 
 /// Two in-plane-resized input planes, by input index.
 #[derive(Default)]
-struct PlaneCache {
+pub(crate) struct PlaneCache {
     idx: [Option<usize>; 2],
     planes: [Vec<f64>; 2],
 }
@@ -528,12 +807,14 @@ pub(crate) fn in_plane_axes(axis: usize) -> (usize, usize) {
     }
 }
 
-/// nnU-Net's separate-z path (see [`resample_channel_into`]).
+/// nnU-Net's separate-z path (see [`resample_channel_into`]) along axis 1 or 2; axis 0 streams
+/// ([`PlaneStream::SepZ`]).
 fn resize_separate_z(
     input: ArrayView3<f32>,
     mut out: ArrayViewMut3<f32>,
     axis: usize,
     order: Order,
+    map: impl Fn(f32) -> f32 + Sync,
 ) -> Result<(), PreprocessError> {
     if axis > 2 {
         return Err(PreprocessError::InvalidAxis(axis));
@@ -557,14 +838,16 @@ fn resize_separate_z(
             }
             let islice = input.index_axis(Axis(axis), pz.nearest_index(k));
             if in_plane_identity {
-                oslice.assign(&islice);
+                ndarray::Zip::from(&mut oslice)
+                    .and(islice)
+                    .for_each(|o, &v| *o = map(v));
                 return;
             }
             let (lo, hi) = min_max_2d(islice);
             let (lo, hi) = (lo as f64, hi as f64);
             resize_plane(islice, &p0, &p1, s, |r, row| {
                 for (o, &v) in oslice.row_mut(r).iter_mut().zip(row) {
-                    *o = clip(v, lo, hi) as f32;
+                    *o = map(clip(v, lo, hi) as f32);
                 }
             });
         });
@@ -734,6 +1017,60 @@ mod tests {
             .unwrap();
         assert_eq!(p.separate_z_axis, Some(0));
         assert_eq!(p.new_shape, [2, 10, 10]); // 2.5 rounds half to even
+    }
+
+    #[test]
+    fn streamed_planes_and_argmax_agree_with_channelwise() {
+        let shape = [5, 7, 6];
+        let classes: Vec<Array3<f32>> = (0..3)
+            .map(|c| {
+                Array3::from_shape_fn(shape, |(z, y, x)| {
+                    ((z * 7 + y * 3 + x * 5 + c * 11) % 13) as f32 * 0.1
+                })
+            })
+            .collect();
+        let plans = [
+            // upsampling z with separate z repeats planes; 3-D order 0 too
+            ([13, 9, 4], Some(0)),
+            ([11, 5, 9], None),
+            ([3, 7, 6], None),
+        ];
+        for (new_shape, separate_z_axis) in plans {
+            let plan = ResamplePlan {
+                new_shape,
+                separate_z_axis,
+            };
+            for order in [Order::Nearest, Order::Linear, Order::Cubic] {
+                let Some(streams) = classes
+                    .iter()
+                    .map(|c| PlaneStream::new(c.view(), &plan, order).unwrap())
+                    .collect::<Option<Vec<_>>>()
+                else {
+                    continue;
+                };
+                // every plane written directly equals the output that copies repeated planes
+                let whole: Vec<Array3<f32>> = classes
+                    .iter()
+                    .map(|c| resample_channel(c.view(), &plan, order).unwrap())
+                    .collect();
+                for (st, w) in streams.iter().zip(&whole) {
+                    let mut direct = Array3::<f32>::zeros(new_shape);
+                    let (mut sc, mut cache) = (Scratch::default(), PlaneCache::default());
+                    for k in 0..new_shape[0] {
+                        let plane = direct.index_axis_mut(Axis(0), k);
+                        st.write_plane(k, &mut sc, &mut cache, plane, &|v| v as f32);
+                    }
+                    assert_eq!(&direct, w, "{plan:?} {order:?}");
+                }
+                let mut labels = Array3::<u8>::from_elem(new_shape, 9);
+                argmax_into(&streams, labels.view_mut());
+                for (idx, &l) in labels.indexed_iter() {
+                    let v: Vec<f32> = whole.iter().map(|w| w[idx]).collect();
+                    let first_max = (0..v.len()).fold(0, |b, c| if v[c] > v[b] { c } else { b });
+                    assert_eq!(l as usize, first_max, "{plan:?} {order:?} {idx:?}");
+                }
+            }
+        }
     }
 
     #[test]
