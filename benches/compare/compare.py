@@ -79,6 +79,14 @@ class Runner:
         self.ref = os.path.join(HERE, "ref_steps.py")
         self.out = args.out
         self.results = {"pairs": {}, "ours_only": {}}
+        prev = os.path.join(self.out, "results.json")
+        if os.path.isfile(prev) and not args.fresh:
+            # a rerun with --only replaces the pairs it runs and keeps the others
+            with open(prev) as f:
+                old = json.load(f)
+            for k in ("pairs", "ours_only", "flops", "scratch", "machine_runs"):
+                if k in old:
+                    self.results[k] = old[k]
 
     def ours(self, tool, *args):
         return [os.path.join(self.bin, tool)] + [str(a) for a in args]
@@ -348,10 +356,13 @@ def main():
     ap.add_argument("--eval-cases", type=int, default=2)
     ap.add_argument("--only", default=None, help="comma-separated: nifti,preprocess,export,evaluate,patch,full,ours")
     ap.add_argument("--skip-demo", action="store_true")
+    ap.add_argument("--fresh", action="store_true", help="discard OUT/results.json instead of updating it")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     r = Runner(args)
     r.results["machine"] = r.machine()
+    r.results.setdefault("machine_runs", []).append({"date_utc": r.results["machine"]["date_utc"],
+                                                     "only": args.only, "load1": os.getloadavg()[0]})
     r.results["args"] = vars(args)
     only = set(args.only.split(",")) if args.only else None
     want = lambda k: only is None or k in only  # noqa: E731
