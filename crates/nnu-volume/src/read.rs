@@ -222,7 +222,14 @@ fn decode_file<C: Convert>(
     let needed = span.start + span.voxels * conv.size() as u64;
     match gz::index_members(file) {
         Some(members) if gz::members_len(&members) >= needed => {
-            decode_members(path, file, &members, span, conv, target)
+            match decode_members(path, file, &members, span, conv, target) {
+                // The size fields are only a hint: when the members do not match them, the stream as
+                // gzip defines it decides (and names the real damage, if any).
+                Err(VolumeError::CorruptGzip { .. } | VolumeError::Truncated { .. }) => {
+                    decode_stream(path, file, span, conv, target)
+                }
+                done => done,
+            }
         }
         _ => decode_stream(path, file, span, conv, target),
     }

@@ -264,3 +264,48 @@ fn bad_geometry_for_writing() {
     // nothing left behind
     assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
 }
+
+#[test]
+fn lying_member_size_fields_change_nothing() {
+    // Our writer's `Nu` subfield (compressed and uncompressed member length at bytes 16..24 of each member
+    // header) only lets the reader inflate members in parallel; a wrong value must neither allocate by it
+    // nor change what is read, and real damage is still reported.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = Array3::<i16>::from_shape_fn((40, 256, 256), |(z, y, x)| (z * 7 + y * 3 + x) as i16);
+    let p = dir.path().join("ok.nii.gz");
+    write_volume(&p, a.view(), &Geometry::default(), &WriteOptions::default()).expect("write");
+    let good = std::fs::read(&p).expect("read");
+    let want = read_volume(&p).expect("read").data;
+    let patch = |at: usize, v: u32| {
+        let mut b = good.clone();
+        b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        b
+    };
+    let clen = u32::from_le_bytes(good[16..20].try_into().expect("4 bytes"));
+    let rlen = u32::from_le_bytes(good[20..24].try_into().expect("4 bytes"));
+    for (what, bytes) in [
+        ("uncompressed length u32::MAX", patch(20, u32::MAX)),
+        ("uncompressed length + 1", patch(20, rlen + 1)),
+        ("uncompressed length - 1", patch(20, rlen - 1)),
+        ("compressed length past the end", patch(16, u32::MAX)),
+        ("compressed length - 1", patch(16, clen - 1)),
+        ("compressed length 0", patch(16, 0)),
+    ] {
+        let q = write(dir.path(), "liar_member.nii.gz", &bytes);
+        let got = read_volume(&q).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(got.data, want, "{what}");
+    }
+    // a truncated multi-member file is still an error naming the file
+    for cut in [good.len() - 3, good.len() / 2, 100] {
+        let q = write(dir.path(), "cut_members.nii.gz", &good[..cut]);
+        let err = read_volume(&q).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                VolumeError::Truncated { .. } | VolumeError::CorruptGzip { .. }
+            ),
+            "cut {cut}: {err}"
+        );
+        assert_names_file(&err, &q);
+    }
+}

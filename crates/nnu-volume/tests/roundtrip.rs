@@ -192,6 +192,82 @@ fn large_volume_spans_several_gzip_members() {
     assert_eq!(plain.len(), 352 + a.len() * 2);
 }
 
+#[test]
+fn gzip_output_is_identical_for_any_thread_count() {
+    // Three 4 MiB members: the bytes must not depend on how rayon schedules them.
+    let a = Array3::<i16>::from_shape_fn((64, 256, 300), |(z, y, x)| {
+        ((z * 131 + y * 7 + x * x) % 3000) as i16 - 1024
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut files = Vec::new();
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool");
+        let p = dir.path().join(format!("t{threads}.nii.gz"));
+        pool.install(|| write_volume(&p, a.view(), &oblique(), &WriteOptions::default()))
+            .expect("write");
+        files.push(std::fs::read(&p).expect("read"));
+    }
+    assert!(files[0].len() > 1000);
+    assert!(
+        files.iter().all(|f| *f == files[0]),
+        "output depends on the thread count"
+    );
+    // `gzip -t` accepts the multi-member file, when gzip is installed
+    match Command::new("gzip")
+        .arg("-t")
+        .arg(dir.path().join("t1.nii.gz"))
+        .output()
+    {
+        Ok(o) => assert!(
+            o.status.success(),
+            "gzip -t: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => eprintln!("skipping the gzip -t check: {e}"),
+    }
+}
+
+#[test]
+fn parallel_streaming_and_plain_reads_agree() {
+    // Our indexed members, and the same NIfTI bytes (with scl_slope/scl_inter set) as one gzip stream and
+    // uncompressed: each takes its own decoding path; exact reads report the first inexact value.
+    let a = Array3::<i16>::from_shape_fn((33, 211, 307), |(z, y, x)| {
+        ((z * 977 + y * 31 + x * 3) % 4001) as i16 - 2000
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ours = dir.path().join("ours.nii.gz");
+    write_volume(&ours, a.view(), &oblique(), &WriteOptions::default()).expect("write");
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(&ours).expect("open")),
+        &mut raw,
+    )
+    .expect("inflate");
+    // scl_slope 0.5, scl_inter -3 (float32 fields at bytes 112 and 116)
+    raw[112..116].copy_from_slice(&0.5f32.to_le_bytes());
+    raw[116..120].copy_from_slice(&(-3.0f32).to_le_bytes());
+    let plain = dir.path().join("plain.nii");
+    let single = dir.path().join("single.nii.gz");
+    std::fs::write(&plain, &raw).expect("write");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    std::io::Write::write_all(&mut enc, &raw).expect("gzip");
+    std::fs::write(&single, enc.finish().expect("gzip")).expect("write");
+    let want = a.mapv(|v| (f64::from(v) * 0.5 - 3.0) as f32);
+    for p in [&plain, &single] {
+        assert_eq!(read_volume(p).expect("read").data, want, "{}", p.display());
+        let err = read_volume_as::<i16>(p).unwrap_err();
+        assert!(
+            matches!(err, nnu_volume::VolumeError::ValueOutOfRange { value, .. } if value == -1001.5),
+            "{err}"
+        );
+    }
+    assert_eq!(read_volume(&ours).expect("read").data, a.mapv(f32::from));
+    assert_eq!(read_volume_as::<i16>(&ours).expect("read").data, a);
+}
+
 fn python() -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("NNU_PYTHON").map(PathBuf::from),
