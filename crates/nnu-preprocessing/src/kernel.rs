@@ -168,6 +168,41 @@ impl AxisPlan {
         }
     }
 
+    /// [`apply_line`](Self::apply_line) for a plan without padding (orders 0 and 1, or any identity),
+    /// reading the f32 input line directly (each sample converted to f64 as it is read, which is exact).
+    pub(crate) fn apply_line_f32(&self, src: &[f32], out: &mut [f64]) {
+        debug_assert_eq!(src.len(), self.n_in);
+        debug_assert_eq!(out.len(), self.n_out);
+        if self.is_identity() {
+            for (o, &v) in out.iter_mut().zip(src) {
+                *o = v as f64;
+            }
+            return;
+        }
+        match self.order {
+            Order::Nearest => {
+                for (o, &s) in out.iter_mut().zip(&self.start) {
+                    *o = src[s] as f64;
+                }
+            }
+            Order::Linear => {
+                let last = self.n_in - 1;
+                for ((o, &s), w) in out.iter_mut().zip(&self.start).zip(&self.weights) {
+                    *o = w[0] * src[s] as f64 + w[1] * src[(s + 1).min(last)] as f64;
+                }
+            }
+            Order::Cubic => {
+                // padded plans go through the line buffer
+                let pad = self.pad();
+                let mut buf = vec![0.0; self.padded_len()];
+                for (d, &v) in buf[pad..pad + self.n_in].iter_mut().zip(src) {
+                    *d = v as f64;
+                }
+                self.apply_line(&mut buf, out);
+            }
+        }
+    }
+
     /// Resamples along the outer axis of a row-major block of `padded_len()` rows of `m` samples; the input
     /// rows sit at `[pad .. pad + n_in]` and the block is used as scratch. Each output row `k` is handed to
     /// `emit(k, row)`; `acc` (`m` samples) is scratch.
@@ -179,57 +214,84 @@ impl AxisPlan {
         mut emit: impl FnMut(usize, &[f64]),
     ) {
         let pad = self.pad();
-        let n = self.n_in;
-        debug_assert_eq!(block.len(), (n + 2 * pad) * m);
+        debug_assert_eq!(block.len(), self.padded_len() * m);
         debug_assert_eq!(acc.len(), m);
         let row = |i: usize| i * m..(i + 1) * m;
         if self.is_identity() {
-            for k in 0..n {
+            for k in 0..self.n_in {
                 emit(k, &block[row(pad + k)]);
             }
             return;
         }
-        match self.order {
-            Order::Nearest => {
-                for (k, &s) in self.start.iter().enumerate() {
-                    emit(k, &block[row(s)]);
-                }
+        if self.order == Order::Nearest {
+            for (k, &s) in self.start.iter().enumerate() {
+                emit(k, &block[row(s)]);
             }
-            Order::Linear => {
-                let last = n - 1;
-                for (k, (&s, w)) in self.start.iter().zip(&self.weights).enumerate() {
-                    let r0 = &block[row(s)];
-                    let r1 = &block[row((s + 1).min(last))];
-                    for ((a, &x0), &x1) in acc.iter_mut().zip(r0).zip(r1) {
-                        *a = w[0] * x0 + w[1] * x1;
-                    }
-                    emit(k, acc);
-                }
+            return;
+        }
+        self.prepare_rows(block, m);
+        for k in 0..self.n_out {
+            self.eval_row(block, m, k, acc);
+            emit(k, acc);
+        }
+    }
+
+    /// [`apply_rows`](Self::apply_rows) writing output row `k` to `out[k * m .. (k + 1) * m]`.
+    pub(crate) fn apply_rows_into(&self, block: &mut [f64], m: usize, out: &mut [f64]) {
+        debug_assert_eq!(out.len(), self.n_out * m);
+        if self.is_identity() || self.order == Order::Nearest {
+            let pad = self.pad();
+            for (k, dst) in out.chunks_exact_mut(m).enumerate() {
+                let s = if self.is_identity() {
+                    pad + k
+                } else {
+                    self.start[k]
+                };
+                dst.copy_from_slice(&block[s * m..(s + 1) * m]);
             }
-            Order::Cubic => {
-                let (head, rest) = block.split_at_mut(pad * m);
-                let first = &rest[..m];
-                for r in head.chunks_exact_mut(m) {
-                    r.copy_from_slice(first);
-                }
-                let (body, tail) = block.split_at_mut((pad + n) * m);
-                let last = &body[(pad + n - 1) * m..];
-                for r in tail.chunks_exact_mut(m) {
-                    r.copy_from_slice(last);
-                }
-                prefilter_rows(block, m);
-                for (k, (&s, w)) in self.start.iter().zip(&self.weights).enumerate() {
-                    let r0 = &block[row(s)];
-                    let r1 = &block[row(s + 1)];
-                    let r2 = &block[row(s + 2)];
-                    let r3 = &block[row(s + 3)];
-                    for ((((a, &x0), &x1), &x2), &x3) in
-                        acc.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3)
-                    {
-                        *a = w[0] * x0 + w[1] * x1 + w[2] * x2 + w[3] * x3;
-                    }
-                    emit(k, acc);
-                }
+            return;
+        }
+        self.prepare_rows(block, m);
+        for (k, dst) in out.chunks_exact_mut(m).enumerate() {
+            self.eval_row(block, m, k, dst);
+        }
+    }
+
+    /// Order 3: edge padding of the block and the prefilter along its rows; nothing for order 1.
+    fn prepare_rows(&self, block: &mut [f64], m: usize) {
+        if self.order != Order::Cubic {
+            return;
+        }
+        let pad = self.pad();
+        let n = self.n_in;
+        let (head, rest) = block.split_at_mut(pad * m);
+        let first = &rest[..m];
+        for r in head.chunks_exact_mut(m) {
+            r.copy_from_slice(first);
+        }
+        let (body, tail) = block.split_at_mut((pad + n) * m);
+        let last = &body[(pad + n - 1) * m..];
+        for r in tail.chunks_exact_mut(m) {
+            r.copy_from_slice(last);
+        }
+        prefilter_rows(block, m);
+    }
+
+    /// Output row `k` of an order-1 or (prepared) order-3 block into `dst` (`m` samples).
+    #[inline]
+    fn eval_row(&self, block: &[f64], m: usize, k: usize, dst: &mut [f64]) {
+        let row = |i: usize| &block[i * m..(i + 1) * m];
+        let s = self.start[k];
+        let w = self.weights[k];
+        if self.order == Order::Cubic {
+            let (r0, r1, r2, r3) = (row(s), row(s + 1), row(s + 2), row(s + 3));
+            for ((((a, &x0), &x1), &x2), &x3) in dst.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3) {
+                *a = w[0] * x0 + w[1] * x1 + w[2] * x2 + w[3] * x3;
+            }
+        } else {
+            let (r0, r1) = (row(s), row((s + 1).min(self.n_in - 1)));
+            for ((a, &x0), &x1) in dst.iter_mut().zip(r0).zip(r1) {
+                *a = w[0] * x0 + w[1] * x1;
             }
         }
     }

@@ -292,10 +292,46 @@ pub(crate) fn min_max(input: ArrayView3<f32>) -> (f64, f64) {
 }
 
 fn min_max_2d(p: ArrayView2<f32>) -> (f32, f32) {
-    p.iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
-            (lo.min(v), hi.max(v))
-        })
+    let merge = |a: (f32, f32), b: (f32, f32)| (a.0.min(b.0), a.1.max(b.1));
+    match p.as_slice() {
+        Some(v) => min_max_slice(v),
+        None => p
+            .rows()
+            .into_iter()
+            .map(|r| match r.as_slice() {
+                Some(v) => min_max_slice(v),
+                None => r
+                    .iter()
+                    .fold((f32::INFINITY, f32::NEG_INFINITY), |a, &v| merge(a, (v, v))),
+            })
+            .fold((f32::INFINITY, f32::NEG_INFINITY), merge),
+    }
+}
+
+/// Minimum and maximum of a slice, ignoring NaN (`f32::min` / `f32::max`), in independent lanes so that
+/// the loop vectorises.
+fn min_max_slice(v: &[f32]) -> (f32, f32) {
+    const LANES: usize = 16;
+    let mut lo = [f32::INFINITY; LANES];
+    let mut hi = [f32::NEG_INFINITY; LANES];
+    let chunks = v.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..LANES {
+            lo[i] = lo[i].min(c[i]);
+            hi[i] = hi[i].max(c[i]);
+        }
+    }
+    let (mut l, mut h) = (f32::INFINITY, f32::NEG_INFINITY);
+    for i in 0..LANES {
+        l = l.min(lo[i]);
+        h = h.max(hi[i]);
+    }
+    for &x in rest {
+        l = l.min(x);
+        h = h.max(x);
+    }
+    (l, h)
 }
 
 /// Per-task scratch buffers. They only grow; every pass overwrites the part it reads, so nothing is
@@ -329,13 +365,35 @@ fn resize_plane(
     p0: &AxisPlan,
     p1: &AxisPlan,
     s: &mut Scratch,
-    mut emit: impl FnMut(usize, &[f64]),
+    emit: impl FnMut(usize, &[f64]),
 ) {
+    let m = p1.n_out;
+    pass_axis1(src, p0, p1, s);
+    let acc = sized(&mut s.acc, m);
+    p0.apply_rows(&mut s.block[..p0.padded_len() * m], m, acc, emit);
+}
+
+/// [`resize_plane`] into `dst` (`p0.n_out x p1.n_out`, row-major).
+fn resize_plane_into(
+    src: ArrayView2<f32>,
+    p0: &AxisPlan,
+    p1: &AxisPlan,
+    s: &mut Scratch,
+    dst: &mut [f64],
+) {
+    let m = p1.n_out;
+    pass_axis1(src, p0, p1, s);
+    p0.apply_rows_into(&mut s.block[..p0.padded_len() * m], m, dst);
+}
+
+/// The pass along axis 1 of [`resize_plane`]: fills rows `[pad0 .. pad0 + n_in]` of `s.block`
+/// (`p0.padded_len()` rows of `p1.n_out`).
+fn pass_axis1(src: ArrayView2<f32>, p0: &AxisPlan, p1: &AxisPlan, s: &mut Scratch) {
     let m = p1.n_out;
     let pad0 = p0.pad();
     let pad1 = p1.pad();
     let block = sized(&mut s.block, p0.padded_len() * m);
-    if p1.pad() > 0 {
+    if pad1 > 0 {
         // Cubic along axis 1: the recursive prefilter is latency bound on single lines, so the plane is
         // transposed and the pass runs on whole rows (the same operations per line, vectorised across lines).
         let n0 = p0.n_in;
@@ -371,23 +429,20 @@ fn resize_plane(
             }
         });
     } else {
-        let line = sized(&mut s.line, p1.padded_len());
         for (r, lane) in src.rows().into_iter().enumerate() {
             let dst = &mut block[(pad0 + r) * m..(pad0 + r + 1) * m];
-            if p1.is_identity() {
-                for (d, &v) in dst.iter_mut().zip(lane.iter()) {
-                    *d = v as f64;
+            match lane.as_slice() {
+                Some(l) => p1.apply_line_f32(l, dst),
+                None => {
+                    let line = sized(&mut s.line, p1.n_in);
+                    for (d, &v) in line.iter_mut().zip(lane.iter()) {
+                        *d = v as f64;
+                    }
+                    p1.apply_line(line, dst);
                 }
-            } else {
-                for (d, &v) in line[pad1..pad1 + p1.n_in].iter_mut().zip(lane.iter()) {
-                    *d = v as f64;
-                }
-                p1.apply_line(line, dst);
             }
         }
     }
-    let acc = sized(&mut s.acc, m);
-    p0.apply_rows(block, m, acc, &mut emit);
 }
 
 /// Output planes (along axis 0) per parallel task: a few tasks per thread balance the load, and each task
@@ -432,12 +487,12 @@ fn resize3d<T: Copy + Send + Sync>(
         .for_each(|(bi, bchunk)| {
             let mut s = Scratch::default();
             for (j, bplane) in bchunk.chunks_mut(plane).enumerate() {
-                resize_plane(
+                resize_plane_into(
                     input.index_axis(Axis(0), bi * zb + j),
                     &py,
                     &px,
                     &mut s,
-                    |r, row| bplane[r * ox..(r + 1) * ox].copy_from_slice(row),
+                    bplane,
                 );
             }
         });
@@ -602,10 +657,7 @@ impl<'a> PlaneStream<'a> {
                 let ox = px.n_out;
                 let plane = py.n_out * ox;
                 cache.ensure(i0, i1, |i, buf| {
-                    let buf = sized(buf, plane);
-                    resize_plane(input.index_axis(Axis(0), i), py, px, s, |r, row| {
-                        buf[r * ox..(r + 1) * ox].copy_from_slice(row);
-                    });
+                    resize_plane_into(input.index_axis(Axis(0), i), py, px, s, sized(buf, plane));
                 });
                 let (p0, p1) = cache.pair(i0, i1);
                 let (lo, hi) = (*lo, *hi);
