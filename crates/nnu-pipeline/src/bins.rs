@@ -134,9 +134,26 @@ pub fn postprocess_from_dumps(
         .check_case(record, p, &bin_mirrors, model.num_classes)
         .map_err(bins_err)?;
     if !report.is_complete() {
+        // One line: the counts and the first offending dump (the report's own Display lists them all).
+        let mut parts = Vec::new();
+        if let Some(first) = report.missing.first() {
+            parts.push(format!(
+                "{} of {} dumps missing (the first: the output of {first})",
+                report.missing.len(),
+                report.expected
+            ));
+        }
+        let mut path = out_dir.join(format!("{}.nii.gz", case.name));
+        if let Some((dump, found, expected)) = report.wrong_size.first() {
+            parts.push(format!(
+                "{} dump(s) of a wrong size (this one: {found} bytes, expected {expected})",
+                report.wrong_size.len()
+            ));
+            path = dump.clone();
+        }
         return Err(PipelineError::Input {
-            path: out_dir.join(format!("{}.nii.gz", case.name)),
-            msg: format!("not written: {report}"),
+            path,
+            msg: format!("{}; {}.nii.gz not written", parts.join(", "), case.name),
         });
     }
     let agg_opts = AggregatorOptions {

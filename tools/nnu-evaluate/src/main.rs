@@ -154,6 +154,14 @@ fn run(args: Args) -> Result<(), Vec<String>> {
         .filter_map(|r| r.as_ref().err().cloned())
         .collect();
     if !errors.is_empty() {
+        // A summary of the readable cases only would misstate the score: none is written.
+        let mut errors = errors;
+        errors.push(format!(
+            "{}: {} of {} case(s) could not be evaluated (listed above); summary.json not written",
+            args.pred.display(),
+            errors.len(),
+            list.pairs.len()
+        ));
         return Err(errors);
     }
     let evaluations: Vec<_> = results.into_iter().flatten().collect();

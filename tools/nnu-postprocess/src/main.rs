@@ -67,6 +67,14 @@ fn run(args: Args) -> Result<bool, PipelineError> {
     let cases = discover_cases(&args.input)?;
     let records = read_all_shape(&args.shape_file)?;
     let dumps = DumpIndex::scan(&args.dumps, None)?;
+    if let Some((first, second)) = dumps.duplicates().first() {
+        eprintln!(
+            "warning: {} dump(s) found in two folders, the first is used: {} and {}",
+            dumps.duplicates().len(),
+            first.display(),
+            second.display()
+        );
+    }
     nnu_pipeline::prepare_output_dir(&args.output)?;
     nnu_pipeline::remove_stale_temps(&args.output, |f| {
         records.iter().any(|r| is_case_output(f, &r.case))

@@ -11,6 +11,7 @@ mod common;
 mod limits;
 
 use std::path::{Path, PathBuf};
+
 use std::process::Command;
 
 use common::*;
@@ -29,64 +30,6 @@ fn predict(input: &Path, out: &Path, extra: &[&str]) -> Command {
         .args(["--disable-tta", "--threads", "2"])
         .args(extra);
     cmd
-}
-
-/// The damaged images of the batch test: (case name, file, what the error must say).
-fn damaged_images(dir: &Path) -> Vec<(&'static str, PathBuf, &'static str)> {
-    let good = std::fs::read(write_phantom(dir, "source.nii.gz", 1)).expect("read");
-    std::fs::remove_file(dir.join("source.nii.gz")).expect("remove");
-    let mut corrupt = good.clone();
-    let mid = corrupt.len() / 2;
-    corrupt[mid] ^= 0xff;
-    let (img, g) = phantom(1);
-    let mut inf = img.mapv(f32::from);
-    inf[[12, 20, 20]] = f32::INFINITY;
-    vec![
-        (
-            "truncated",
-            write_bytes(dir, "truncated.nii.gz", &good[..good.len() / 2]),
-            "truncated",
-        ),
-        (
-            "corrupt",
-            write_bytes(dir, "corrupt.nii.gz", &corrupt),
-            "corrupt gzip",
-        ),
-        ("empty", write_bytes(dir, "empty.nii.gz", b""), "empty"),
-        (
-            "text",
-            // Not gzip: read as a raw .nii (as SimpleITK does), far shorter than a header.
-            write_bytes(dir, "text.nii.gz", b"this is not an image\n"),
-            "truncated",
-        ),
-        (
-            // 30000^3 int16 voxels: 54 TB claimed by a 77 kB file.
-            "terabytes",
-            nii_with_dims(dir, "terabytes.nii", 1, &[3, 30000, 30000, 30000]),
-            "header needs",
-        ),
-        (
-            "infinite",
-            write(dir, "infinite.nii.gz", &inf, &g),
-            "is inf",
-        ),
-        (
-            "zeros",
-            write(dir, "zeros.nii.gz", &img.mapv(|_| 0i16), &g),
-            "all-zero",
-        ),
-        (
-            "flat",
-            nii_with_dims(dir, "flat.nii", 1, &[2, 40, 40 * 24]),
-            "only 3-D volumes",
-        ),
-        (
-            // Two channels of 12 slices for a one-modality model.
-            "fourd",
-            nii_with_dims(dir, "fourd.nii", 1, &[4, 40, 40, 12, 2]),
-            "has 2 modalities, the model expects 1",
-        ),
-    ]
 }
 
 #[test]

@@ -1,0 +1,208 @@
+//! What the user of `nnu-postprocess` sees when the file exchange went wrong: missing, short, extra or
+//! duplicated dumps, a case of `all_shape.txt` without its image, an image damaged since preprocessing,
+//! a damaged `all_shape.txt`, an unusable output folder. Each bad case is one `error:` line naming the
+//! file, the other cases are written, the failed ones are listed, and nothing is written for a bad case.
+//!
+//! The tiles are written with the library (`nnu_pipeline::bins::preprocess_to_bins`, what `nnu-preprocess`
+//! runs); the dumps are made-up logits of the right shape (`(1, 3, 32, 32, 32)` per tile), which is all
+//! the checks here need: the numerics of the merge are tested by the round-trip and parity tests.
+
+#[path = "../../nnu-predict/tests/common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use nnu_pipeline::bins::preprocess_to_bins;
+use nnu_pipeline::cases::discover_cases;
+use nnu_pipeline::model::ModelSpec;
+use nnu_tiling::MirrorSet;
+
+const EXE: &str = env!("CARGO_BIN_EXE_nnu-postprocess");
+
+struct Setup {
+    _root: tempfile::TempDir,
+    images: PathBuf,
+    shape_file: PathBuf,
+    dumps: PathBuf,
+    out: PathBuf,
+    root: PathBuf,
+}
+
+/// Phantoms `names` preprocessed to tile bins (no mirrors) and one benchmark-style dump (`STEM_1.bin`)
+/// per tile.
+fn setup(names: &[&str]) -> Setup {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().to_path_buf();
+    let images = root.join("images");
+    let bins = root.join("bins");
+    let dumps = root.join("dumps");
+    for d in [&images, &bins, &dumps] {
+        std::fs::create_dir(d).expect("mkdir");
+    }
+    for (k, n) in names.iter().enumerate() {
+        write_phantom(&images, &format!("{n}.nii.gz"), 30 + k as u64);
+    }
+    let model = ModelSpec::open(&demo_model()).expect("model");
+    let shape_file = bins.join("all_shape.txt");
+    for case in discover_cases(&images).expect("cases") {
+        preprocess_to_bins(
+            &case,
+            &model,
+            &bins,
+            &shape_file,
+            0.5,
+            MirrorSet::identity_only(),
+            false,
+            &mut |_, _| {},
+        )
+        .expect("bins");
+    }
+    let n = 32 * 32 * 32;
+    for f in listing(&bins) {
+        let Some(stem) = f.strip_suffix(".bin") else {
+            continue;
+        };
+        let bytes = std::fs::read(bins.join(&f)).expect("tile");
+        let tile: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let mut logits = vec![0f32; 3 * n];
+        logits[n..2 * n].copy_from_slice(&tile);
+        logits[2 * n..]
+            .iter_mut()
+            .zip(&tile)
+            .for_each(|(l, t)| *l = -t);
+        nnu_bins::write_f32_file(&dumps.join(format!("{stem}_1.bin")), &logits).expect("dump");
+    }
+    Setup {
+        images,
+        shape_file,
+        dumps,
+        out: root.join("out"),
+        root,
+        _root: tmp,
+    }
+}
+
+fn postprocess(s: &Setup, dumps: &[&Path], out: &Path) -> Command {
+    postprocess_with(s, &s.shape_file, dumps, out)
+}
+
+fn postprocess_with(s: &Setup, shape_file: &Path, dumps: &[&Path], out: &Path) -> Command {
+    let list: Vec<String> = dumps.iter().map(|d| d.to_string_lossy().into()).collect();
+    let mut cmd = Command::new(EXE);
+    cmd.arg("--model")
+        .arg(demo_model())
+        .arg("-i")
+        .arg(&s.images)
+        .arg("--shape-file")
+        .arg(shape_file)
+        .arg("--dumps")
+        .arg(list.join(","))
+        .arg("-o")
+        .arg(out)
+        .args(["--disable-tta", "--threads", "2"]);
+    cmd
+}
+
+/// The dumps of `case`, sorted.
+fn dumps_of(s: &Setup, case: &str) -> Vec<PathBuf> {
+    listing(&s.dumps)
+        .into_iter()
+        .filter(|f| f.starts_with(&format!("{case}_")))
+        .map(|f| s.dumps.join(f))
+        .collect()
+}
+
+#[test]
+fn bad_cases_fail_alone_and_the_batch_goes_on() {
+    let s = setup(&["good", "missing", "short", "noimage", "damaged"]);
+    // good: complete, plus an extra dump of a tile that does not exist and the same dump in a 2nd folder.
+    let good = dumps_of(&s, "good");
+    std::fs::copy(&good[0], s.dumps.join("good_96_128_0_32_0_32_0_1.bin")).expect("extra");
+    let second = s.root.join("dumps_device1");
+    std::fs::create_dir(&second).expect("mkdir");
+    std::fs::copy(&good[0], second.join(good[0].file_name().expect("name"))).expect("dup");
+    // missing: one dump gone; short: one dump cut.
+    std::fs::remove_file(&dumps_of(&s, "missing")[1]).expect("rm");
+    let short = dumps_of(&s, "short")[2].clone();
+    let bytes = std::fs::read(&short).expect("read");
+    std::fs::write(&short, &bytes[..bytes.len() - 4]).expect("cut");
+    // noimage: preprocessed, then its image went away; damaged: its image was cut since.
+    std::fs::remove_file(s.images.join("noimage.nii.gz")).expect("rm");
+    let damaged = s.images.join("damaged.nii.gz");
+    let img = std::fs::read(&damaged).expect("read");
+    std::fs::write(&damaged, &img[..img.len() / 2]).expect("cut");
+
+    let o = run_cmd(postprocess(&s, &[&s.dumps, &second], &s.out));
+    o.assert_no_crash();
+    assert_eq!(o.code, Some(1), "{}", o.stderr);
+    assert_error_line(
+        o.error_about("error: missing: "),
+        &s.out.join("missing.nii.gz"),
+        "1 of 4 dumps missing",
+    );
+    assert_error_line(
+        o.error_about("error: short: "),
+        &short,
+        "1 dump(s) of a wrong size (this one: 393212 bytes, expected 393216)",
+    );
+    assert_error_line(
+        o.error_about("error: noimage: "),
+        &s.shape_file,
+        "no image under",
+    );
+    assert_error_line(o.error_about("error: damaged: "), &damaged, "truncated");
+    assert_eq!(o.errors().len(), 4, "{}", o.stderr);
+    assert!(
+        o.stderr
+            .lines()
+            .any(|l| l.starts_with("warning: 1 dump(s) found in two folders")),
+        "{}",
+        o.stderr
+    );
+    let mut failed = o.failed_cases();
+    failed.sort();
+    assert_eq!(failed, ["damaged", "missing", "noimage", "short"]);
+    assert_eq!(listing(&s.out), ["good.nii.gz"]);
+}
+
+#[test]
+fn unreadable_inputs_and_output_stop_the_run_with_one_line() {
+    let s = setup(&["a"]);
+    let r = &s.root;
+    let bad_shape = write_bytes(
+        r,
+        "bad_shape.txt",
+        b"a 32 40 40-0-0,8-0,8\nthis is not a record\n",
+    );
+    let file = write_bytes(r, "a_file", b"x");
+    let cases: Vec<(Command, PathBuf, &str)> = vec![
+        (
+            postprocess_with(&s, &bad_shape, &[&s.dumps], &s.out),
+            bad_shape.clone(),
+            "bad_shape.txt:2: expected",
+        ),
+        (
+            postprocess(&s, &[&r.join("no_dumps")], &s.out),
+            r.join("no_dumps"),
+            "No such file",
+        ),
+        (
+            postprocess(&s, &[&s.dumps], &file),
+            file.clone(),
+            "is not a folder",
+        ),
+    ];
+    for (cmd, file, problem) in cases {
+        let o = run_cmd(cmd);
+        o.assert_no_crash();
+        assert_eq!(o.code, Some(2), "{}", o.stderr);
+        assert_eq!(o.stderr.lines().count(), 1, "{}", o.stderr);
+        assert_error_line(o.stderr.trim_end(), &file, problem);
+        assert!(!s.out.exists());
+    }
+}

@@ -1,0 +1,193 @@
+//! What the user of `nnu-preprocess` sees on bad input: one `error: CASE: FILE: problem` line per bad case,
+//! the other cases written (tile bins and their `all_shape.txt` line, or `.npy` + `.json`), the failed
+//! cases listed, a non-zero exit, and no partial output: no tile of a failed case, no temporary.
+
+#[path = "../../nnu-predict/tests/common/mod.rs"]
+mod common;
+#[path = "../../nnu-predict/tests/common/limits.rs"]
+mod limits;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+const EXE: &str = env!("CARGO_BIN_EXE_nnu-preprocess");
+
+fn preprocess(model: &Path, input: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(EXE);
+    cmd.arg("--model")
+        .arg(model)
+        .arg("-i")
+        .arg(input)
+        .arg("-o")
+        .arg(out)
+        .args(["--threads", "2"])
+        .args(extra);
+    cmd
+}
+
+/// The lines of `all_shape.txt` (empty when there is none).
+fn shape_lines(out: &Path) -> Vec<String> {
+    std::fs::read_to_string(out.join("all_shape.txt"))
+        .map(|t| t.lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[test]
+fn bad_images_fail_alone_and_the_batch_goes_on() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let images = root.path().join("images");
+    std::fs::create_dir(&images).expect("mkdir");
+    let bad = damaged_images(&images);
+    write_phantom(&images, "good.nii.gz", 3);
+    let out = root.path().join("bins");
+    let o = run_cmd(preprocess(&demo_model(), &images, &out, &["--disable-tta"]));
+    o.assert_no_crash();
+    assert_eq!(o.code, Some(1), "{}", o.stderr);
+    for (name, file, problem) in &bad {
+        // The lying header is caught before any work by the disk-space estimate.
+        let problem = if *name == "terabytes" {
+            "its header means up to"
+        } else {
+            problem
+        };
+        assert_error_line(o.error_about(&format!("error: {name}: ")), file, problem);
+    }
+    assert_eq!(o.errors().len(), bad.len(), "{}", o.stderr);
+    assert_eq!(
+        sorted(o.failed_cases()),
+        sorted(bad.iter().map(|(n, _, _)| n.to_string()).collect())
+    );
+    // The good case: 4 tiles x 1 mirror, and its all_shape.txt line; nothing else.
+    let lines = shape_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with("good "), "{lines:?}");
+    let files = listing(&out);
+    assert_eq!(files.len(), 5, "{files:?}");
+    assert!(files
+        .iter()
+        .all(|f| f == "all_shape.txt" || (f.starts_with("good_") && f.ends_with("_0.bin"))));
+}
+
+#[test]
+fn npy_mode_writes_the_good_cases_only() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let images = root.path().join("images");
+    std::fs::create_dir(&images).expect("mkdir");
+    let bad: Vec<_> = damaged_images(&images)
+        .into_iter()
+        .filter(|(n, _, _)| ["truncated", "infinite", "zeros"].contains(n))
+        .collect();
+    for f in listing(&images) {
+        if !bad.iter().any(|(_, p, _)| p.ends_with(&f)) {
+            std::fs::remove_file(images.join(f)).expect("rm");
+        }
+    }
+    write_phantom(&images, "good.nii.gz", 3);
+    let out = root.path().join("npy");
+    let o = run_cmd(preprocess(&demo_model(), &images, &out, &["--npy"]));
+    o.assert_no_crash();
+    assert_eq!(o.code, Some(1), "{}", o.stderr);
+    for (name, file, problem) in &bad {
+        assert_error_line(o.error_about(&format!("error: {name}: ")), file, problem);
+    }
+    assert_eq!(sorted(o.failed_cases()), ["infinite", "truncated", "zeros"]);
+    assert_eq!(listing(&out), ["good.json", "good.npy"]);
+}
+
+/// A two-modality model (nnU-Net's own plans of `fixtures/artifacts/planner/Task502_PhantomMR`; the
+/// preprocessing needs no network): the modalities of a case must share one grid, and all must be there.
+#[test]
+fn modalities_must_share_one_grid() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let r = root.path();
+    let model = r.join("model");
+    std::fs::create_dir_all(model.join("fold_0")).expect("mkdir");
+    std::fs::copy(
+        fixtures().join("artifacts/planner/Task502_PhantomMR/nnUNetPlansv2.1_plans_3D.pkl"),
+        model.join("plans.pkl"),
+    )
+    .expect("plans");
+    std::fs::write(model.join("fold_0/model_final_checkpoint.model"), b"").expect("ckpt");
+    let images = r.join("images");
+    std::fs::create_dir(&images).expect("mkdir");
+    let iso = [1.0, 1.0, 1.0];
+    let (a, g) = phantom_of(SHAPE, iso, 1);
+    let (b, g_b) = phantom_of(SHAPE, iso, 2);
+    let (wide, g_wide) = phantom_of([24, 40, 44], iso, 2);
+    let (_, g_thick) = phantom_of(SHAPE, [2.0, 1.0, 1.0], 2);
+    write(&images, "ok_0000.nii.gz", &a, &g);
+    write(&images, "ok_0001.nii.gz", &b, &g_b);
+    write(&images, "spacing_0000.nii.gz", &a, &g);
+    let spacing = write(&images, "spacing_0001.nii.gz", &b, &g_thick);
+    write(&images, "shape_0000.nii.gz", &a, &g);
+    let shape = write(&images, "shape_0001.nii.gz", &wide, &g_wide);
+    let single = write(&images, "single_0000.nii.gz", &a, &g);
+    let out = r.join("bins");
+    let o = run_cmd(preprocess(&model, &images, &out, &["--disable-tta"]));
+    o.assert_no_crash();
+    assert_eq!(o.code, Some(1), "{}", o.stderr);
+    let expect: [(&str, &PathBuf, &str); 3] = [
+        ("spacing", &spacing, "modality 1 has spacing"),
+        ("shape", &shape, "modality 1 has shape"),
+        ("single", &single, "has 1 modalities, the model expects 2"),
+    ];
+    for (name, file, problem) in expect {
+        assert_error_line(o.error_about(&format!("error: {name}: ")), file, problem);
+    }
+    assert_eq!(sorted(o.failed_cases()), ["shape", "single", "spacing"]);
+    let lines = shape_lines(&out);
+    assert!(lines.len() == 1 && lines[0].starts_with("ok "), "{lines:?}");
+    assert!(listing(&out)
+        .iter()
+        .all(|f| f == "all_shape.txt" || f.starts_with("ok_")));
+}
+
+#[test]
+fn an_unusable_output_folder_is_one_error() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let image = write_phantom(root.path(), "a.nii.gz", 1);
+    let file = write_bytes(root.path(), "a_file", b"x");
+    for (out, problem) in [
+        (file.clone(), "is not a folder"),
+        (file.join("sub"), "cannot create the output folder"),
+    ] {
+        let o = run_cmd(preprocess(&demo_model(), &image, &out, &[]));
+        o.assert_no_crash();
+        assert_eq!(o.code, Some(2), "{}", o.stderr);
+        assert_eq!(o.stderr.lines().count(), 1, "{}", o.stderr);
+        assert_error_line(o.stderr.trim_end(), &out, problem);
+    }
+}
+
+/// A disk that fills up at the first tile (simulated by a file-size limit below a tile's 128 kB): the case
+/// fails with one line naming the tile, and nothing is left: no tile, no temporary, no `all_shape.txt`.
+#[test]
+fn a_full_disk_leaves_no_partial_tile() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let image = write_phantom(root.path(), "a.nii.gz", 1);
+    let out = root.path().join("bins");
+    let mut cmd = preprocess(&demo_model(), &image, &out, &["--disable-tta"]);
+    limits::limit_file_size(&mut cmd, 64 << 10);
+    let o = run_cmd(cmd);
+    o.assert_no_crash();
+    assert_eq!(o.code, Some(1), "{}", o.stderr);
+    assert_eq!(o.errors().len(), 1, "{}", o.stderr);
+    let line = o.errors()[0];
+    assert!(
+        line.starts_with(&format!(
+            "error: a: {}/a_0_32_0_32_0_32_0.bin",
+            out.display()
+        )),
+        "{line}"
+    );
+    assert!(line.contains("File too large"), "{line}");
+    assert_eq!(o.failed_cases(), ["a"]);
+    assert_eq!(listing(&out), Vec::<String>::new());
+}
