@@ -135,25 +135,24 @@ pub fn postprocess_from_dumps(
         .map_err(bins_err)?;
     if !report.is_complete() {
         // One line: the counts and the first offending dump (the report's own Display lists them all).
-        let mut parts = Vec::new();
-        if let Some(first) = report.missing.first() {
-            parts.push(format!(
-                "{} of {} dumps missing (the first: the output of {first})",
-                report.missing.len(),
-                report.expected
-            ));
-        }
+        let mut msg = format!("{} dumps expected", report.expected);
         let mut path = out_dir.join(format!("{}.nii.gz", case.name));
+        if let Some(first) = report.missing.first() {
+            msg += &format!(
+                ", {} missing (the first: the output of {first})",
+                report.missing.len()
+            );
+        }
         if let Some((dump, found, expected)) = report.wrong_size.first() {
-            parts.push(format!(
-                "{} dump(s) of a wrong size (this one: {found} bytes, expected {expected})",
+            msg += &format!(
+                ", {} with a wrong size (this one: {found} bytes, expected {expected})",
                 report.wrong_size.len()
-            ));
+            );
             path = dump.clone();
         }
         return Err(PipelineError::Input {
             path,
-            msg: format!("{}; {}.nii.gz not written", parts.join(", "), case.name),
+            msg: format!("{msg}; {}.nii.gz not written", case.name),
         });
     }
     let agg_opts = AggregatorOptions {

@@ -143,12 +143,12 @@ fn bad_cases_fail_alone_and_the_batch_goes_on() {
     assert_error_line(
         o.error_about("error: missing: "),
         &s.out.join("missing.nii.gz"),
-        "1 of 4 dumps missing",
+        "4 dumps expected, 1 missing (the first: the output of missing_",
     );
     assert_error_line(
         o.error_about("error: short: "),
         &short,
-        "1 dump(s) of a wrong size (this one: 393212 bytes, expected 393216)",
+        "4 dumps expected, 1 with a wrong size (this one: 393212 bytes, expected 393216)",
     );
     assert_error_line(
         o.error_about("error: noimage: "),
