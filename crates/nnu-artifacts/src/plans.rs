@@ -11,6 +11,11 @@ use crate::error::{Error, Result};
 use crate::pickle::Value;
 use crate::typed::{bad_value, from_json, At};
 
+/// Most foreground classes a plans file may declare. nnU-Net v1 exports segmentations as `uint8`, so real
+/// plans stay far below; the bound keeps a damaged `num_classes` from sizing the default `all_classes`
+/// (`1..=num_classes`) beyond memory.
+pub const MAX_CLASSES: usize = u16::MAX as usize;
+
 /// Intensity statistics of one channel over the training foreground
 /// (`dataset_properties['intensityproperties'][c]`, from `DatasetAnalyzer.collect_intensity_properties`).
 ///
@@ -177,6 +182,9 @@ impl Plans {
 
         let (v, p) = get("num_classes")?;
         let num_classes = At { v, path: &p }.usize()?;
+        if num_classes > MAX_CLASSES {
+            return Err(bad_value(&p, "at most 65535 classes", v));
+        }
         let all_classes = match root.opt_key("all_classes")? {
             Some((v, p)) => At { v, path: &p }.seq_i64()?,
             None => (1..=num_classes as i64).collect(),

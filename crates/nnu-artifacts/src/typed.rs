@@ -28,9 +28,34 @@ pub(crate) fn bad_value(path: &str, expected: &str, found: &Value) -> Error {
     }
 }
 
-/// A short rendering of a value for error messages.
+/// A `fmt::Write` that keeps the first `left` bytes and then fails, which stops the formatting early.
+struct Prefix {
+    out: String,
+    left: usize,
+}
+
+impl std::fmt::Write for Prefix {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        for c in s.chars() {
+            if self.left < c.len_utf8() {
+                return Err(std::fmt::Error);
+            }
+            self.left -= c.len_utf8();
+            self.out.push(c);
+        }
+        Ok(())
+    }
+}
+
+/// A short rendering of a value for error messages. Only the first few hundred bytes are rendered: a value
+/// whose full rendering is huge (shared sub-lists from the memo expand exponentially) costs no more.
 fn short(v: &Value) -> String {
-    let s = v.to_string();
+    let mut w = Prefix {
+        out: String::new(),
+        left: 400,
+    };
+    let _ = std::fmt::Write::write_fmt(&mut w, format_args!("{v}"));
+    let s = w.out;
     if s.chars().count() > 80 {
         format!(
             "{}... ({})",

@@ -30,3 +30,44 @@ fn plans_target_smoke() {
         64 << 10,
     );
 }
+
+fn regression(target: &str, name: &str) -> Vec<u8> {
+    std::fs::read(
+        smoke::root()
+            .join("fuzz/regressions")
+            .join(target)
+            .join(name),
+    )
+    .expect("regression")
+}
+
+/// Found by review while writing the targets: two dict keys that are distinct chains of 40 nested tuples,
+/// each level `(t, t)` from the memo, made `key_eq` exponential (2^40 comparisons).
+#[test]
+fn nested_shared_tuple_keys_compare_in_linear_time() {
+    let v = nnu_artifacts::pickle::from_slice(&regression("pickle", "tuple_key_fanout.pkl"))
+        .expect("decodes");
+    let d = v.as_dict().expect("dict");
+    // The keys are equal, so the second value replaces the first, as in Python.
+    assert_eq!(d.entries.len(), 1);
+    assert_eq!(d.entries[0].1.as_i64(), Some(2));
+}
+
+/// Found by review: a damaged `num_classes` sized the default `all_classes` (`1..=num_classes`): a capacity
+/// overflow panic for 2^62, gigabytes for 10^9.
+#[test]
+fn huge_num_classes_is_an_error() {
+    let err = nnu_artifacts::Plans::from_json_slice(&regression("plans", "huge_num_classes.json"))
+        .expect_err("refused");
+    assert!(err.to_string().contains("num_classes"), "{err}");
+}
+
+/// Found by review: the error for a wrong-typed value rendered the whole value; `[l, l]` nested 40 times
+/// from the memo renders to 2^40 items.
+#[test]
+fn error_messages_render_only_a_prefix() {
+    let data = regression("plans", "shared_fanout_in_error.pkl");
+    let err = nnu_artifacts::Plans::from_pickle_slice(&data).expect_err("refused");
+    let msg = err.to_string();
+    assert!(msg.contains("num_stages") && msg.len() < 300, "{msg}");
+}

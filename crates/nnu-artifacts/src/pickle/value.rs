@@ -158,13 +158,39 @@ impl Value {
 
     /// Python equality for the value kinds that occur as dict keys; compound and foreign values compare by
     /// identity.
+    ///
+    /// Linear in the number of distinct tuple pairs compared: tuples that share sub-tuples (through the
+    /// memo) are not expanded, so a few hundred bytes of nested shared tuples cannot make it exponential.
     pub fn key_eq(&self, other: &Value) -> bool {
+        self.key_eq_memo(other, &mut std::collections::HashSet::new())
+    }
+
+    /// [`Value::key_eq`], remembering the tuple pairs already found equal (a pair found unequal ends the
+    /// whole comparison, so only equal pairs can come back).
+    fn key_eq_memo(
+        &self,
+        other: &Value,
+        equal: &mut std::collections::HashSet<[usize; 2]>,
+    ) -> bool {
         match (self, other) {
             (Value::Str(a), Value::Str(b)) => a == b,
             (Value::Bytes(a), Value::Bytes(b)) => a == b,
             (Value::BigInt(a), Value::BigInt(b)) => a == b,
             (Value::Tuple(a), Value::Tuple(b)) => {
-                a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x.key_eq(y))
+                // Python compares items by identity first, so a tuple always equals itself.
+                let pair = [
+                    Rc::as_ptr(a) as *const () as usize,
+                    Rc::as_ptr(b) as *const () as usize,
+                ];
+                if Rc::ptr_eq(a, b) || equal.contains(&pair) {
+                    return true;
+                }
+                let eq = a.len() == b.len()
+                    && a.iter().zip(b.iter()).all(|(x, y)| x.key_eq_memo(y, equal));
+                if eq {
+                    equal.insert(pair);
+                }
+                eq
             }
             (Value::None, Value::None) => true,
             (Value::Global(a), Value::Global(b)) => a == b,
