@@ -376,6 +376,10 @@ fn write_float(f: &mut fmt::Formatter<'_>, x: f64) -> fmt::Result {
 }
 
 /// A Python-like `repr`, for messages and `nnu-inspect`; arrays print their dtype, shape and a few items.
+///
+/// Like Python's `repr`, a sub-object shared through the memo is written out at every reference, so the text
+/// can be exponentially longer than the pickle (`[l, l]` nested 40 times). To render an untrusted value,
+/// write into a `fmt::Write` that returns an error after a size limit: formatting stops there.
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
