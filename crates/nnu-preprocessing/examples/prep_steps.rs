@@ -2,7 +2,8 @@
 //! so that its peak RSS (`/usr/bin/time -v`) and profile (`perf record`) are that step's own.
 //!
 //! Run: `cargo run --release -p nnu-preprocessing --example prep_steps -- STEP [REPEAT]` with STEP one of
-//! `order3_3d`, `order1_3d`, `order3_sepz`, `order1_sepz`, `preprocess`, `export_3class`. Prints the wall time,
+//! `order3_3d`, `order1_3d`, `order3_sepz`, `order1_sepz`, `preprocess`, `export_3class`, or
+//! `order3_zonly` (order 3 to (250, 256, 256): only z changes). Prints the wall time,
 //! CPU time and minor page faults of each repetition and the peak RSS the inputs had before the step (VmHWM).
 
 use std::time::Instant;
@@ -103,9 +104,13 @@ fn main() {
         let t0 = Instant::now();
         let (c0, f0) = cpu_and_faults();
         let out = match step {
-            "order3_3d" | "order1_3d" | "order3_sepz" | "order1_sepz" => {
+            "order3_3d" | "order1_3d" | "order3_sepz" | "order1_sepz" | "order3_zonly" => {
                 let plan = ResamplePlan {
-                    new_shape: OUT,
+                    new_shape: if step == "order3_zonly" {
+                        [OUT[0], SHAPE.1, SHAPE.2]
+                    } else {
+                        OUT
+                    },
                     separate_z_axis: step.ends_with("sepz").then_some(0),
                 };
                 let order = if step.starts_with("order3") {
