@@ -14,7 +14,7 @@ fn pickle_target_smoke() {
     smoke::smoke(
         "pickle",
         pickle_body::run,
-        3000,
+        10_000,
         0x9e37_79b9_7f4a_7c15,
         64 << 10,
     );
@@ -25,7 +25,7 @@ fn plans_target_smoke() {
     smoke::smoke(
         "plans",
         plans_body::run,
-        3000,
+        5000,
         0xd1b5_4a32_d192_ed03,
         64 << 10,
     );

@@ -13,7 +13,7 @@ fn bins_names_target_smoke() {
     smoke::smoke(
         "bins_names",
         bins_names_body::run,
-        4000,
+        10_000,
         0x6a09_e667_f3bc_c909,
         4096,
     );

@@ -20,7 +20,7 @@ fn nifti_header_target_smoke() {
     smoke::smoke(
         "nifti_header",
         nifti_header_body::run,
-        3000,
+        10_000,
         0xbb67_ae85_84ca_a73b,
         4096,
     );
@@ -31,7 +31,7 @@ fn nifti_file_target_smoke() {
     smoke::smoke(
         "nifti_file",
         nifti_file_body::run,
-        3000,
+        10_000,
         0x3c6e_f372_fe94_f82b,
         64 << 10,
     );
