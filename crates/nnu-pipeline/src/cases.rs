@@ -53,7 +53,13 @@ pub fn discover_cases(input: &Path) -> Result<Vec<Case>, PipelineError> {
                 continue;
             }
             let p = base.join(line);
-            out.push(case_for_file(&p)?);
+            // A listed image that is absent fails as its own case (one error, the others still run).
+            let case = if p.is_file() {
+                case_for_file(&p)?
+            } else {
+                missing_case(&p)?
+            };
+            out.push(case);
         }
         out
     } else {
@@ -107,6 +113,27 @@ fn case_for_file(file: &Path) -> Result<Case, PipelineError> {
     }
     Ok(Case {
         name: stem.to_string(),
+        files: vec![file.to_path_buf()],
+    })
+}
+
+/// The case a listed but absent image would be (`NAME` of `NAME_0000.nii.gz` or `NAME.nii.gz`); reading
+/// it fails later with the file named.
+fn missing_case(file: &Path) -> Result<Case, PipelineError> {
+    let stem = file
+        .file_name()
+        .and_then(|f| f.to_str())
+        .and_then(strip_nifti_ext)
+        .ok_or_else(|| PipelineError::Input {
+            path: file.to_path_buf(),
+            msg: "not a NIfTI file (.nii or .nii.gz)".into(),
+        })?;
+    let name = match split_modality(stem) {
+        Some((n, 0)) => n,
+        _ => stem,
+    };
+    Ok(Case {
+        name: name.to_string(),
         files: vec![file.to_path_buf()],
     })
 }

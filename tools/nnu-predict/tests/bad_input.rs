@@ -276,3 +276,28 @@ fn a_full_disk_leaves_no_partial_output() {
         assert_eq!(listing(&out), Vec::<String>::new(), "left behind");
     }
 }
+
+/// A `.txt` list naming an absent image: that case fails with one line, the listed good one is done.
+#[test]
+fn an_absent_listed_image_fails_alone() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let r = root.path();
+    write_phantom(r, "good_0000.nii.gz", 1);
+    let list = write_bytes(
+        r,
+        "cases.txt",
+        b"# two cases\ngood_0000.nii.gz\n\nabsent_0000.nii.gz\n",
+    );
+    let out = r.join("out");
+    let o = run_cmd(predict(&list, &out, &[]));
+    o.assert_no_crash();
+    assert_eq!(o.code, Some(1), "{}", o.stderr);
+    assert_eq!(o.errors().len(), 1, "{}", o.stderr);
+    assert_error_line(
+        o.error_about("error: absent: "),
+        &r.join("absent_0000.nii.gz"),
+        "No such file",
+    );
+    assert_eq!(o.failed_cases(), ["absent"]);
+    assert_eq!(listing(&out), ["good.nii.gz"]);
+}
