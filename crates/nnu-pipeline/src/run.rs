@@ -63,7 +63,20 @@ pub fn load_tract_backends(
         .input_channels(model.num_modalities);
     paths
         .iter()
-        .map(|p| Ok(Box::new(TractBackend::load(p, &opts)?) as Box<dyn Backend>))
+        .map(|p| {
+            let backend = TractBackend::load(p, &opts)?;
+            if backend.num_classes() != model.num_classes {
+                return Err(PipelineError::Input {
+                    path: p.clone(),
+                    msg: format!(
+                        "the network has {} output classes, the plans {} (a model of another task?)",
+                        backend.num_classes(),
+                        model.num_classes
+                    ),
+                });
+            }
+            Ok(Box::new(backend) as Box<dyn Backend>)
+        })
         .collect()
 }
 

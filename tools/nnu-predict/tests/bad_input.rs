@@ -113,6 +113,14 @@ fn model_problems_are_one_line_and_nothing_is_written() {
         let b = std::fs::read(demo.join("fold_0/model.onnx")).expect("onnx");
         write_bytes(r, "cut.onnx", &b[..b.len() / 3])
     };
+    // The plans of another task: 3 foreground classes (4 outputs) for the demo's 3-output network.
+    let key = b"\x8c\x0bnum_classes\x94K\x02";
+    let at = plans
+        .windows(key.len())
+        .position(|w| w == key)
+        .expect("num_classes in the demo plans");
+    let mut other_task = plans.clone();
+    other_task[at + key.len() - 1] = 3;
     type Case = (Vec<String>, PathBuf, &'static str);
     let s = |p: &Path| p.to_string_lossy().into_owned();
     let model = |d: &Path| vec!["--model".to_string(), s(d)];
@@ -157,6 +165,11 @@ fn model_problems_are_one_line_and_nothing_is_written() {
             model(&folder("no_checkpoint", Some(&plans), true, false)),
             r.join("no_checkpoint/fold_0/model_final_checkpoint.model"),
             "final checkpoint",
+        ),
+        (
+            model(&folder("other_task", Some(&other_task), true, true)),
+            r.join("other_task/fold_0/model.onnx"),
+            "the network has 3 output classes, the plans 4",
         ),
         (
             [model(&demo), vec!["--folds".into(), "3".into()]].concat(),
