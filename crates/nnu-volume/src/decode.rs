@@ -4,7 +4,7 @@
 //! inflated: each piece the inflater produces (a few hundred KiB, still in cache) is converted at once
 //! into its place in the output. Three drivers feed pieces:
 //! - [`decode_members`]: gzip files written by this crate, whose members carry their sizes (the `Nu`
-//!   subfield, see [`gz`](crate::gz)): the members are inflated and converted in parallel on the rayon
+//!   subfield, see [`gz`]): the members are inflated and converted in parallel on the rayon
 //!   pool, each into its own disjoint part of the output;
 //! - [`decode_stream`]: any other gzip file, inflated as one stream on the calling thread while a second
 //!   thread converts the previous piece (for outputs of at least [`PIPELINE_MIN`] bytes);

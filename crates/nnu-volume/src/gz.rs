@@ -5,7 +5,10 @@
 //! them as one stream). Each member header carries an `FEXTRA` subfield `Nu` holding the member's
 //! compressed length and uncompressed length (two little-endian `u32`), in the spirit of BGZF. A reader
 //! that finds that subfield in every member can inflate the members in parallel; any other gzip file is
-//! inflated as one stream.
+//! inflated as one stream. The subfield is only a hint: lengths that point past the end of the file or add
+//! up to more than it can inflate to are ignored, and members that do not match their lengths make the
+//! reader inflate the file as one stream, so a wrong field can cost time but never memory or correctness.
+//! Members have a fixed size, so the output does not depend on the number of threads.
 
 use std::io::Read;
 use std::path::Path;
