@@ -113,6 +113,8 @@ pub fn prepare_output_dir(dir: &Path) -> Result<(), PipelineError> {
         msg: format!("cannot write in the output folder: {e}"),
     })?;
     let _ = std::fs::remove_file(&probe);
+    // Probes of runs killed between the two calls above (harmless to another run's live probe).
+    remove_stale_temps(dir, |t| t == "nnu-write-probe");
     Ok(())
 }
 
