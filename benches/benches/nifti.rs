@@ -8,22 +8,42 @@
 //!   SimpleITK's writer produces), so the reader's sequential path is measured too.
 //!
 //! Reading includes the cast to `f32` (what `read_volume` returns); the files are in the page cache, so
-//! this measures decompression and decoding, not the disk.
+//! this measures decompression and decoding, not the disk. `read_ours_parallel_members` takes the parallel
+//! path (members indexed by their size fields), `read_single_stream_level6` the pipelined one (inflate on
+//! one thread, convert on another), `read_uncompressed` the mapped file converted in parallel chunks.
 //!
-//! Measured 2026-11-27 on the shared 2-core development VM while other jobs kept the load average at 7-9
-//! (so parallel paths got little of the second core; treat the numbers as rough). nnu-volume (criterion mean)
-//! vs SimpleITK 2.5.7 (best of 3, `scripts/bench/nifti_vs_sitk.py`) on the same files:
+//! Measured 2026-11-27 on the shared 2-core development VM (AMD EPYC, 23 GB) while other jobs kept the
+//! load average between 6 and 13, so every number moves by a factor of two from run to run; compare only
+//! numbers taken in the same minutes. Criterion means (04:39-04:45 UTC, load average 8.5 rising to 13):
 //!
-//! | operation                                   | nnu-volume | SimpleITK                               |
-//! |---------------------------------------------|-----------:|-----------------------------------------|
-//! | read `phantom_ours.nii.gz` to f32           |  2.18 s    | 1.71-1.99 s (ReadImage + astype(f32))   |
-//! | read `phantom_single.nii.gz` to f32         |  2.13-2.31 s | 3.16-4.07 s (ReadImage + astype(f32)) |
-//! | read `phantom.nii` (uncompressed) to f32    |  1.09 s    | 1.23-2.57 s (ReadImage + astype(f32))   |
-//! | write `.nii.gz`, default level              |  1.56 s (level 1, 80.5 MB) | 4.62 s (55.5 MB) |
-//! | write `.nii.gz`, level 6                    |  4.24 s (55.5 MB) | 4.62 s                           |
-//! | generate the phantom (`nnu-synth`)          |  4.8 s     |                                         |
+//! | operation                                   | nnu-volume                 |
+//! |---------------------------------------------|---------------------------:|
+//! | read `phantom_ours.nii.gz` to f32           | 1.41 s                     |
+//! | read `phantom_single.nii.gz` to f32         | 1.32 s                     |
+//! | read `phantom.nii` (uncompressed) to f32    | 0.43 s                     |
+//! | write `.nii.gz`, default level (1)          | 2.09 s (80.5 MB)           |
+//! | write `.nii.gz`, level 6                    | 4.86 s (55.5 MB)           |
+//! | generate the phantom (`nnu-synth`)          | 5.07 s                     |
 //!
-//! SimpleITK's `compressionLevel=1` changes nothing (same 55.5 MB in 4.4 s): ITK's NIfTI writer ignores it.
+//! Against SimpleITK 2.5.7 the fair comparison interleaves the two on the same load:
+//! `scripts/bench/nifti_vs_sitk.py 7` alternates one SimpleITK run (`ReadImage` + `GetArrayFromImage`
+//! + `astype(float32)`; `WriteImage(useCompression=True)`) with one nnu-volume run (the `nifti_timing`
+//! example) per file and round. Medians of 7 rounds at 04:51 UTC, load average 9.3-9.7:
+//!
+//! | operation                                   | SimpleITK | nnu-volume | SimpleITK / nnu-volume |
+//! |---------------------------------------------|----------:|-----------:|-----------------------:|
+//! | read `phantom_ours.nii.gz` to f32           |  5.42 s   |  0.97 s    | 5.6x                   |
+//! | read `phantom_single.nii.gz` to f32         |  4.64 s   |  1.00 s    | 4.6x                   |
+//! | read `phantom.nii` to f32                   |  3.36 s   |  0.24 s    | 13.9x                  |
+//! | write `.nii.gz`, default level              |  5.38 s (55.5 MB) | 1.94 s (80.5 MB) | 2.8x     |
+//!
+//! At a lighter load (average 6, back to back, medians of 5) SimpleITK read the single-stream file in
+//! 0.98 s and nnu-volume in 0.50 s (2.0x), our file 0.50 s (SimpleITK 1.0-2.4 s), the uncompressed one in
+//! 0.14 s (2.2 s). The single stream cannot be inflated in parallel: its time is zlib-rs's inflate speed
+//! on one core (about 1 GB/s of output; miniz_oxide and zune-inflate were slower on this file). Before the
+//! decoder wrote straight into the output (and mapped the file, and asked for huge pages for the output)
+//! the same reads took 2.2 s, 2.1-2.3 s and 1.1 s at a similar load. SimpleITK's `compressionLevel=1`
+//! changes nothing (same 55.5 MB in 4.4 s): ITK's NIfTI writer ignores it.
 
 use std::io::Write;
 use std::path::PathBuf;
