@@ -166,8 +166,20 @@ impl MappedBin {
 
     /// Opens `path` and checks that it holds exactly an array of `shape`.
     pub fn open_shape(path: impl AsRef<Path>, shape: &[usize]) -> Result<Self> {
-        let bin = Self::open(path)?;
+        let path = path.as_ref();
         let expected = file_len(shape);
+        // The size against the shape first, so a short file is reported against what the shape needs.
+        let len = std::fs::metadata(path)
+            .map_err(|e| BinsError::io(path, e))?
+            .len();
+        if len != expected {
+            return Err(BinsError::WrongSize {
+                path: path.to_path_buf(),
+                expected,
+                found: len,
+            });
+        }
+        let bin = Self::open(path)?;
         let found = bin.as_slice().len() as u64 * F32;
         if found != expected {
             return Err(BinsError::WrongSize {

@@ -130,10 +130,6 @@ fn input_err(path: &Path, msg: impl Into<String>) -> PipelineError {
     }
 }
 
-fn bins_err(path: &Path, e: nnu_bins::BinsError) -> PipelineError {
-    input_err(path, e.to_string())
-}
-
 /// The file stem of an input (`NAME` of `NAME.bin`).
 fn stem(path: &Path) -> Result<&str, PipelineError> {
     path.file_stem()
@@ -169,14 +165,14 @@ impl InferPlan {
                         ));
                     }
                 }
-                let paths = list_bins(dir).map_err(|e| bins_err(dir, e))?;
+                let paths = list_bins(dir)?;
                 if paths.is_empty() {
                     return Err(input_err(dir, "no .bin files in this folder"));
                 }
                 (paths.into_iter().map(Some).collect::<Vec<_>>(), 0)
             }
             InferInput::Info(info) => {
-                let entries = read_info(info).map_err(|e| bins_err(info, e))?;
+                let entries = read_info(info)?;
                 if entries.is_empty() {
                     return Err(input_err(info, "the .info file lists no inputs"));
                 }
@@ -283,28 +279,45 @@ impl InferPlan {
         let mut rng = XorShift::new(self.seed);
         let mut latencies_ms = Vec::with_capacity(total.div_ceil(batch));
         let mut done = 0;
+        let mut failed = Vec::new();
         for chunk in self.tasks.chunks(batch) {
-            // Inputs are memory-mapped; a batch of one is passed without a copy.
-            let maps = chunk
-                .iter()
-                .filter_map(|t| t.input.as_ref())
-                .map(|p| MappedBin::open_shape(p, &self.input_shape).map_err(|e| bins_err(p, e)))
-                .collect::<Result<Vec<_>, _>>()?;
+            // Inputs are memory-mapped; a batch of one is passed without a copy. An input that cannot be
+            // read (missing, short, unreadable) is reported in the summary and skipped; the others run.
+            let mut maps = Vec::with_capacity(chunk.len());
+            let mut tasks = Vec::with_capacity(chunk.len());
+            for task in chunk {
+                match &task.input {
+                    Some(p) => match MappedBin::open_shape(p, &self.input_shape).and_then(|m| {
+                        m.view5(self.input_shape)?;
+                        Ok(m)
+                    }) {
+                        Ok(m) => {
+                            maps.push(m);
+                            tasks.push(task);
+                        }
+                        Err(e) => failed.push(FailedInput {
+                            input: p.clone(),
+                            error: e.to_string(),
+                        }),
+                    },
+                    None => tasks.push(task),
+                }
+            }
+            if tasks.is_empty() {
+                done += chunk.len();
+                progress(done, total);
+                continue;
+            }
             let owned;
-            let view: ArrayView5<f32> = if maps.len() == 1 && chunk.len() == 1 {
-                maps[0]
-                    .view5(self.input_shape)
-                    .map_err(|e| bins_err(maps[0].path(), e))?
+            let view: ArrayView5<f32> = if maps.len() == 1 && tasks.len() == 1 {
+                maps[0].view5(self.input_shape)?
             } else {
-                let mut b = Array5::<f32>::zeros((chunk.len(), c, z, y, x));
+                let mut b = Array5::<f32>::zeros((tasks.len(), c, z, y, x));
                 let mut maps = maps.iter();
-                for (i, task) in chunk.iter().enumerate() {
+                for (i, task) in tasks.iter().enumerate() {
                     let mut dst = b.slice_mut(s![i..i + 1, .., .., .., ..]);
                     match (&task.input, maps.next()) {
-                        (Some(_), Some(m)) => dst.assign(
-                            &m.view5(self.input_shape)
-                                .map_err(|e| bins_err(m.path(), e))?,
-                        ),
+                        (Some(_), Some(m)) => dst.assign(&m.view5(self.input_shape)?),
                         _ => dst.iter_mut().for_each(|v| *v = rng.uniform()),
                     }
                 }
@@ -315,19 +328,19 @@ impl InferPlan {
             let logits = backend.run(view)?;
             latencies_ms.push(t0.elapsed().as_secs_f64() * 1e3);
             let got = logits.shape();
-            if got[0] != chunk.len() || got[1..] != self.output_shape[1..] {
+            if got[0] != tasks.len() || got[1..] != self.output_shape[1..] {
                 return Err(PipelineError::Shape(format!(
                     "{} returned {got:?} for a batch of {}, expected ({}, {:?})",
                     backend.name(),
-                    chunk.len(),
-                    chunk.len(),
+                    tasks.len(),
+                    tasks.len(),
                     &self.output_shape[1..]
                 )));
             }
-            for (i, task) in chunk.iter().enumerate() {
+            for (i, task) in tasks.iter().enumerate() {
                 if let Some(out) = &task.output {
                     let one = logits.slice(s![i..i + 1, .., .., .., ..]);
-                    write_array(out, one).map_err(|e| bins_err(out, e))?;
+                    write_array(out, one)?;
                 }
             }
             done += chunk.len();
@@ -339,12 +352,13 @@ impl InferPlan {
             batch,
             &latencies_ms,
             started.elapsed().as_secs_f64(),
+            failed,
         );
         if let Some(dir) = &self.output_dir {
             let path = dir.join(SUMMARY_FILE);
             let json = serde_json::to_string_pretty(&summary)
                 .map_err(|e| input_err(&path, format!("cannot serialise the summary: {e}")))?;
-            write_atomic(&path, json.as_bytes()).map_err(|e| bins_err(&path, e))?;
+            write_atomic(&path, json.as_bytes())?;
         }
         Ok(summary)
     }
@@ -382,6 +396,15 @@ impl LatencyMs {
     }
 }
 
+/// An input that could not be run (missing, short or unreadable); its dump is not written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedInput {
+    /// The input tile.
+    pub input: PathBuf,
+    /// What is wrong with it (one line, naming the file).
+    pub error: String,
+}
+
 /// What a run did and how fast, written as `summary.json` and printed like `ais_bench`'s summary.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InferSummary {
@@ -389,7 +412,7 @@ pub struct InferSummary {
     pub backend: String,
     /// Inputs listed (processed + skipped).
     pub inputs: usize,
-    /// Inputs run in this invocation.
+    /// Inputs run in this invocation (failed ones excluded).
     pub processed: usize,
     /// Inputs skipped because their dump was complete.
     pub skipped: usize,
@@ -409,6 +432,9 @@ pub struct InferSummary {
     pub throughput_per_s: f64,
     /// Wall time of the run, reading and writing included, in seconds.
     pub wall_s: f64,
+    /// Inputs that could not be read; the run went on without them. A caller should treat a non-empty list
+    /// as a failed run (`nnu-infer` exits non-zero) after the others' dumps are written.
+    pub failed: Vec<FailedInput>,
 }
 
 /// numpy's `percentile` with linear interpolation on sorted data.
@@ -420,13 +446,20 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 impl InferSummary {
-    fn new(backend: &str, plan: &InferPlan, batch: usize, latencies: &[f64], wall_s: f64) -> Self {
-        let processed = plan.tasks.len();
+    fn new(
+        backend: &str,
+        plan: &InferPlan,
+        batch: usize,
+        latencies: &[f64],
+        wall_s: f64,
+        failed: Vec<FailedInput>,
+    ) -> Self {
+        let processed = plan.tasks.len() - failed.len();
         let sum: f64 = latencies.iter().sum();
         let latency_ms = LatencyMs::from_ms(latencies);
         InferSummary {
             backend: backend.to_string(),
-            inputs: processed + plan.skipped,
+            inputs: plan.tasks.len() + plan.skipped,
             processed,
             skipped: plan.skipped,
             batch_size: batch,
@@ -441,6 +474,7 @@ impl InferSummary {
                 0.0
             },
             wall_s,
+            failed,
         }
     }
 }
@@ -468,7 +502,18 @@ impl fmt::Display for InferSummary {
             f,
             "[INFO] throughput (1000*processed/sum(compute time)): {:.3}/s  wall time: {:.3} s",
             self.throughput_per_s, self.wall_s
-        )
+        )?;
+        if !self.failed.is_empty() {
+            write!(
+                f,
+                "\n[WARN] {} input(s) could not be run:",
+                self.failed.len()
+            )?;
+            for failure in &self.failed {
+                write!(f, "\n[WARN]   {}", failure.error)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -637,6 +682,45 @@ mod reference_tests {
     }
 
     #[test]
+    fn unreadable_input_is_reported_and_the_others_run() {
+        let model = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/demo/model/fold_0/model.onnx");
+        let root = scratch("bad");
+        let (bins, dumps) = (root.join("bins"), root.join("dumps"));
+        std::fs::create_dir_all(&bins).expect("bins dir");
+        let mut backend =
+            TractBackend::load(&model, &TractOptions::default().threads(2)).expect("load");
+        let [p0, p1, p2] = backend.patch_size();
+        let n = backend.input_channels() * p0 * p1 * p2;
+        let good = "case_0_32_0_32_0_32_0";
+        let short = "case_0_32_0_32_0_32_1";
+        let values: Vec<u8> = (0..n)
+            .flat_map(|i| ((i % 7) as f32).to_le_bytes())
+            .collect();
+        std::fs::write(bins.join(format!("{good}.bin")), &values).expect("write");
+        std::fs::write(bins.join(format!("{short}.bin")), &values[..1000]).expect("write");
+        let options = InferOptions::new(Some(dumps.clone()), DumpNaming::AisBench);
+        let input = InferInput::from_path(&bins);
+        let plan = InferPlan::new(&input, &options, &backend).expect("plan");
+        let summary = plan.run(&mut backend, &mut |_, _| ()).expect("run");
+        assert_eq!((summary.processed, summary.failed.len()), (1, 1));
+        let failure = &summary.failed[0];
+        assert!(failure.input.ends_with(format!("{short}.bin")));
+        // One line that names the file once.
+        let name = format!("{short}.bin");
+        assert_eq!(failure.error.matches(&name).count(), 1, "{}", failure.error);
+        assert!(!failure.error.contains('\n'));
+        assert!(dumps.join(format!("{good}_0.bin")).is_file());
+        assert!(!dumps.join(format!("{short}_0.bin")).exists());
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dumps.join(SUMMARY_FILE)).expect("summary.json"))
+                .expect("json");
+        assert_eq!(json["failed"].as_array().map(Vec::len), Some(1));
+        assert!(summary.to_string().contains("1 input(s) could not be run"));
+        std::fs::remove_dir_all(&root).ok();
+    }
+
+    #[test]
     fn info_file_with_ais_bench_numbering_and_batches() {
         let Some(reference) = reference("unet-small") else {
             return;
@@ -671,13 +755,11 @@ mod reference_tests {
             ..options
         };
         let plan = InferPlan::new(&InferInput::from_path(&info), &options, &backend).expect("plan");
-        let err = plan
-            .run(&mut backend, &mut |_, _| {})
-            .expect_err("short tile");
-        assert!(
-            err.to_string().contains("liver_3_0_32_0_32_0_32_0.bin"),
-            "{err}"
-        );
+        let summary = plan.run(&mut backend, &mut |_, _| {}).expect("run");
+        assert_eq!((summary.inputs, summary.processed), (1, 0));
+        assert_eq!(summary.failed.len(), 1);
+        let err = &summary.failed[0].error;
+        assert!(err.contains("liver_3_0_32_0_32_0_32_0.bin"), "{err}");
         std::fs::remove_dir_all(&root).ok();
     }
 

@@ -170,6 +170,8 @@ impl Session {
                 latency_ms: LatencyMs::from_ms(&all_ms),
                 throughput_per_s: per_second_ms(processed, sum_ms),
                 wall_s: started.elapsed().as_secs_f64(),
+                // run_tiles stops every device at the first failing tile and returns that error.
+                failed: Vec::new(),
             },
             total_throughput_per_s: devices.iter().map(|d| d.throughput_per_s).sum(),
             wall_throughput_per_s: per_second_ms(processed, run_wall.as_secs_f64() * 1e3),

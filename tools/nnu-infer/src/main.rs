@@ -144,6 +144,14 @@ fn run_one_backend(
     let summary = summary?;
     println!("{summary}");
     report_summary_file(options);
+    if !summary.failed.is_empty() {
+        return Err(format!(
+            "{} of {} input(s) could not be run (listed above); the others' dumps are written",
+            summary.failed.len(),
+            summary.failed.len() + summary.processed
+        )
+        .into());
+    }
     Ok(())
 }
 
