@@ -5,6 +5,8 @@
 //! the same arrays. Benches:
 //! - `resample/order3_3d`, `resample/order1_3d`: one 3-D resize (skimage.transform.resize path);
 //! - `resample/order3_sepz`, `resample/order1_sepz`: separate z (in-plane per slice, order 0 along z);
+//! - `resample/order3_zonly`: order 3 to (250, 256, 256), only z changes (target in-plane spacing equal to the
+//!   image's);
 //! - `normalize/ct`: CT clipping and z-scoring of the resampled volume;
 //! - `case/preprocess`: crop + resample (order 3) + CT normalisation of the whole case;
 //! - `case/export_3class`: 3 class probabilities (250, 300, 300) back to (200, 256, 256), argmax, paste.
@@ -71,6 +73,13 @@ fn bench(c: &mut Criterion) {
             b.iter(|| resample_channel(input.view(), &plan, order).unwrap())
         });
     }
+    let plan_zonly = ResamplePlan {
+        new_shape: [OUT[0], SHAPE.1, SHAPE.2],
+        separate_z_axis: None,
+    };
+    g.bench_function("resample/order3_zonly", |b| {
+        b.iter(|| resample_channel(input.view(), &plan_zonly, Order::Cubic).unwrap())
+    });
     let resampled = resample_channel(input.view(), &plan_3d, Order::Cubic).unwrap();
     g.bench_function("normalize/ct", |b| {
         b.iter_batched_ref(

@@ -8,14 +8,17 @@ Each step calls nnU-Net's own function on the same arrays and shapes as the matc
   resample/order1_3d     resample_data_or_seg(order=1, do_separate_z=False)
   resample/order3_sepz   resample_data_or_seg(order=3, do_separate_z=True, axis=[0], order_z=0)
   resample/order1_sepz   resample_data_or_seg(order=1, do_separate_z=True, axis=[0], order_z=0)
+  resample/order3_zonly  resample_data_or_seg(order=3, do_separate_z=False) -> (250, 256, 256): only z changes
   normalize/ct           GenericPreprocessor's CT branch (np.clip, subtract, divide) on the resampled volume
   case/preprocess        crop_to_nonzero + GenericPreprocessor.resample_and_normalize (spacing 1.2/0.9/0.9 ->
                          0.96/0.768/0.768)
   case/export_3class     save_segmentation_nifti_from_softmax's numerics (resample 3 classes with order 1,
                          argmax, paste) without the NIfTI write
 
-and prints wall time and peak RSS (VmHWM) of a fresh process per step, with the RSS its inputs took before the
-step started (VmHWM is reset with /proc/self/clear_refs once the inputs exist). Compare with
+and prints wall time, CPU time (user + system, all threads) and peak RSS (VmHWM) of a fresh process per step,
+with the RSS its inputs took before the step started (VmHWM is reset with /proc/self/clear_refs once the inputs
+exist). The machine these run on is often shared: CPU time is the steadier number. Compare with
+crates/nnu-preprocessing/examples/prep_steps.rs (same steps, prints CPU time and page faults) and
 `cargo bench -p nnu-benches --bench preprocessing`.
 
 Run: /work/venv/bin/python scripts/bench/preprocess_vs_nnunet.py [--repeat N] [--only NAME]
@@ -34,8 +37,9 @@ for _name, _t in (("int", int), ("float", float), ("bool", bool), ("object", obj
     if not hasattr(np, _name):
         setattr(np, _name, _t)
 
-from nnunet.preprocessing.cropping import crop_to_nonzero  # noqa: E402
-from nnunet.preprocessing.preprocessing import GenericPreprocessor, resample_data_or_seg  # noqa: E402
+with contextlib.redirect_stdout(io.StringIO()):  # nnU-Net prints a citation banner on import
+    from nnunet.preprocessing.cropping import crop_to_nonzero  # noqa: E402
+    from nnunet.preprocessing.preprocessing import GenericPreprocessor, resample_data_or_seg  # noqa: E402
 
 SHAPE = (200, 256, 256)
 OUT = (250, 300, 300)
@@ -114,22 +118,28 @@ def run_step(name, repeat):
         "resample/order3_sepz": lambda: resample_data_or_seg(data[None], OUT, False, [0], 3, True, 0),
         "resample/order1_3d": lambda: resample_data_or_seg(data[None], OUT, False, None, 1, False, 0),
         "resample/order3_3d": lambda: resample_data_or_seg(data[None], OUT, False, None, 3, False, 0),
+        "resample/order3_zonly": lambda: resample_data_or_seg(data[None], (OUT[0],) + SHAPE[1:], False, None, 3, False,
+                                                              0),
         "case/preprocess": lambda: preprocess(data),
         "case/export_3class": lambda: export(softmax, SHAPE, [[0, 200], [0, 256], [0, 256]], SHAPE),
     }
     reset_hwm()
     before = vm_rss_mib()
     times = []
+    cpu = []
     for _ in range(repeat):
         t0 = time.perf_counter()
+        c0 = time.process_time()
         with contextlib.redirect_stdout(io.StringIO()):
             steps[name]()
+        cpu.append(time.process_time() - c0)
         times.append(time.perf_counter() - t0)
-    print(f"{name:24s} {min(times):8.3f} s   peak RSS {vm_hwm_mib():7.0f} MiB (inputs {before:7.0f} MiB)", flush=True)
+    print(f"{name:24s} {min(times):8.3f} s  CPU {min(cpu):8.3f} s   peak RSS {vm_hwm_mib():7.0f} MiB "
+          f"(inputs {before:7.0f} MiB)", flush=True)
 
 
 STEPS = ["normalize/ct", "resample/order1_sepz", "resample/order3_sepz", "resample/order1_3d", "resample/order3_3d",
-         "case/preprocess", "case/export_3class"]
+         "resample/order3_zonly", "case/preprocess", "case/export_3class"]
 
 
 def main():
