@@ -291,19 +291,30 @@ fn moments(
         }
         (n, acc)
     };
+    // Per-slice partial sums in parallel, then added in slice order, so the result does not depend on
+    // how rayon splits the work (byte-identical outputs for any thread count).
     let nz = data.shape()[0];
-    let (n, sum) = (0..nz)
-        .into_par_iter()
-        .map(|z| per_slice(z, None))
-        .reduce(|| (0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+    let in_order = |parts: Vec<(usize, f64)>| {
+        parts
+            .into_iter()
+            .fold((0usize, 0.0f64), |a, b| (a.0 + b.0, a.1 + b.1))
+    };
+    let (n, sum) = in_order(
+        (0..nz)
+            .into_par_iter()
+            .map(|z| per_slice(z, None))
+            .collect(),
+    );
     if n == 0 {
         return (0, f64::NAN, f64::NAN);
     }
     let mean = sum / n as f64;
-    let (_, ss) = (0..nz)
-        .into_par_iter()
-        .map(|z| per_slice(z, Some(mean)))
-        .reduce(|| (0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+    let (_, ss) = in_order(
+        (0..nz)
+            .into_par_iter()
+            .map(|z| per_slice(z, Some(mean)))
+            .collect(),
+    );
     (n, mean, (ss / n as f64).sqrt())
 }
 
