@@ -245,6 +245,8 @@ class Runner:
         self.results["ours_only"]["merge 128^3 tile x 3 classes x 8 mirrors"] = {
             "seconds": r["step"]["seconds"], "rss_mib": r["rss_mib"], "load1": r["load1_before"]}
         shape = getattr(self, "preprocessed_shape", None)
+        if shape is None:  # from an earlier run's preprocess pair kept in results.json
+            shape = self.results["pairs"].get("preprocess", {}).get("check", {}).get("shape", [None])[1:] or None
         if shape:
             r = timed(self.example("tiles", ",".join(str(v) for v in shape), 128))
             tiles = r["step"]["tiles"]
