@@ -1,4 +1,5 @@
-//! A model folder as nnU-Net v1 leaves it: `plans.pkl` plus `fold_K/model_final_checkpoint.model(.pkl)`.
+//! A model folder as nnU-Net v1 leaves it: `plans.pkl` plus `fold_K/model_final_checkpoint.model(.pkl)`,
+//! or a deployment copy of it whose folds hold only the exported `model.onnx`.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +10,9 @@ use crate::plans::Plans;
 /// The checkpoint file name nnU-Net v1 uses for the final model of a fold.
 pub const FINAL_CHECKPOINT: &str = "model_final_checkpoint.model";
 
+/// The file name of a fold's exported network (what `nnu-export-onnx` writes by default).
+pub const FOLD_ONNX: &str = "model.onnx";
+
 /// One trained fold found in a model folder.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FoldDir {
@@ -16,13 +20,15 @@ pub struct FoldDir {
     pub name: String,
     /// The fold number (`None` for `all`).
     pub fold: Option<usize>,
-    /// `<dir>/model_final_checkpoint.model`.
-    pub checkpoint: PathBuf,
+    /// `<dir>/model_final_checkpoint.model`, when present.
+    pub checkpoint: Option<PathBuf>,
+    /// `<dir>/model.onnx`, when present (a deployment folder may hold only this).
+    pub onnx: Option<PathBuf>,
     /// `<dir>/model_final_checkpoint.model.pkl`, when present.
     pub trainer_pkl: Option<PathBuf>,
 }
 
-/// An opened model folder: the plans and the folds that have a final checkpoint.
+/// An opened model folder: the plans and the folds that have a final checkpoint or an exported ONNX.
 #[derive(Clone, Debug)]
 pub struct ModelFolder {
     /// The folder.
@@ -31,15 +37,16 @@ pub struct ModelFolder {
     pub plans_path: PathBuf,
     /// The plans.
     pub plans: Plans,
-    /// Folds with a `model_final_checkpoint.model`, sorted (`fold_0`, `fold_1`, ..., then `all`).
+    /// Folds with a `model_final_checkpoint.model` or a `model.onnx`, sorted (`fold_0`, `fold_1`, ...,
+    /// then `all`).
     pub folds: Vec<FoldDir>,
     /// The trainer info of the first fold that has a `.model.pkl`, if any.
     pub trainer: Option<TrainerInfo>,
 }
 
 impl ModelFolder {
-    /// Opens `dir`: reads the plans and lists the folds. Fails, naming the file, when the plans or every
-    /// checkpoint is missing.
+    /// Opens `dir`: reads the plans and lists the folds. Fails, naming the file, when the plans are missing
+    /// or no fold has a checkpoint or an ONNX.
     pub fn open(dir: impl AsRef<Path>) -> Result<ModelFolder> {
         let dir = dir.as_ref().to_owned();
         if !dir.is_dir() {
@@ -76,8 +83,9 @@ impl ModelFolder {
                 None if name == "all" => None,
                 None => continue,
             };
-            let checkpoint = e.path().join(FINAL_CHECKPOINT);
-            if !checkpoint.is_file() {
+            let checkpoint = Some(e.path().join(FINAL_CHECKPOINT)).filter(|p| p.is_file());
+            let onnx = Some(e.path().join(FOLD_ONNX)).filter(|p| p.is_file());
+            if checkpoint.is_none() && onnx.is_none() {
                 continue;
             }
             let pkl = e.path().join(format!("{FINAL_CHECKPOINT}.pkl"));
@@ -85,6 +93,7 @@ impl ModelFolder {
                 name,
                 fold,
                 checkpoint,
+                onnx,
                 trainer_pkl: pkl.is_file().then_some(pkl),
             });
         }
@@ -92,7 +101,7 @@ impl ModelFolder {
         if folds.is_empty() {
             return Err(Error::MissingFile {
                 path: dir.join("fold_0").join(FINAL_CHECKPOINT),
-                what: "no fold_K/ or all/ folder holds a final checkpoint".into(),
+                what: "no fold_K/ or all/ folder holds a final checkpoint or a model.onnx".into(),
             });
         }
         let trainer = match folds.iter().find_map(|f| f.trainer_pkl.as_ref()) {
@@ -119,8 +128,16 @@ impl ModelFolder {
         })
     }
 
-    /// Loads the final checkpoint of fold `k` (`None` for `all`).
+    /// Loads the final checkpoint of fold `k` (`None` for `all`); an error naming the file when that fold
+    /// holds only an ONNX.
     pub fn checkpoint(&self, k: Option<usize>) -> Result<Checkpoint> {
-        Checkpoint::load(&self.fold(k)?.checkpoint)
+        let fold = self.fold(k)?;
+        match &fold.checkpoint {
+            Some(path) => Checkpoint::load(path),
+            None => Err(Error::MissingFile {
+                path: self.dir.join(&fold.name).join(FINAL_CHECKPOINT),
+                what: "the fold's final checkpoint (this fold holds only an ONNX)".into(),
+            }),
+        }
     }
 }

@@ -194,6 +194,20 @@ fn model_folder_errors_name_the_missing_file() {
     let err = folder.checkpoint(Some(0)).expect_err("fold 0 absent");
     assert!(err.to_string().contains("fold_0"), "{err}");
     assert!(folder.checkpoint(Some(2)).is_ok());
+    // A deployment fold with only model.onnx is listed; asking for its checkpoint names the file.
+    std::fs::create_dir(dir.path().join("fold_1")).expect("mkdir");
+    std::fs::write(dir.path().join("fold_1/model.onnx"), b"onnx").expect("write");
+    let folder = ModelFolder::open(dir.path()).expect("folder");
+    let names: Vec<_> = folder.folds.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["fold_1", "fold_2"]);
+    assert!(folder.folds[0].checkpoint.is_none() && folder.folds[0].onnx.is_some());
+    assert!(folder.folds[1].checkpoint.is_some() && folder.folds[1].onnx.is_none());
+    let err = folder.checkpoint(Some(1)).expect_err("onnx only");
+    assert!(
+        err.to_string()
+            .contains("fold_1/model_final_checkpoint.model"),
+        "{err}"
+    );
     // A damaged plans file names the file.
     std::fs::write(dir.path().join("plans.pkl"), b"\x80\x04\x95").expect("write");
     let err = ModelFolder::open(dir.path()).expect_err("truncated plans");

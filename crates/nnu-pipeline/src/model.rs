@@ -139,7 +139,11 @@ impl ModelSpec {
                     .map(|f| f.name.clone())
                     .ok_or_else(|| PipelineError::Input {
                         path: self.folder.dir.join(format!("fold_{k}")),
-                        msg: format!("fold {k} has no {}", nnu_artifacts::model::FINAL_CHECKPOINT),
+                        msg: format!(
+                            "fold {k} has neither {} nor {}",
+                            nnu_artifacts::model::FINAL_CHECKPOINT,
+                            nnu_artifacts::model::FOLD_ONNX
+                        ),
                     })
             })
             .collect()

@@ -42,7 +42,7 @@ fn run(args: &Args) -> Result<(), nnu_artifacts::Error> {
     Ok(())
 }
 
-fn load_checkpoints(model: &ModelFolder) -> Result<Vec<Checkpoint>, nnu_artifacts::Error> {
+fn load_checkpoints(model: &ModelFolder) -> Result<Vec<Option<Checkpoint>>, nnu_artifacts::Error> {
     let bar = ProgressBar::new(model.folds.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len}")
@@ -52,14 +52,17 @@ fn load_checkpoints(model: &ModelFolder) -> Result<Vec<Checkpoint>, nnu_artifact
     bar.set_message("checkpoints");
     let mut out = Vec::with_capacity(model.folds.len());
     for f in &model.folds {
-        out.push(Checkpoint::load(&f.checkpoint)?);
+        out.push(match &f.checkpoint {
+            Some(path) => Some(Checkpoint::load(path)?),
+            None => None,
+        });
         bar.inc(1);
     }
     bar.finish_and_clear();
     Ok(out)
 }
 
-fn describe(model: &ModelFolder, checkpoints: &[Checkpoint]) -> String {
+fn describe(model: &ModelFolder, checkpoints: &[Option<Checkpoint>]) -> String {
     let p: &Plans = &model.plans;
     let mut s = String::new();
     let mut line = |k: &str, v: String| s.push_str(&format!("{k:<22}{v}\n"));
@@ -137,15 +140,17 @@ fn describe(model: &ModelFolder, checkpoints: &[Checkpoint]) -> String {
     let folds: Vec<&str> = model.folds.iter().map(|f| f.name.as_str()).collect();
     line("folds", folds.join(", "));
     for (f, c) in model.folds.iter().zip(checkpoints) {
-        line(
-            &format!("  {}", f.name),
-            format!(
-                "{} tensors, {} parameters{}",
+        let onnx = if f.onnx.is_some() { ", model.onnx" } else { "" };
+        let text = match c {
+            Some(c) => format!(
+                "{} tensors, {} parameters{}{onnx}",
                 c.state_dict.len(),
                 c.num_parameters(),
                 c.epoch.map(|e| format!(", epoch {e}")).unwrap_or_default()
             ),
-        );
+            None => "model.onnx only (no checkpoint)".to_string(),
+        };
+        line(&format!("  {}", f.name), text);
     }
     s
 }

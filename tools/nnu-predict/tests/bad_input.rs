@@ -162,9 +162,10 @@ fn model_problems_are_one_line_and_nothing_is_written() {
             "nnu-export-onnx",
         ),
         (
-            model(&folder("no_checkpoint", Some(&plans), true, false)),
-            r.join("no_checkpoint/fold_0/model_final_checkpoint.model"),
-            "final checkpoint",
+            // A fold with only model.onnx is a valid deployment folder; one with neither is not.
+            model(&folder("empty_fold", Some(&plans), false, false)),
+            r.join("empty_fold/fold_0/model_final_checkpoint.model"),
+            "final checkpoint or a model.onnx",
         ),
         (
             model(&folder("other_task", Some(&other_task), true, true)),
