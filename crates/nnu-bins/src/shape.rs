@@ -16,6 +16,10 @@ use crate::name::{check_case_name, Mirror, TileBounds, TileName};
 /// The usual file name, in the recipe's `INFERENCE_SHAPE_PATH` folder.
 pub const ALL_SHAPE_FILE: &str = "all_shape.txt";
 
+/// The most tiles one record may describe. A 512 x 512 x 900 CT at 128^3 patches and step 0.5 has about
+/// 1,200; the bound only stops a hostile or corrupt line from asking for a tile list beyond memory.
+pub const MAX_TILES_PER_CASE: usize = 1_000_000;
+
 /// One case's line of `all_shape.txt`: padded shape and sliding-window starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShapeRecord {
@@ -88,14 +92,34 @@ impl ShapeRecord {
 
     /// Number of tiles (product of the step counts).
     pub fn num_tiles(&self) -> usize {
-        self.steps.iter().map(Vec::len).product()
+        self.steps
+            .iter()
+            .map(Vec::len)
+            .fold(1usize, |a, b| a.saturating_mul(b))
     }
 
-    /// Checks that every tile of size `patch` lies inside the padded shape.
+    /// Checks that every tile of size `patch` lies inside the padded shape, that the steps are strictly
+    /// increasing and that there are at most [`MAX_TILES_PER_CASE`] tiles.
     pub fn validate(&self, patch: [usize; 3]) -> Result<()> {
+        if self.num_tiles() > MAX_TILES_PER_CASE {
+            return Err(self.bad(format!(
+                "{} x {} x {} tiles, more than {MAX_TILES_PER_CASE}",
+                self.steps[0].len(),
+                self.steps[1].len(),
+                self.steps[2].len()
+            )));
+        }
         for a in 0..3 {
             if patch[a] == 0 {
                 return Err(self.bad(format!("patch size {patch:?} has an empty axis")));
+            }
+            // nnU-Net's sliding-window steps are strictly increasing; a repeated step would give two tiles
+            // the same file name (and a hostile line of repeats an enormous tile list).
+            if let Some(w) = self.steps[a].windows(2).find(|w| w[0] >= w[1]) {
+                return Err(self.bad(format!(
+                    "steps on axis {a} are not strictly increasing ({} then {})",
+                    w[0], w[1]
+                )));
             }
             if let Some(&s) = self.steps[a].iter().find(|&&s| {
                 s.checked_add(patch[a])
@@ -241,6 +265,18 @@ mod tests {
         assert_eq!(names[0].file_name(), "liver_11_0_128_0_128_0_128_0.bin");
         assert_eq!(names[9].file_name(), "liver_11_0_128_0_128_63_191_1.bin");
         assert!(r.tiles([129, 128, 128]).is_err());
+        // Repeated steps (two tiles with one file name; a hostile line of repeats) are refused before any
+        // tile list is built.
+        let repeats = format!("c 4 4 4-{}-0-0", vec!["0"; 100_000].join(","));
+        let r = ShapeRecord::parse_line(&repeats).unwrap();
+        let e = r.tiles([4, 4, 4]).unwrap_err().to_string();
+        assert!(e.contains("not strictly increasing"), "{e}");
+        let steps: Vec<String> = (0..200).map(|i| i.to_string()).collect();
+        let steps = steps.join(",");
+        let many = format!("d 300 300 300-{steps}-{steps}-{steps}");
+        let r = ShapeRecord::parse_line(&many).unwrap();
+        let e = r.tiles([1, 1, 1]).unwrap_err().to_string();
+        assert!(e.contains("200 x 200 x 200 tiles"), "{e}");
     }
 
     #[test]
