@@ -9,7 +9,8 @@
 #                 OUT/venv from requirements.txt (+ nnunet 1.7.1 and batchgenerators 0.25.5 with --no-deps)
 #   --quick       small inputs, one run per side (a smoke test: a few minutes)
 #   --full-net    also the per-patch latency of the full Task003 UNet++ (128^3, 46 M parameters), tract vs
-#                 onnxruntime, and its FLOP count (adds about 5-10 minutes on 2 cores)
+#                 onnxruntime, and its FLOP count (adds 5-20 minutes on 2 cores: model optimisation, one
+#                 warm-up and one timed pass per side)
 #   --out DIR     results and inputs (default: target/compare)
 #   --repeat N    runs per side (default 3; --quick: 1); the table shows medians
 #   --threads N   threads for both sides where they take a number (default: all CPUs)
