@@ -11,7 +11,7 @@ For each case in fixtures/predict/ (phantom CTs written by `nnu-phantom`, commit
      mixed_precision=False)` on CPU, as nnUNetTrainer.predict_preprocessed_data_return_seg_and_softmax;
   3. transpose_backward, then `save_segmentation_nifti_from_softmax(softmax, out, properties, order=1)`.
 Writes CASE_probabilities_pre.npy (f32 softmax in the preprocessed frame) and CASE_seg.nii.gz (the exported
-segmentation) next to the inputs.
+segmentation) next to the inputs, or into --out.
 
 Versions: torch 2.15.0 (CPU), numpy 2.4.6, scipy 1.17.1, scikit-image 0.26.0, SimpleITK 2.5.7,
 batchgenerators 0.25.5, nnunet 1.7.1 (pip --no-deps), with numpy-2 aliases shimmed below.
@@ -19,6 +19,9 @@ batchgenerators 0.25.5, nnunet 1.7.1 (pip --no-deps), with numpy-2 aliases shimm
 Usage:
   git -C UNETPP_MIRROR show e145ba6:pytorch/nnunet/network_architecture/generic_UNetPlusPlus.py > /tmp/gunetpp.py
   python scripts/goldens/predict_make.py --unetpp-src /tmp/gunetpp.py --reference ../shared/reference/unetpp-small
+  # the trained demo UNet++ (few near-ties, and no shared/ needed by the test):
+  python scripts/goldens/predict_make.py --unetpp-src /tmp/gunetpp.py --reference fixtures/demo/model \
+      --images fixtures/predict/demo --out fixtures/predict/demo
 """
 import argparse
 import importlib.util
@@ -44,7 +47,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--unetpp-src", required=True)
     ap.add_argument("--reference", required=True)
+    ap.add_argument("--out", default=FIX)
+    ap.add_argument("--images", default=FIX, help="folder of the CASE_0000.nii.gz inputs")
     a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
     spec = importlib.util.spec_from_file_location("gunetpp", a.unetpp_src)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -65,21 +71,21 @@ def main():
     net.inference_apply_nonlin = softmax_helper
     pp = GenericPreprocessor(plans['normalization_schemes'], plans['use_mask_for_norm'],
                              plans['transpose_forward'], plans['dataset_properties']['intensityproperties'])
-    for f in sorted(os.listdir(FIX)):
+    for f in sorted(os.listdir(a.images)):
         if not f.endswith("_0000.nii.gz"):
             continue
         case = f[:-len("_0000.nii.gz")]
-        data, _, props = pp.preprocess_test_case([os.path.join(FIX, f)], stage['current_spacing'])
+        data, _, props = pp.preprocess_test_case([os.path.join(a.images, f)], stage['current_spacing'])
         with torch.no_grad():
             _, softmax = net.predict_3D(data, do_mirroring=True, mirror_axes=(0, 1, 2), use_sliding_window=True,
                                         step_size=0.5, patch_size=tuple(int(p) for p in stage['patch_size']),
                                         use_gaussian=True, all_in_gpu=False, mixed_precision=False,
                                         verbose=False)
         softmax = softmax.astype(np.float32)
-        np.save(os.path.join(FIX, case + "_probabilities_pre.npy"), softmax)
+        np.save(os.path.join(a.out, case + "_probabilities_pre.npy"), softmax)
         tb = plans['transpose_backward']
         softmax = softmax.transpose([0] + [i + 1 for i in tb])
-        save_segmentation_nifti_from_softmax(softmax, os.path.join(FIX, case + "_seg.nii.gz"), props, 1, None,
+        save_segmentation_nifti_from_softmax(softmax, os.path.join(a.out, case + "_seg.nii.gz"), props, 1, None,
                                              None, None, None, None, None, 0)
         print(case, data.shape, softmax.shape)
 
