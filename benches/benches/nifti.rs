@@ -26,8 +26,8 @@
 //! | generate the phantom (`nnu-synth`)          | 5.07 s                     |
 //!
 //! Against SimpleITK 2.5.7 the fair comparison interleaves the two on the same load:
-//! `scripts/bench/nifti_vs_sitk.py 7` alternates one SimpleITK run (`ReadImage` + `GetArrayFromImage`
-//! + `astype(float32)`; `WriteImage(useCompression=True)`) with one nnu-volume run (the `nifti_timing`
+//! `scripts/bench/nifti_vs_sitk.py 7` alternates one SimpleITK run (`ReadImage`, `GetArrayFromImage`,
+//! `astype(float32)`; `WriteImage(useCompression=True)`) with one nnu-volume run (the `nifti_timing`
 //! example) per file and round. Medians of 7 rounds at 04:51 UTC, load average 9.3-9.7:
 //!
 //! | operation                                   | SimpleITK | nnu-volume | SimpleITK / nnu-volume |
