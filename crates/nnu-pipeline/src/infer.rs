@@ -287,10 +287,8 @@ impl InferPlan {
             let mut tasks = Vec::with_capacity(chunk.len());
             for task in chunk {
                 match &task.input {
-                    Some(p) => match MappedBin::open_shape(p, &self.input_shape).and_then(|m| {
-                        m.view5(self.input_shape)?;
-                        Ok(m)
-                    }) {
+                    // open_shape checks the size against the shape, so view5 below cannot fail.
+                    Some(p) => match MappedBin::open_shape(p, &self.input_shape) {
                         Ok(m) => {
                             maps.push(m);
                             tasks.push(task);
