@@ -9,6 +9,17 @@ use crate::cases::{Case, Shard};
 use crate::model::ModelSpec;
 use crate::PipelineError;
 
+/// Sizes rayon's global thread pool to `threads` (`None`: rayon's default, all cores), for the tools'
+/// `--threads`. Does nothing when the global pool already exists.
+pub fn init_thread_pool(threads: Option<usize>) {
+    if let Some(t) = threads {
+        // An error only means the pool was built already; the work then runs on that pool.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global();
+    }
+}
+
 /// Keeps the cases whose names are in the validation set of `fold` of `splits_final.pkl` (the recipe's
 /// `create_testset.py`). Returns the kept cases and the validation ids that have no image.
 pub fn select_fold_cases(

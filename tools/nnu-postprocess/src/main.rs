@@ -58,11 +58,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<bool, PipelineError> {
-    if let Some(t) = args.threads {
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build_global();
-    }
+    nnu_pipeline::run::init_thread_pool(args.threads);
     let model = ModelSpec::open(&args.model)?;
     let cases = discover_cases(&args.input)?;
     let records = read_all_shape(&args.shape_file)?;

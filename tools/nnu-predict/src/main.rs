@@ -101,9 +101,7 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global();
+    nnu_pipeline::run::init_thread_pool(Some(threads));
     let (Some(model_dir), Some(input)) = (args.model.as_ref(), args.input.as_ref()) else {
         unreachable!("clap requires --model and --input unless --demo")
     };

@@ -61,11 +61,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<bool, PipelineError> {
-    if let Some(t) = args.threads {
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build_global();
-    }
+    nnu_pipeline::run::init_thread_pool(args.threads);
     let model = ModelSpec::open(&args.model)?;
     let mut cases = discover_cases(&args.input)?;
     if !args.cases.is_empty() {
