@@ -5,8 +5,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::*;
 
@@ -25,23 +25,6 @@ fn predict(images: &Path, out: &Path) -> Command {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     cmd
-}
-
-/// Kills `child` as soon as `when()` holds; returns false when the child ended first.
-fn kill_when(child: &mut Child, when: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while Instant::now() < deadline {
-        if when() {
-            child.kill().expect("kill");
-            child.wait().expect("wait");
-            return true;
-        }
-        if child.try_wait().expect("try_wait").is_some() {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    panic!("the run neither ended nor reached the kill point");
 }
 
 /// After a kill: every visible file is a complete output, identical to the reference; nothing else but

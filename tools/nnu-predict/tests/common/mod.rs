@@ -7,7 +7,8 @@
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
 
 use ndarray::Array3;
 use nnu_synth::{generate, PhantomSpec};
@@ -269,4 +270,22 @@ pub fn damaged_images(dir: &Path) -> Vec<(&'static str, PathBuf, &'static str)> 
             "has 2 modalities, the model expects 1",
         ),
     ]
+}
+
+/// Kills `child` (SIGKILL) as soon as `when()` holds, polling every millisecond; returns false when the
+/// child ended first. Panics after 10 minutes without either.
+pub fn kill_when(child: &mut Child, when: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while Instant::now() < deadline {
+        if when() {
+            child.kill().expect("kill");
+            child.wait().expect("wait");
+            return true;
+        }
+        if child.try_wait().expect("try_wait").is_some() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("the run neither ended nor reached the kill point");
 }
