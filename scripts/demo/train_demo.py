@@ -1,4 +1,4 @@
-"""Train the small demo UNet++ shipped in fixtures/demo/model (offline; never needed at run time).
+"""Train the small demo UNet++ shipped in crates/nnu-demo/data/model (offline; never needed at run time).
 
 What it does
   1. Reads phantom cases written by `nnu-phantom` (nnU-Net raw layout: imagesTr/NAME_0000.nii.gz,
@@ -14,14 +14,14 @@ What it does
   5. Writes an nnU-Net v1 model folder: plans.pkl, fold_0/model_final_checkpoint.model (torch.save dict like
      the trainer's) and fold_0/model_final_checkpoint.model.pkl (init, name, class, plans).
 
-Pinned versions (the venv described in fixtures/demo/README.md): torch 2.15.0 (CPU), numpy 2.4.6,
+Pinned versions (the venv described in crates/nnu-demo/data/README.md): torch 2.15.0 (CPU), numpy 2.4.6,
 SimpleITK 2.5.7, nnunet 1.7.1 (--no-deps; only its network_architecture helpers are imported).
 
 Usage:
   git -C UNETPP_MIRROR show e145ba6:pytorch/nnunet/network_architecture/generic_UNetPlusPlus.py > /tmp/gunetpp.py
   target/release/nnu-phantom --out /tmp/demo-train --cases 12 --shape 96,128,128 --spacing 2.5,1.5,1.5 --seed 1
   python scripts/demo/train_demo.py --unetpp-src /tmp/gunetpp.py --data /tmp/demo-train \
-      --out fixtures/demo/model --iterations 600
+      --out crates/nnu-demo/data/model --iterations 600
 """
 import argparse
 import importlib.util

@@ -20,7 +20,7 @@ Usage:
   git -C UNETPP_MIRROR show e145ba6:pytorch/nnunet/network_architecture/generic_UNetPlusPlus.py > /tmp/gunetpp.py
   python scripts/goldens/predict_make.py --unetpp-src /tmp/gunetpp.py --reference ../shared/reference/unetpp-small
   # the trained demo UNet++ (few near-ties, and no shared/ needed by the test):
-  python scripts/goldens/predict_make.py --unetpp-src /tmp/gunetpp.py --reference fixtures/demo/model \
+  python scripts/goldens/predict_make.py --unetpp-src /tmp/gunetpp.py --reference crates/nnu-demo/data/model \
       --images fixtures/predict/demo --out fixtures/predict/demo
 """
 import argparse

@@ -18,7 +18,8 @@
 //!   (`include/` or `runtime/include/`), allow-listing the `acl*` API, as a run-time loaded `AscendCl` too.
 //!   This needs the CANN headers and libclang at build time. A libclang without a `clang` installation
 //!   next to it gets the C compiler's builtin headers (`stddef.h`, ...) from `build.rs`, unless
-//!   `BINDGEN_EXTRA_CLANG_ARGS` is set. `nnu-acl` has been built and its tests run against bindings
+//!   `BINDGEN_EXTRA_CLANG_ARGS` is set. Without the CANN headers the feature falls back to [`manual`]
+//!   (with a build warning when a CANN environment variable is set); [`BINDINGS`] says which were used. `nnu-acl` has been built and its tests run against bindings
 //!   generated from a copy of the public AscendCL headers (`acl.h` version 1.10.0); see `docs/ascend.md`.
 //!
 //! ```
@@ -35,18 +36,29 @@
 
 use std::path::{Path, PathBuf};
 
-#[cfg(feature = "bindgen")]
+#[cfg(nnu_acl_generated)]
 #[allow(missing_docs, clippy::all)]
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 }
-#[cfg(feature = "bindgen")]
+#[cfg(nnu_acl_generated)]
 pub use generated::*;
 
-#[cfg(not(feature = "bindgen"))]
+#[cfg(not(nnu_acl_generated))]
 pub mod manual;
-#[cfg(not(feature = "bindgen"))]
+#[cfg(not(nnu_acl_generated))]
 pub use manual::*;
+
+/// Which declarations this build uses: `"bindgen"` (generated from the CANN headers by `build.rs`) or
+/// `"manual"` (the checked-in [`manual`] module: the default, and the fallback of the `bindgen` feature
+/// when no CANN headers are found).
+#[cfg(nnu_acl_generated)]
+pub const BINDINGS: &str = "bindgen";
+/// Which declarations this build uses: `"bindgen"` (generated from the CANN headers by `build.rs`) or
+/// `"manual"` (the checked-in [`manual`] module: the default, and the fallback of the `bindgen` feature
+/// when no CANN headers are found).
+#[cfg(not(nnu_acl_generated))]
+pub const BINDINGS: &str = "manual";
 
 /// The library file name.
 pub const LIBRARY_NAME: &str = "libascendcl.so";

@@ -682,7 +682,7 @@ mod reference_tests {
     #[test]
     fn unreadable_input_is_reported_and_the_others_run() {
         let model = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../fixtures/demo/model/fold_0/model.onnx");
+            .join("../../crates/nnu-demo/data/model/fold_0/model.onnx");
         let root = scratch("bad");
         let (bins, dumps) = (root.join("bins"), root.join("dumps"));
         std::fs::create_dir_all(&bins).expect("bins dir");

@@ -3,7 +3,7 @@
 //! (goldens made by `scripts/goldens/predict_make.py`)
 //! - with the reference UNet++ weights of `../shared/reference/unetpp-small` on the phantoms of
 //!   `fixtures/predict` (skipped when `shared/` is absent), and
-//! - with the trained demo UNet++ of `fixtures/demo/model` on the flipped-x phantom of
+//! - with the trained demo UNet++ of `crates/nnu-demo/data/model` on the flipped-x phantom of
 //!   `fixtures/predict/demo` (always runs).
 //!
 //! Tolerances (issue 7): probabilities within 1e-4 max abs; segmentations >= 99.999 % identical voxels.
@@ -69,7 +69,7 @@ fn cases(dir: &Path) -> Vec<(String, PathBuf)> {
 }
 
 fn demo_model() -> (PathBuf, PathBuf, PathBuf) {
-    let model = root().join("fixtures/demo/model");
+    let model = root().join("crates/nnu-demo/data/model");
     let onnx = model.join("fold_0/model.onnx");
     (model, onnx, root().join("fixtures/predict/demo"))
 }

@@ -1,12 +1,12 @@
 //! `nnu-inspect` on damaged and hostile model folders: each is exactly one `error: FILE: problem` line on
 //! stderr, nothing on stdout, a non-zero exit, and a hostile pickle runs nothing. (The demo model in
-//! `fixtures/demo/model` is the intact folder the damaged ones are made from.)
+//! `crates/nnu-demo/data/model` is the intact folder the damaged ones are made from.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn demo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/demo/model")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crates/nnu-demo/data/model")
 }
 
 /// A model folder in `root/name`: `plans.pkl` with `plans` (if any), `fold_0/` with `checkpoint` (if any)

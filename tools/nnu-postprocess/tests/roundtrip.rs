@@ -1,6 +1,6 @@
 //! Round trip of the Ascend file path (issue 6): a phantom CT is preprocessed into tile bins
 //! (`nnu_pipeline::bins::preprocess_to_bins`, the function `nnu-preprocess` calls), an in-test "device"
-//! runs the ONNX of `fixtures/demo/model` on every bin with `nnu_engine::TractBackend` and writes the dumps,
+//! runs the ONNX of `crates/nnu-demo/data/model` on every bin with `nnu_engine::TractBackend` and writes the dumps,
 //! half of them in the `benchmark` numbering (`STEM_1.bin` is the final head) in one folder and half in the
 //! `ais_bench` numbering (`STEM_0.bin`) in another, and the `nnu-postprocess` binary merges them with
 //! `--dumps DIR1,DIR2`. Its outputs are compared with the streaming path (`nnu_pipeline::predict::
@@ -42,7 +42,7 @@ fn root() -> PathBuf {
 }
 
 fn model_dir() -> PathBuf {
-    root().join("fixtures/demo/model")
+    root().join("crates/nnu-demo/data/model")
 }
 
 /// A phantom at another spacing than the model's (3.0 x 1.6 x 1.6 mm against 2.5 x 2 x 2), with a flipped

@@ -1,5 +1,5 @@
 //! `nnu-predict`: streaming nnU-Net v1 prediction. NIfTI in, NIfTI segmentation out, all in memory.
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -69,13 +69,10 @@ struct Args {
     /// Skip postprocessing.json even when the model folder has one.
     #[arg(long)]
     no_postprocessing: bool,
-    /// Run the bundled demo: the small UNet++ in fixtures/demo on its phantom CTs, with previews and Dice.
+    /// Run the demo built into this binary: a small UNet++ on two phantom CTs, with previews and Dice
+    /// (writes to -o, default nnu-demo-output).
     #[arg(long)]
     demo: bool,
-}
-
-fn demo_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/demo")
 }
 
 fn main() -> ExitCode {
@@ -91,10 +88,17 @@ fn main() -> ExitCode {
 }
 
 fn run(mut args: Args) -> Result<bool, PipelineError> {
-    if args.demo {
-        let d = demo_dir();
-        args.model.get_or_insert(d.join("model"));
-        args.input.get_or_insert(d.join("images"));
+    // The embedded demo, unpacked into a temporary folder that lives until the end of the run.
+    let demo = if args.demo {
+        Some(nnu_demo::Demo::unpack().map_err(|e| match e {
+            nnu_demo::DemoError::Io { path, source } => PipelineError::io(&path, source),
+        })?)
+    } else {
+        None
+    };
+    if let Some(d) = &demo {
+        args.model.get_or_insert(d.model_dir());
+        args.input.get_or_insert(d.images_dir());
         args.output.get_or_insert(PathBuf::from("nnu-demo-output"));
         args.preview = true;
     }
@@ -208,12 +212,11 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
                 .join(", ")
         );
     }
-    if args.demo {
-        let labels = demo_dir().join("labels");
+    if let Some(d) = &demo {
         println!("case                 liver Dice  tumour Dice");
         for case in &cases {
             let pred = out_dir.join(format!("{}.nii.gz", case.name));
-            let reference = labels.join(format!("{}.nii.gz", case.name));
+            let reference = d.label_path(&case.name);
             let d = dice_per_label(&pred, &reference, 2)?;
             println!("{:<20} {:>10.4}  {:>11.4}", case.name, d[0], d[1]);
         }

@@ -2,7 +2,7 @@
 //! exit, no partial output, and in a batch the other cases still done and the failed ones listed.
 //!
 //! The damaged inputs are made here from small phantoms (24 x 40 x 40, the demo model's spacing); the model
-//! is the demo UNet++ in `fixtures/demo`. The readers' own error cases are tested in their crates
+//! is the demo UNet++ in `crates/nnu-demo/data`. The readers' own error cases are tested in their crates
 //! (`nnu-volume/tests/bad_input.rs`, `nnu-artifacts/tests/robustness.rs`, `nnu-preprocessing/tests/errors.rs`);
 //! here the point is the tool: exit code, the line printed, what is (not) left in the output folder.
 

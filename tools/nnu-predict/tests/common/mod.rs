@@ -26,7 +26,7 @@ pub fn fixtures() -> PathBuf {
 
 /// The demo model folder (a small UNet++, patch 32^3, 3 classes, one CT modality, `fold_0/model.onnx`).
 pub fn demo_model() -> PathBuf {
-    fixtures().join("demo/model")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crates/nnu-demo/data/model")
 }
 
 /// A phantom CT (int16 HU) of [`SHAPE`] at [`SPACING`] and its geometry.
