@@ -1,7 +1,7 @@
 //! nnu-artifacts: decoding a plans pickle and loading a whole checkpoint (zip + pickle + tensor gather).
 //!
 //! `cargo bench -p nnu-benches --bench artifacts`. Uses the committed planner plans and, when present,
-//! the reference UNet++ checkpoint in `../shared/reference/` (2.4 MB, 188 tensors); both come from the page
+//! the reference UNet++ checkpoint in `fixtures/reference/` (2.4 MB, 188 tensors); both come from the page
 //! cache after the first iteration, so this measures decoding, not the disk.
 
 use std::path::PathBuf;
@@ -22,7 +22,7 @@ fn artifacts(c: &mut Criterion) {
     g.bench_function("typed_plans_3d", |b| {
         b.iter(|| Plans::from_pickle_slice(&plans_bytes).expect("plans"))
     });
-    let ckpt = root.join("../shared/reference/unetpp-small/fold_0/model_final_checkpoint.model");
+    let ckpt = root.join("fixtures/reference/unetpp-small/fold_0/model_final_checkpoint.model");
     if ckpt.is_file() {
         let size = std::fs::metadata(&ckpt).map(|m| m.len()).unwrap_or(0);
         g.throughput(Throughput::Bytes(size));

@@ -1,6 +1,6 @@
 //! Per-patch latency of the tract backend.
 //!
-//! - The small reference networks (`../shared/reference/{unet,unetpp}-small`, 32^3 patches): the 8 mirrors
+//! - The small reference networks (`fixtures/reference/{unet,unetpp}-small`, 32^3 patches): the 8 mirrors
 //!   of one tile run one by one (batch 1), with 1 and 2 threads; throughput is reported per patch.
 //!   `NNU_BENCH_BATCHED=1` adds the same 8 patches as one batch of 8, which tract 0.23.9 runs 20-60 times
 //!   slower (minutes per sample), hence off by default.
@@ -20,7 +20,7 @@ const MIRRORS: usize = 8;
 
 fn reference(name: &str) -> Option<PathBuf> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/reference")
+        .join("../fixtures/reference")
         .join(name)
         .join("model_ds.onnx");
     if path.is_file() {

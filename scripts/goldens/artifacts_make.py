@@ -18,7 +18,7 @@ Produces, in fixtures/artifacts/ (all small):
   checkpoints/bare_state_dict.model           torch.save of a bare OrderedDict state_dict.
   checkpoints/legacy.model                    the pre-1.6 (non-zip) torch.save format (must be refused clearly).
   *.json next to every .pkl / .model          what Python reads (encoding below), and
-  reference_state_dicts.json                  per tensor of ../shared/reference/*/fold_0/model_final_checkpoint.model:
+  reference_state_dicts.json                  per tensor of fixtures/reference/*/fold_0/model_final_checkpoint.model:
       name, dtype, shape, sha256 of the raw little-endian bytes and of the float32 little-endian bytes.
 
 JSON encoding of a Python value (exact, so tests compare identically):
@@ -34,6 +34,8 @@ Pinned versions (the venv at /work/venv): Python 3.11.7, nnunet 1.7.1 (--no-deps
 SimpleITK 2.5.7, scikit-learn (for KFold, as nnU-Net uses it), torch 2.15.0 (CPU), batchgenerators 0.25.5.
 
 Run: /work/venv/bin/python scripts/goldens/artifacts_make.py   (from the repository root; about a minute)
+     /work/venv/bin/python scripts/goldens/artifacts_make.py --reference-only   (only reference/*.json, after
+     scripts/goldens/reference_make.py remade fixtures/reference)
 """
 import collections
 import hashlib
@@ -51,7 +53,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "fixtures" / "artifacts"
-REFERENCE = ROOT.parent / "shared" / "reference"
+REFERENCE = ROOT / "fixtures" / "reference"  # made by reference_make.py
 
 # ---------------------------------------------------------------------------------------------- numpy 2 shims
 # nnunet 1.7.1 still uses aliases numpy removed in 1.24; restore them in this process only.
@@ -378,6 +380,9 @@ def reference_goldens():
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "reference").mkdir(exist_ok=True)
+    if sys.argv[1:] == ["--reference-only"]:
+        reference_goldens()
+        return 0
     # A fixed scratch path: nnU-Net stores absolute paths in the plans, and fixed ones keep reruns identical.
     tmp = Path(tempfile.gettempdir()) / "nnu_artifacts_goldens"
     shutil.rmtree(tmp, ignore_errors=True)

@@ -3,7 +3,7 @@ reference UNet++ weights, on small phantom CTs. Offline only; never needed at bu
 
 For each case in fixtures/predict/ (phantom CTs written by `nnu-phantom`, committed):
   1. GenericPreprocessor(normalization_schemes, use_mask_for_norm, transpose_forward, intensityproperties)
-     .preprocess_test_case([image], current_spacing) with the plans of ../shared/reference/unetpp-small;
+     .preprocess_test_case([image], current_spacing) with the plans of --reference (fixtures/reference/unetpp-small);
   2. Generic_UNetPlusPlus (MrGiovanni/UNetPlusPlus pytorch/nnunet/network_architecture/generic_UNetPlusPlus.py
      at e145ba6, imported from --unetpp-src, not part of this repository) built as nnUNetPlusPlusTrainerV2 does,
      with the reference fold_0 state_dict, eval mode, `predict_3D(do_mirroring=True, mirror_axes=(0, 1, 2),
@@ -18,7 +18,7 @@ batchgenerators 0.25.5, nnunet 1.7.1 (pip --no-deps), with numpy-2 aliases shimm
 
 Usage:
   git -C UNETPP_MIRROR show e145ba6:pytorch/nnunet/network_architecture/generic_UNetPlusPlus.py > /tmp/gunetpp.py
-  python scripts/goldens/predict_make.py --unetpp-src /tmp/gunetpp.py --reference ../shared/reference/unetpp-small
+  python scripts/goldens/predict_make.py --unetpp-src /tmp/gunetpp.py --reference fixtures/reference/unetpp-small
   # the trained demo UNet++ (few near-ties, and no shared/ needed by the test):
   python scripts/goldens/predict_make.py --unetpp-src /tmp/gunetpp.py --reference crates/nnu-demo/data/model \
       --images fixtures/predict/demo --out fixtures/predict/demo

@@ -52,7 +52,7 @@ fn check_tensors(ckpt: &Checkpoint, golden: &serde_json::Value) {
 
 #[test]
 fn reference_state_dicts_are_identical() {
-    let Some(r) = reference() else { return };
+    let r = reference();
     let golden = read_json(&fixtures().join("reference/reference_state_dicts.json"));
     for model in ["unet-small", "unetpp-small"] {
         let ckpt = Checkpoint::load(r.join(model).join("fold_0/model_final_checkpoint.model"))
@@ -64,7 +64,7 @@ fn reference_state_dicts_are_identical() {
 
 #[test]
 fn reference_parameter_counts_match_meta() {
-    let Some(r) = reference() else { return };
+    let r = reference();
     for model in ["unet-small", "unetpp-small"] {
         let meta = read_json(&r.join(model).join("meta.json"));
         let folder = ModelFolder::open(r.join(model)).expect("model folder");
@@ -126,7 +126,7 @@ fn legacy_format_is_refused_clearly() {
 
 #[test]
 fn trainer_info_of_reference_models() {
-    let Some(r) = reference() else { return };
+    let r = reference();
     for (model, trainer) in [
         ("unet-small", "nnUNetTrainerV2"),
         ("unetpp-small", "nnUNetPlusPlusTrainerV2"),

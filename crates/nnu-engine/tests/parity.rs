@@ -1,4 +1,4 @@
-//! Parity of the tract backend with PyTorch on the reference networks in `../shared/reference/`
+//! Parity of the tract backend with PyTorch on the reference networks in `fixtures/reference/`
 //! (see its README: `output_class.bin` is PyTorch's final head for `input.bin`; onnxruntime reproduces
 //! it to 3e-5, we ask for 1e-4 max abs).
 
@@ -9,19 +9,11 @@ use nnu_engine::{Backend, EngineError, TractBackend, TractOptions};
 
 const TOLERANCE: f32 = 1e-4;
 
-fn reference_dir(name: &str) -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/reference")
-        .join(name);
-    if dir.join("model_ds.onnx").is_file() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipped: {} is absent (the reference networks sit beside the checkout)",
-            dir.display()
-        );
-        None
-    }
+/// A model folder of `fixtures/reference` (made by `scripts/goldens/reference_make.py`).
+fn reference_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/reference")
+        .join(name)
 }
 
 fn read_f32(path: &Path, shape: (usize, usize, usize, usize, usize)) -> Array5<f32> {
@@ -42,9 +34,7 @@ fn max_abs_diff(a: &Array5<f32>, b: &Array5<f32>) -> f32 {
 }
 
 fn check_parity(name: &str, threads: usize) {
-    let Some(dir) = reference_dir(name) else {
-        return;
-    };
+    let dir = reference_dir(name);
     let mut backend = TractBackend::load(
         dir.join("model_ds.onnx"),
         &TractOptions::default().threads(threads),
@@ -82,9 +72,7 @@ fn unet_small_matches_pytorch_two_threads() {
 /// PyTorch. (Batching is slower in tract, see `TractOptions::max_batch`; it must still be right.)
 #[test]
 fn batches_match_single_runs() {
-    let Some(dir) = reference_dir("unet-small") else {
-        return;
-    };
+    let dir = reference_dir("unet-small");
     let model = dir.join("model_ds.onnx");
     let input = read_f32(&dir.join("input.bin"), (1, 1, 32, 32, 32));
     let expected = read_f32(&dir.join("output_class.bin"), (1, 3, 32, 32, 32));
@@ -117,9 +105,7 @@ fn batches_match_single_runs() {
 
 #[test]
 fn patch_mismatch_names_the_model() {
-    let Some(dir) = reference_dir("unet-small") else {
-        return;
-    };
+    let dir = reference_dir("unet-small");
     let model = dir.join("model_ds.onnx");
     let err = TractBackend::load(&model, &TractOptions::default().patch_size([16, 32, 32]))
         .expect_err("wrong patch");
@@ -140,9 +126,7 @@ fn patch_mismatch_names_the_model() {
 
 #[test]
 fn wrong_input_shape_is_an_error() {
-    let Some(dir) = reference_dir("unet-small") else {
-        return;
-    };
+    let dir = reference_dir("unet-small");
     let mut backend = TractBackend::load(
         dir.join("model_ds.onnx"),
         &TractOptions::default().threads(1),

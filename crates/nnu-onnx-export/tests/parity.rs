@@ -1,4 +1,4 @@
-//! Parity of our ONNX export with PyTorch on the reference networks (`../shared/reference`).
+//! Parity of our ONNX export with PyTorch on the reference networks (`fixtures/reference`, made by `scripts/goldens/reference_make.py`).
 //!
 //! Each folder holds a real nnU-Net v1 model folder (plans.pkl, fold_0 checkpoint and trainer
 //! pickle) and PyTorch's outputs for `input.npy`. The export goes through `nnu-artifacts` exactly
@@ -14,7 +14,7 @@ use nnu_onnx_export::Family;
 const TOL: f32 = 1e-4;
 
 fn check(name: &str, family: Family, deep_supervision: bool) {
-    let Some(dir) = reference(name) else { return };
+    let dir = reference(name);
     let loaded = load_model_folder(&dir, Some(0), "model_final_checkpoint", None).unwrap();
     assert_eq!(
         loaded.spec.family, family,
@@ -59,7 +59,7 @@ fn unet_small_final_head_only() {
 #[test]
 fn checkpoint_state_dict_equals_torch_export_initializers() {
     for name in ["unetpp-small", "unet-small"] {
-        let Some(dir) = reference(name) else { return };
+        let dir = reference(name);
         let ours = load_model_folder(&dir, Some(0), "model_final_checkpoint", None)
             .unwrap()
             .state_dict;
@@ -73,9 +73,7 @@ fn checkpoint_state_dict_equals_torch_export_initializers() {
 
 #[test]
 fn missing_checkpoint_names_the_file() {
-    let Some(dir) = reference("unet-small") else {
-        return;
-    };
+    let dir = reference("unet-small");
     let err =
         load_model_folder(&dir, Some(3), "model_final_checkpoint", Some(Family::Unet)).unwrap_err();
     assert!(err.to_string().contains("fold_3"), "{err}");

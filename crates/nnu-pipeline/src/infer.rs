@@ -572,7 +572,7 @@ mod tests {
     }
 }
 
-/// Runs against the reference networks in `../shared/reference/` (skipped with a message when absent).
+/// Runs against the reference networks in `fixtures/reference/` (`scripts/goldens/reference_make.py`).
 #[cfg(test)]
 mod reference_tests {
     use super::*;
@@ -581,16 +581,10 @@ mod reference_tests {
     /// PyTorch's final head vs ours: the reference README's bound for an inference engine.
     const TOLERANCE: f32 = 1e-4;
 
-    fn reference(name: &str) -> Option<PathBuf> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/reference")
-            .join(name);
-        if dir.join("model_ds.onnx").is_file() {
-            Some(dir)
-        } else {
-            eprintln!("skipped: {} is absent", dir.display());
-            None
-        }
+    fn reference(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/reference")
+            .join(name)
     }
 
     fn read_f32(path: &Path) -> Vec<f32> {
@@ -618,9 +612,7 @@ mod reference_tests {
 
     #[test]
     fn folder_of_bins_gives_reference_dumps_and_resumes() {
-        let Some(reference) = reference("unetpp-small") else {
-            return;
-        };
+        let reference = reference("unetpp-small");
         let root = scratch("dir");
         let (bins, dumps) = (root.join("bins"), root.join("dumps"));
         std::fs::create_dir_all(&bins).expect("bins dir");
@@ -720,9 +712,7 @@ mod reference_tests {
 
     #[test]
     fn info_file_with_ais_bench_numbering_and_batches() {
-        let Some(reference) = reference("unet-small") else {
-            return;
-        };
+        let reference = reference("unet-small");
         let root = scratch("info");
         let tile = root.join("liver_3_0_32_0_32_0_32_0.bin");
         std::fs::copy(reference.join("input.bin"), &tile).expect("copy");
@@ -763,9 +753,7 @@ mod reference_tests {
 
     #[test]
     fn loop_runs_random_inputs_without_dumps() {
-        let Some(reference) = reference("unet-small") else {
-            return;
-        };
+        let reference = reference("unet-small");
         let mut backend = TractBackend::load(
             reference.join("model_ds.onnx"),
             &TractOptions::default().threads(1),

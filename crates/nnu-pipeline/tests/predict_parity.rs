@@ -1,10 +1,10 @@
 //! End-to-end parity of the streaming prediction with nnU-Net 1.7.1 itself: `GenericPreprocessor`,
 //! `predict_3D` (sliding window, 8 mirrors, Gaussian) and `save_segmentation_nifti_from_softmax`, run
 //! (goldens made by `scripts/goldens/predict_make.py`)
-//! - with the reference UNet++ weights of `../shared/reference/unetpp-small` on the phantoms of
-//!   `fixtures/predict` (skipped when `shared/` is absent), and
+//! - with the random-weight UNet++ of `fixtures/reference/unetpp-small` on the phantoms of
+//!   `fixtures/predict`, and
 //! - with the trained demo UNet++ of `crates/nnu-demo/data/model` on the flipped-x phantom of
-//!   `fixtures/predict/demo` (always runs).
+//!   `fixtures/predict/demo`.
 //!
 //! Tolerances (issue 7): probabilities within 1e-4 max abs; segmentations >= 99.999 % identical voxels.
 //! With the random-weight reference network many voxels are near-ties between classes, so a voxel whose
@@ -28,17 +28,9 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn reference() -> Option<PathBuf> {
-    let r = root().join("../shared/reference/unetpp-small");
-    if r.is_dir() {
-        Some(r)
-    } else {
-        eprintln!(
-            "skipped: {} is absent (the reference networks live in shared/ beside the checkout)",
-            r.display()
-        );
-        None
-    }
+/// The random-weight UNet++ of `fixtures/reference` (`scripts/goldens/reference_make.py`).
+fn reference() -> PathBuf {
+    root().join("fixtures/reference/unetpp-small")
 }
 
 fn backend(onnx: &Path, model: &ModelSpec) -> Box<dyn Backend> {
@@ -76,7 +68,7 @@ fn demo_model() -> (PathBuf, PathBuf, PathBuf) {
 
 #[test]
 fn probabilities_match_nnunet_predict_3d() {
-    let Some(reference) = reference() else { return };
+    let reference = reference();
     let dir = root().join("fixtures/predict");
     assert_eq!(cases(&dir).len(), 3);
     check_probabilities(&reference, &reference.join("model_ds.onnx"), &dir);
@@ -84,7 +76,7 @@ fn probabilities_match_nnunet_predict_3d() {
 
 #[test]
 fn segmentations_match_nnunet_export() {
-    let Some(reference) = reference() else { return };
+    let reference = reference();
     let dir = root().join("fixtures/predict");
     check_segmentations(&reference, &reference.join("model_ds.onnx"), &dir);
 }

@@ -1,4 +1,4 @@
-//! Runs the `nnu-export-onnx` binary on the reference model folders (`../shared/reference`).
+//! Runs the `nnu-export-onnx` binary on the reference model folders (`fixtures/reference`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -7,21 +7,11 @@ use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::prelude::tract_ndarray;
 
-/// A reference model folder, or `None` (with a printed reason, so the test skips) when
-/// `../shared/reference` is not beside the checkout.
-fn reference(name: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/reference")
-        .join(name);
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!(
-            "skipped: reference folder {} is absent (../shared/reference beside the checkout)",
-            p.display()
-        );
-        None
-    }
+/// A model folder of `fixtures/reference` (made by `scripts/goldens/reference_make.py`).
+fn reference(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/reference")
+        .join(name)
 }
 
 fn tool(args: &[&std::ffi::OsStr]) -> Output {
@@ -48,9 +38,7 @@ fn read_raw_f32(path: &Path) -> Vec<f32> {
 
 #[test]
 fn exports_a_model_folder_that_reproduces_pytorch() {
-    let Some(dir) = reference("unet-small") else {
-        return;
-    };
+    let dir = reference("unet-small");
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("unet.onnx");
     let o = tool(&[
@@ -91,9 +79,7 @@ fn exports_a_model_folder_that_reproduces_pytorch() {
 
 #[test]
 fn deep_supervision_writes_all_heads_in_order() {
-    let Some(dir) = reference("unetpp-small") else {
-        return;
-    };
+    let dir = reference("unetpp-small");
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("pp.onnx");
     let o = tool(&[
@@ -120,9 +106,7 @@ fn deep_supervision_writes_all_heads_in_order() {
 #[test]
 fn random_weights_follow_the_plans() {
     // The reference plans with the reference's base/max/classes give the reference's layout.
-    let Some(dir) = reference("unetpp-small") else {
-        return;
-    };
+    let dir = reference("unetpp-small");
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("random.onnx");
     let plans = dir.join("plans.pkl");
@@ -153,9 +137,7 @@ fn random_weights_follow_the_plans() {
 
 #[test]
 fn errors_name_the_file_and_exit_non_zero() {
-    let Some(dir) = reference("unet-small") else {
-        return;
-    };
+    let dir = reference("unet-small");
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("x.onnx");
     let o = tool(&[
@@ -199,4 +181,16 @@ fn errors_name_the_file_and_exit_non_zero() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).starts_with("error: --batch"));
     assert!(!out.exists(), "nothing written on failure");
+}
+
+#[path = "../../readme_synopsis.rs"]
+mod readme;
+
+#[test]
+fn readme_synopsis_matches_help() {
+    readme::check(
+        env!("CARGO_BIN_EXE_nnu-export-onnx"),
+        "nnu-export-onnx",
+        false,
+    );
 }

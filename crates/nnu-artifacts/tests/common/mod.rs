@@ -14,15 +14,9 @@ pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/artifacts")
 }
 
-/// `../shared/reference/` beside the workspace, if present.
-pub fn reference() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("skipped: {} is absent", p.display());
-        None
-    }
+/// `fixtures/reference/`: small nnU-Net v1 model folders (made by `scripts/goldens/reference_make.py`).
+pub fn reference() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/reference")
 }
 
 pub fn read_json(path: &std::path::Path) -> J {

@@ -5,25 +5,21 @@ use std::path::{Path, PathBuf};
 
 use tract_onnx::prelude::*;
 
-/// `../shared/reference` beside the checkout (present for developers and CI; see
-/// docs/architecture.md).
+/// `fixtures/reference` of the workspace: small nnU-Net v1 model folders with random weights and
+/// PyTorch's outputs (made by `scripts/goldens/reference_make.py`).
 pub fn reference_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/reference")
 }
 
-/// A reference model folder, or `None` (with a printed reason, so the test skips) when the reference set
-/// beside the checkout is absent.
-pub fn reference(name: &str) -> Option<PathBuf> {
+/// A reference model folder of `fixtures/reference` (committed, so every test that uses it runs).
+pub fn reference(name: &str) -> PathBuf {
     let p = reference_root().join(name);
-    if p.join("meta.json").is_file() {
-        Some(p)
-    } else {
-        eprintln!(
-            "skipped: reference network folder {} is absent (../shared/reference beside the checkout)",
-            p.display()
-        );
-        None
-    }
+    assert!(
+        p.join("meta.json").is_file(),
+        "{}: reference folder missing (committed under fixtures/)",
+        p.display()
+    );
+    p
 }
 
 /// Reads a little-endian f32 C-order `.npy` (format 1.0 or 2.0) into (shape, data).
