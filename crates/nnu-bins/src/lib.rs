@@ -17,8 +17,8 @@
 //! | [`info`] | `.info` lists and `sthK.info` shards (`gen_dataset_info.py`) |
 //! | [`dump`] | output dumps in several folders and both numberings ([`DumpIndex`]) |
 //!
-//! Every file is written atomically (a temporary file in the same folder, then a rename), so an interrupted
-//! run never leaves a short `.bin` behind.
+//! Every file is written atomically and durably through `nnu-fsio` (a temporary file in the same folder,
+//! fsync, rename, folder fsync), so an interrupted run never leaves a short `.bin` behind.
 //!
 //! ```
 //! use ndarray::Array4;

@@ -1,7 +1,6 @@
 //! nnU-Net's `summary.json`: per-case scores, `np.nanmean` means, and the file layout of
 //! nnU-Net 1.7.1's `evaluation.evaluator.aggregate_scores`.
 
-use std::io::Write as _;
 use std::path::Path;
 
 use crate::json::JsonValue;
@@ -262,31 +261,12 @@ pub fn write_summary(
     write_atomic(path, summary_text(cases, meta).as_bytes())
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+/// Writes `bytes` to `path` atomically and durably ([`nnu_fsio::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MetricsError> {
-    let io_err = |source| MetricsError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io_err)
+    nnu_fsio::write_atomic(path, bytes).map_err(|e| {
+        let (path, source) = e.into_parts();
+        MetricsError::Io { path, source }
+    })
 }
 
 #[cfg(test)]

@@ -53,7 +53,6 @@ mod state_dict;
 mod synthetic;
 mod topology;
 
-use std::io::Write;
 use std::path::Path;
 
 use prost::Message;
@@ -103,40 +102,18 @@ impl ExportedModel {
         self.model.encode_to_vec()
     }
 
-    /// Writes the model to `path` atomically: a temporary file in the same folder, flushed and
-    /// synced, then renamed over `path`.
+    /// Writes the model to `path` atomically and durably ([`nnu_fsio::write_atomic`]).
     pub fn write(&self, path: &Path) -> Result<()> {
         write_atomic(path, &self.to_bytes())
     }
 }
 
-/// Writes `bytes` to `path` through a temporary sibling file and a rename.
+/// Writes `bytes` to `path` atomically and durably ([`nnu_fsio::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| ExportError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".nnu-export-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(io)?;
-    // tempfile creates 0600; a model file is an ordinary, shareable output.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(io)?;
-    }
-    tmp.write_all(bytes).map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
-    Ok(())
+    nnu_fsio::write_atomic(path, bytes).map_err(|e| {
+        let (path, source) = e.into_parts();
+        ExportError::Io { path, source }
+    })
 }
 
 /// Builds the ONNX model of `spec.family` with the tensors of `state_dict`.

@@ -2,7 +2,6 @@
 //!
 //! (Being filled in.)
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub mod bins;
@@ -66,32 +65,21 @@ impl PipelineError {
     }
 }
 
-/// Writes `path` atomically: `fill` writes a temporary file in the same folder, which is then renamed over
-/// `path`, so a reader never sees a partial file and an interrupted run leaves none behind.
+/// Writes `path` atomically and durably ([`nnu_fsio::write_atomic_with`]): `fill` writes a temporary file
+/// in the same folder, which is `fsync`ed and renamed over `path`, so a reader never sees a partial file
+/// and an interrupted run leaves none behind.
 pub fn atomic_write(
     path: &Path,
-    fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+    fill: impl FnOnce(&mut nnu_fsio::Writer) -> std::io::Result<()>,
 ) -> Result<(), PipelineError> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let f = std::fs::File::create(&tmp)?;
-        let mut w = std::io::BufWriter::new(f);
-        fill(&mut w)?;
-        w.flush()?;
-        w.get_ref().sync_data()?;
-        drop(w);
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(PipelineError::io(path, e));
+    nnu_fsio::write_atomic_with(path, fill).map_err(PipelineError::from)
+}
+
+impl From<nnu_fsio::FsioError> for PipelineError {
+    fn from(e: nnu_fsio::FsioError) -> Self {
+        let (path, source) = e.into_parts();
+        PipelineError::Io { path, source }
     }
-    Ok(())
 }
 
 /// Makes `dir` ready to receive outputs: creates it (and its parents) and checks that a file can be created
@@ -107,7 +95,7 @@ pub fn prepare_output_dir(dir: &Path) -> Result<(), PipelineError> {
         path: dir.to_path_buf(),
         msg: format!("cannot create the output folder: {e}"),
     })?;
-    let probe = dir.join(format!(".nnu-write-probe.{}.tmp", std::process::id()));
+    let probe = nnu_fsio::temp_path(&dir.join("nnu-write-probe"))?;
     std::fs::File::create(&probe).map_err(|e| PipelineError::Input {
         path: dir.to_path_buf(),
         msg: format!("cannot write in the output folder: {e}"),
@@ -118,41 +106,17 @@ pub fn prepare_output_dir(dir: &Path) -> Result<(), PipelineError> {
     Ok(())
 }
 
-/// The file an atomic-write temporary stands for: `NAME` of `.NAME.PID.tmp` (this crate, `nnu-volume`) or
-/// `.NAME.PID.N.tmp` (`nnu-bins`); `None` for any other file name.
+/// The file an atomic-write temporary stands for: `NAME` of `.NAME.PID-START-SEQ.tmp`
+/// ([`nnu_fsio::temp_target`]); `None` for any other file name.
 pub fn temp_target(file_name: &str) -> Option<&str> {
-    let numeric = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
-    let s = file_name.strip_prefix('.')?.strip_suffix(".tmp")?;
-    let (mut s, pid) = s.rsplit_once('.')?;
-    if !numeric(pid) {
-        return None;
-    }
-    // `.NAME.PID.N.tmp`; a NAME that itself ends in `.digits` is not written by these tools.
-    if let Some((head, _)) = s.rsplit_once('.').filter(|(_, n)| numeric(n)) {
-        s = head;
-    }
-    (!s.is_empty()).then_some(s)
+    nnu_fsio::temp_target(file_name).map(|t| t.target)
 }
 
-/// Deletes the temporaries that a killed run left in `dir` (see [`temp_target`]) for the files `owned`
-/// accepts, and returns how many were deleted. Call it only for files this process is the one writer of
-/// (its own cases): a temporary of a live writer would be deleted under it.
+/// Deletes the temporaries that killed runs left in `dir` (see [`temp_target`]) for the files `owned`
+/// accepts, and returns how many were deleted. A temporary whose writing process still runs (another
+/// run sharing the folder) is never deleted ([`nnu_fsio::remove_stale_temps`]).
 pub fn remove_stale_temps(dir: &Path, owned: impl Fn(&str) -> bool) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    let mut removed = 0;
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if temp_target(name).is_some_and(&owned)
-            && entry.file_type().is_ok_and(|t| t.is_file())
-            && std::fs::remove_file(entry.path()).is_ok()
-        {
-            removed += 1;
-        }
-    }
-    removed
+    nnu_fsio::remove_stale_temps(dir, owned)
 }
 
 #[cfg(test)]
@@ -161,11 +125,12 @@ mod tests {
 
     #[test]
     fn temp_names_of_every_writer() {
-        assert_eq!(temp_target(".a.nii.gz.123.tmp"), Some("a.nii.gz"));
+        assert_eq!(temp_target(".a.nii.gz.123-456-0.tmp"), Some("a.nii.gz"));
         assert_eq!(
-            temp_target(".c_0_32_0_32_0_32_0.bin.77.3.tmp"),
+            temp_target(".c_0_32_0_32_0_32_0.bin.77-1-3.tmp"),
             Some("c_0_32_0_32_0_32_0.bin")
         );
+        assert_eq!(temp_target(".a.nii.gz.123.tmp"), None);
         assert_eq!(temp_target("a.nii.gz"), None);
         assert_eq!(temp_target(".hidden"), None);
         assert_eq!(temp_target(".123.tmp"), None);
@@ -175,10 +140,11 @@ mod tests {
     fn stale_temps_of_owned_files_only() {
         let d = tempfile::tempdir().unwrap();
         for f in [
-            ".a.nii.gz.1.tmp",
-            ".b.nii.gz.2.tmp",
+            // Processes that do not exist (pid 4000000 with start time 1).
+            ".a.nii.gz.4000000-1-0.tmp",
+            ".b.nii.gz.4000000-1-1.tmp",
             "a.nii.gz",
-            ".a.png.3.4.tmp",
+            ".a.png.4000000-1-2.tmp",
         ] {
             std::fs::write(d.path().join(f), b"x").unwrap();
         }
@@ -189,7 +155,7 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         left.sort();
-        assert_eq!(left, [".b.nii.gz.2.tmp", "a.nii.gz"]);
+        assert_eq!(left, [".b.nii.gz.4000000-1-1.tmp", "a.nii.gz"]);
     }
 
     #[test]

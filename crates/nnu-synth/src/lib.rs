@@ -615,10 +615,11 @@ fn write_dataset_json(out_dir: &Path, cases: &[DatasetCase]) -> Result<(), Synth
         "test": [],
     });
     let path = out_dir.join("dataset.json");
-    let tmp = out_dir.join(format!(".dataset.json.{}.tmp", std::process::id()));
-    let text = serde_json::to_string_pretty(&json).unwrap_or_default();
-    std::fs::write(&tmp, text + "\n").map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io_err(&path))
+    let text = serde_json::to_string_pretty(&json).unwrap_or_default() + "\n";
+    nnu_fsio::write_atomic(&path, text.as_bytes()).map_err(|e| {
+        let (path, source) = e.into_parts();
+        SynthError::Io { path, source }
+    })
 }
 
 #[cfg(test)]

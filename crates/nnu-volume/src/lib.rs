@@ -65,7 +65,7 @@ pub use read::{
     read_volume_from_bytes, HeaderInfo,
 };
 pub use voxel::Voxel;
-pub use write::{write_volume, WriteOptions};
+pub use write::{stage_volume, write_volume, WriteOptions};
 
 /// A 3-D volume and its geometry.
 ///

@@ -4,7 +4,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ndarray::ArrayView3;
 use rayon::prelude::*;
@@ -136,55 +136,27 @@ fn voxel_bytes<'a, T: Voxel>(data: &'a ArrayView3<'a, T>) -> std::borrow::Cow<'a
     std::borrow::Cow::Owned(out)
 }
 
-/// A temporary file beside `path` that is renamed onto it by [`TempFile::commit`] and deleted if dropped.
-struct TempFile {
-    tmp: PathBuf,
-    target: PathBuf,
-    done: bool,
-}
-
-impl TempFile {
-    fn new(path: &Path) -> Result<(TempFile, std::fs::File), VolumeError> {
-        let name = path
-            .file_name()
-            .ok_or_else(|| invalid(path, "no file name"))?;
-        let mut tmp_name = std::ffi::OsString::from(".");
-        tmp_name.push(name);
-        tmp_name.push(format!(".{}.tmp", std::process::id()));
-        let tmp = path.with_file_name(tmp_name);
-        let f = std::fs::File::create(&tmp).map_err(|e| VolumeError::io(&tmp, e))?;
-        Ok((
-            TempFile {
-                tmp,
-                target: path.to_path_buf(),
-                done: false,
-            },
-            f,
-        ))
-    }
-
-    fn commit(mut self) -> Result<(), VolumeError> {
-        std::fs::rename(&self.tmp, &self.target).map_err(|e| VolumeError::io(&self.target, e))?;
-        self.done = true;
-        Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
-    }
-}
-
 /// Writes `data` ((z, y, x) order) as a NIfTI-1 file with `geometry`, so that SimpleITK and nibabel read
 /// back the same spacing, origin and direction (up to `f32` rounding of the header fields).
 ///
 /// `.nii.gz` (by the file name) is gzip-compressed on the rayon pool; any other name is written
-/// uncompressed. The file appears atomically: the data goes to a temporary file in the same folder, which
-/// is then renamed over `path`.
+/// uncompressed. The file appears atomically and durably ([`nnu_fsio::write_atomic_with`]): the data
+/// goes to a temporary file in the same folder, which is `fsync`ed and renamed over `path`.
 pub fn write_volume<T: Voxel>(
+    path: &Path,
+    data: ArrayView3<'_, T>,
+    geometry: &Geometry,
+    opts: &WriteOptions,
+) -> Result<(), VolumeError> {
+    let mut batch = nnu_fsio::Batch::new();
+    stage_volume(&mut batch, path, data, geometry, opts)?;
+    batch.commit().map_err(fsio_err)
+}
+
+/// Like [`write_volume`], but stages the file in `batch`: it appears at `path` only when the batch is
+/// committed, together with the batch's other files.
+pub fn stage_volume<T: Voxel>(
+    batch: &mut nnu_fsio::Batch,
     path: &Path,
     data: ArrayView3<'_, T>,
     geometry: &Geometry,
@@ -199,18 +171,23 @@ pub fn write_volume<T: Voxel>(
     )?);
     let body = voxel_bytes(&data);
     let gzip = path.to_string_lossy().ends_with(".gz");
-    let (tmp, mut f) = TempFile::new(path)?;
-    let io = |e| VolumeError::io(path, e);
-    if gzip {
-        let members = gz::compress_parallel(&[&header, &body], opts.compression_level);
-        for m in &members {
-            f.write_all(m).map_err(io)?;
-        }
-    } else {
-        f.write_all(&header).map_err(io)?;
-        f.write_all(&body).map_err(io)?;
-    }
-    f.flush().map_err(io)?;
-    drop(f);
-    tmp.commit()
+    batch
+        .stage_with(path, |f| {
+            if gzip {
+                let members = gz::compress_parallel(&[&header, &body], opts.compression_level);
+                for m in &members {
+                    f.write_all(m)?;
+                }
+            } else {
+                f.write_all(&header)?;
+                f.write_all(&body)?;
+            }
+            Ok(())
+        })
+        .map_err(fsio_err)
+}
+
+fn fsio_err(e: nnu_fsio::FsioError) -> VolumeError {
+    let (path, source) = e.into_parts();
+    VolumeError::io(&path, source)
 }

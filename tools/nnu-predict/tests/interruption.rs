@@ -81,7 +81,7 @@ fn a_killed_run_resumes_to_identical_outputs() {
     // What a kill during a write leaves: temporaries (made here, as the kill rarely lands in a write).
     let pid = 4_000_000;
     for t in ["case_b.nii.gz", "case_b_probabilities.npy"] {
-        write_bytes(&out, &format!(".{t}.{pid}.tmp"), b"partial");
+        write_bytes(&out, &format!(".{t}.{pid}-1-0.tmp"), b"partial");
     }
     let status = predict(&images, &out).status().expect("rerun");
     assert!(status.success());

@@ -124,7 +124,7 @@ fn a_killed_run_resumes_to_identical_bins() {
     // the wrong size (a copy gone wrong): the rerun removes the one and rewrites the other.
     write_bytes(
         &out,
-        ".case_b_0_32_0_32_0_32_3.bin.4000000.7.tmp",
+        ".case_b_0_32_0_32_0_32_3.bin.4000000-1-7.tmp",
         b"partial",
     );
     let first = listing(&out)
