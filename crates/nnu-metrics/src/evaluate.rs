@@ -131,6 +131,39 @@ pub fn check_geometry(
     Ok(())
 }
 
+/// Checks that a prediction lies where its reference lies: origins equal within `origin_tolerance` mm per
+/// axis, direction cosines within `direction_tolerance`. nnU-Net's evaluation compares arrays only, so a
+/// prediction shifted by 50 mm or flipped would be scored as if it were aligned; here it is an error
+/// (a caller may report it as a warning instead).
+pub fn check_placement(
+    reference_origin: [f64; 3],
+    test_origin: [f64; 3],
+    reference_direction: [f64; 9],
+    test_direction: [f64; 9],
+    origin_tolerance: f64,
+    direction_tolerance: f64,
+) -> Result<(), MetricsError> {
+    let off =
+        |a: &[f64], b: &[f64], tol: f64| a.iter().zip(b).any(|(x, y)| !((x - y).abs() <= tol));
+    if off(&reference_origin, &test_origin, origin_tolerance) {
+        return Err(MetricsError::PlacementMismatch {
+            what: "origin",
+            reference: reference_origin.to_vec(),
+            test: test_origin.to_vec(),
+            tolerance: origin_tolerance,
+        });
+    }
+    if off(&reference_direction, &test_direction, direction_tolerance) {
+        return Err(MetricsError::PlacementMismatch {
+            what: "direction",
+            reference: reference_direction.to_vec(),
+            test: test_direction.to_vec(),
+            tolerance: direction_tolerance,
+        });
+    }
+    Ok(())
+}
+
 /// The values occurring in either volume, sorted (what nnU-Net's `construct_labels` takes:
 /// `np.union1d(np.unique(test), np.unique(reference))`).
 pub fn present_labels<T: LabelValue>(

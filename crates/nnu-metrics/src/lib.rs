@@ -94,6 +94,19 @@ pub enum MetricsError {
         /// Allowed absolute difference per axis, mm.
         tolerance: f64,
     },
+    /// The prediction is placed differently in space from its reference (origin or direction).
+    #[error("{what} differs from the reference's: reference {reference:?}, test {test:?} (tolerance {tolerance}); \
+             the prediction is not in the reference's frame")]
+    PlacementMismatch {
+        /// `origin` (mm) or `direction` (cosines).
+        what: &'static str,
+        /// The reference's values.
+        reference: Vec<f64>,
+        /// The prediction's values.
+        test: Vec<f64>,
+        /// Allowed absolute difference per element.
+        tolerance: f64,
+    },
     /// A file or folder could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {

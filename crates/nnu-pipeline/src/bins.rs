@@ -1,7 +1,7 @@
 //! The file path to accelerators: a case preprocessed into tile bins (`nnu-preprocess`) and output dumps
 //! merged back into a segmentation (`nnu-postprocess`), in the recipe's formats (`nnu-bins`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ndarray::Axis;
 use nnu_bins::{DumpIndex, Mirror as BinMirror, ShapeRecord, TileBounds, TileName};
@@ -107,6 +107,7 @@ pub fn postprocess_from_dumps(
     out_dir: &Path,
     opts: &PredictOptions,
 ) -> Result<(), PipelineError> {
+    crate::predict::check_memory(case, model, opts)?;
     let PreparedCase {
         data,
         props,
@@ -159,6 +160,37 @@ pub fn postprocess_from_dumps(
         mirrors: opts.mirrors,
         use_gaussian: opts.use_gaussian,
     };
+    // Non-finite logits (what an fp16 overflow on the accelerator gives) would turn the Gaussian mean
+    // into NaN over whole regions: refuse the case and name the dumps.
+    let mut nonfinite: Vec<PathBuf> = Vec::new();
+    for tile in grid.tiles() {
+        let bounds = TileBounds::from_start(tile.lb, p).map_err(bins_err)?;
+        for m in opts.mirrors.iter() {
+            let name =
+                TileName::new(case.name.clone(), bounds, bin_mirror(m)?).map_err(bins_err)?;
+            let bin = dumps.open(&name, model.num_classes).map_err(bins_err)?;
+            if bin.as_slice().iter().any(|v| !v.is_finite()) {
+                nonfinite.push(bin.path().to_path_buf());
+            }
+        }
+    }
+    if let Some(first) = nonfinite.first() {
+        return Err(PipelineError::Input {
+            path: first.clone(),
+            msg: format!(
+                "NaN or infinite logits (fp16 overflow on the device?): {} of {} dumps of the case hold \
+                 non-finite values ({}); {}.nii.gz not written",
+                nonfinite.len(),
+                report.expected,
+                nonfinite
+                    .iter()
+                    .map(|p| p.file_name().unwrap_or_default().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                case.name
+            ),
+        });
+    }
     let mut agg = Aggregator::new(model.num_classes, grid.clone(), agg_opts)?;
     for tile in grid.tiles() {
         let bounds = TileBounds::from_start(tile.lb, p).map_err(bins_err)?;

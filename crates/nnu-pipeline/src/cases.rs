@@ -36,7 +36,8 @@ fn split_modality(stem: &str) -> Option<(&str, usize)> {
 ///
 /// - a NIfTI file: that case (and, for `NAME_0000.nii.gz`, its sibling modalities `NAME_0001...`);
 /// - a folder: nnU-Net raw naming (`NAME_XXXX.nii.gz`, one file per modality) when every NIfTI file in it
-///   follows it, else MSD naming (`NAME.nii.gz`, one file per case, 3-D or 4-D);
+///   follows it, MSD naming (`NAME.nii.gz`, one file per case, 3-D or 4-D) when none does; a folder that
+///   mixes both is an error listing the files that do not fit (never a guess);
 /// - a `.txt` file: one image path per line (blank lines and `#` comments skipped), each resolved as above.
 ///
 /// Cases come back sorted by name; a name given twice is an error.
@@ -159,10 +160,36 @@ fn cases_in_dir(dir: &Path) -> Result<Vec<Case>, PipelineError> {
             msg: "no .nii or .nii.gz files".into(),
         });
     }
-    let raw_naming = niftis
+    let (raw, other): (Vec<_>, Vec<_>) = niftis
         .iter()
-        .all(|(stem, _)| split_modality(stem).is_some());
-    if !raw_naming {
+        .partition(|(stem, _)| split_modality(stem).is_some());
+    if !raw.is_empty() && !other.is_empty() {
+        // Guessing either way reads a file wrongly (a label copied beside raw-named images would be
+        // predicted as a CT, and its outputs would get the images' names).
+        let mut names: Vec<String> = other
+            .iter()
+            .map(|(_, p)| {
+                p.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        let shown = names.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+        return Err(PipelineError::Input {
+            path: dir.to_path_buf(),
+            msg: format!(
+                "mixes nnU-Net raw naming (CASE_0000.nii.gz: {} file(s)) with {} file(s) that do not follow \
+                 it ({}{}); move those out, or list the images in a .txt file",
+                raw.len(),
+                names.len(),
+                shown,
+                if names.len() > 5 { ", ..." } else { "" }
+            ),
+        });
+    }
+    if raw.is_empty() {
         return Ok(niftis
             .into_iter()
             .map(|(name, path)| Case {

@@ -36,7 +36,18 @@ fn header(shape: &[usize]) -> Vec<u8> {
 
 /// Writes `array` as a C-order little-endian f32 `.npy`, atomically.
 pub fn write_npy_f32(path: &Path, array: ArrayViewD<f32>) -> Result<(), PipelineError> {
-    crate::atomic_write(path, |w| {
+    let mut batch = nnu_fsio::Batch::new();
+    stage_npy_f32(&mut batch, path, array)?;
+    Ok(batch.commit()?)
+}
+
+/// Like [`write_npy_f32`], but staged in `batch` (the file appears when the batch is committed).
+pub fn stage_npy_f32(
+    batch: &mut nnu_fsio::Batch,
+    path: &Path,
+    array: ArrayViewD<f32>,
+) -> Result<(), PipelineError> {
+    Ok(batch.stage_with(path, |w| {
         w.write_all(&header(array.shape()))?;
         if let Some(s) = array.as_slice() {
             w.write_all(bytemuck::cast_slice(s))?;
@@ -46,16 +57,16 @@ pub fn write_npy_f32(path: &Path, array: ArrayViewD<f32>) -> Result<(), Pipeline
             }
         }
         Ok(())
-    })
+    })?)
 }
 
-/// Reads a little-endian f32 C-order `.npy` (format 1.x/2.x).
-pub fn read_npy_f32(path: &Path) -> Result<ArrayD<f32>, PipelineError> {
+/// Parses the header of a little-endian f32 C-order `.npy` at the start of `bytes`: the shape and where
+/// the data start.
+fn parse_header(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, usize), PipelineError> {
     let bad = |msg: &str| PipelineError::Input {
         path: path.to_path_buf(),
         msg: msg.to_string(),
     };
-    let bytes = std::fs::read(path).map_err(|e| PipelineError::io(path, e))?;
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err(bad("not a .npy file"));
     }
@@ -90,8 +101,42 @@ pub fn read_npy_f32(path: &Path) -> Result<ArrayD<f32>, PipelineError> {
                 .map_err(|_| bad("bad shape in .npy header"))
         })
         .collect::<Result<_, _>>()?;
+    Ok((shape, start + hlen))
+}
+
+/// True when `path` is a whole `.npy` of little-endian f32: a readable header and exactly the data bytes
+/// its shape needs (reads the header only).
+pub fn is_complete_npy(path: &Path) -> bool {
+    use std::io::Read;
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let Ok(len) = f.metadata().map(|m| m.len()) else {
+        return false;
+    };
+    let mut head = Vec::with_capacity(4096);
+    if f.take(4096).read_to_end(&mut head).is_err() {
+        return false;
+    }
+    parse_header(path, &head).is_ok_and(|(shape, offset)| {
+        shape
+            .iter()
+            .try_fold(4u64, |n, &d| n.checked_mul(d as u64))
+            .and_then(|n| n.checked_add(offset as u64))
+            == Some(len)
+    })
+}
+
+/// Reads a little-endian f32 C-order `.npy` (format 1.x/2.x).
+pub fn read_npy_f32(path: &Path) -> Result<ArrayD<f32>, PipelineError> {
+    let bad = |msg: &str| PipelineError::Input {
+        path: path.to_path_buf(),
+        msg: msg.to_string(),
+    };
+    let bytes = std::fs::read(path).map_err(|e| PipelineError::io(path, e))?;
+    let (shape, offset) = parse_header(path, &bytes)?;
     let n: usize = shape.iter().product();
-    let data = &bytes[start + hlen..];
+    let data = &bytes[offset..];
     if data.len() != n * 4 {
         return Err(bad(&format!(
             "expected {} data bytes for shape {:?}, found {}",

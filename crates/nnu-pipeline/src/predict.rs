@@ -11,7 +11,7 @@ use nnu_preprocessing::{
     preprocess_case, CaseProperties, ExportOptions, ItkGeometry,
 };
 use nnu_tiling::{extract_tile, Aggregator, AggregatorOptions, MirrorSet, TileGrid};
-use nnu_volume::{read_volume_channels, write_volume, Geometry, Volume, WriteOptions};
+use nnu_volume::{read_volume_channels, stage_volume, Geometry, Volume, WriteOptions};
 
 use crate::cases::Case;
 use crate::model::ModelSpec;
@@ -36,6 +36,9 @@ pub struct PredictOptions {
     pub compression_level: u32,
     /// Apply the model folder's `postprocessing.json` when present (default true, as nnU-Net).
     pub postprocess: bool,
+    /// Refuse a case whose estimated peak memory ([`estimate_peak_memory`]) exceeds this many bytes,
+    /// before reading it (default `None`: no check; the tools pass [`available_memory`]).
+    pub max_memory: Option<u64>,
 }
 
 impl Default for PredictOptions {
@@ -49,6 +52,7 @@ impl Default for PredictOptions {
             overwrite: false,
             compression_level: 6,
             postprocess: true,
+            max_memory: None,
         }
     }
 }
@@ -62,6 +66,8 @@ pub struct CaseReport {
     pub output: PathBuf,
     /// True when the output existed and the case was skipped.
     pub skipped: bool,
+    /// The process id of another live run that holds this case's lock (the case was skipped).
+    pub held_by: Option<u32>,
     /// Tiles of the sliding window (per fold).
     pub tiles: usize,
     /// Network passes run (tiles x mirrors x folds).
@@ -79,6 +85,17 @@ pub fn output_paths(out_dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
         out_dir.join(format!("{name}_probabilities.npy")),
         out_dir.join(format!("{name}.png")),
     )
+}
+
+/// True when the case's outputs exist and are whole: the segmentation reads (header and all voxels), the
+/// probabilities (when `opts.save_probabilities`) have the bytes their header needs, the preview (when
+/// `opts.preview`) ends with its `IEND` chunk. A 0-byte or cut file (a copy gone wrong, a full disk in
+/// another tool) therefore does not count as finished.
+pub fn outputs_complete(seg: &Path, prob: &Path, png: &Path, opts: &PredictOptions) -> bool {
+    seg.is_file()
+        && (!opts.save_probabilities || npy::is_complete_npy(prob))
+        && (!opts.preview || preview::is_complete_png(png))
+        && nnu_volume::read_labels(seg).is_ok()
 }
 
 /// True when `file_name` is one of the outputs of case `name` ([`output_paths`]).
@@ -264,15 +281,28 @@ pub fn predict_case(
         name: case.name.clone(),
         output: seg_path.clone(),
         skipped: false,
+        held_by: None,
         tiles: 0,
         passes: 0,
         seconds: 0.0,
         preprocessed_shape: [0; 3],
     };
-    let done = seg_path.is_file()
-        && (!opts.save_probabilities || prob_path.is_file())
-        && (!opts.preview || png_path.is_file());
-    if done && !opts.overwrite {
+    if !opts.overwrite && outputs_complete(&seg_path, &prob_path, &png_path, opts) {
+        report.skipped = true;
+        return Ok(report);
+    }
+    // Another run on the same output folder may be working on this case: leave it to that run.
+    std::fs::create_dir_all(out_dir).map_err(|e| PipelineError::io(out_dir, e))?;
+    let _lock = match nnu_fsio::CaseLock::acquire(out_dir, &case.name)? {
+        nnu_fsio::Acquired::Held(lock) => lock,
+        nnu_fsio::Acquired::Busy(owner) => {
+            report.skipped = true;
+            report.held_by = Some(owner.pid);
+            return Ok(report);
+        }
+    };
+    // That run may have finished it while we waited for the lock.
+    if !opts.overwrite && outputs_complete(&seg_path, &prob_path, &png_path, opts) {
         report.skipped = true;
         return Ok(report);
     }
@@ -282,6 +312,7 @@ pub fn predict_case(
             msg: "no fold to predict with".into(),
         });
     }
+    check_memory(case, model, opts)?;
     let PreparedCase {
         data,
         props,
@@ -327,6 +358,112 @@ pub fn predict_case(
     Ok(report)
 }
 
+/// An upper bound of the memory one case needs at its peak, in bytes, from its headers alone: the largest
+/// of the three phases (reading and resampling; the sliding window with its class sums; the export to
+/// the original frame, with the probabilities there when `opts.save_probabilities`), each counting the
+/// arrays alive then, without the crop (an upper bound). The network itself is not counted.
+pub fn estimate_peak_memory(
+    case: &Case,
+    model: &ModelSpec,
+    opts: &PredictOptions,
+) -> Result<u64, PipelineError> {
+    let first = case.files.first().ok_or_else(|| PipelineError::Input {
+        path: PathBuf::from(&case.name),
+        msg: "the case has no image file".into(),
+    })?;
+    let h = nnu_volume::read_header(first)?;
+    let n0 = h.shape_zyx.iter().map(|&d| d as u64).product::<u64>();
+    let planned = nnu_preprocessing::case::planned_shape(
+        h.shape_zyx,
+        h.geometry.spacing_zyx(),
+        &model.params,
+    )?;
+    let n1 = planned
+        .iter()
+        .zip(model.patch)
+        .map(|(&d, p)| d.max(p) as u64)
+        .product::<u64>();
+    let (m, c) = (model.num_modalities as u64, model.num_classes as u64);
+    let preview = if opts.preview { 4 * n0 } else { 0 };
+    let read = 4 * m * n0 + 4 * m * n1 + preview;
+    let window = 4 * m * n1 + 4 * (c + 1) * n1 + preview;
+    let probs = if opts.save_probabilities {
+        4 * c * n0
+    } else {
+        0
+    };
+    let export = 4 * c * n1 + preview + n0 + 4 * n0 + probs;
+    Ok(read.max(window).max(export))
+}
+
+/// Refuses `case` when its estimated peak memory exceeds `opts.max_memory`, naming the file.
+pub(crate) fn check_memory(
+    case: &Case,
+    model: &ModelSpec,
+    opts: &PredictOptions,
+) -> Result<(), PipelineError> {
+    let Some(max) = opts.max_memory else {
+        return Ok(());
+    };
+    // A header that cannot be read fails later, with the reader's own error.
+    let Ok(need) = estimate_peak_memory(case, model, opts) else {
+        return Ok(());
+    };
+    if need > max {
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        return Err(PipelineError::Input {
+            path: case.files[0].clone(),
+            msg: format!(
+                "this case needs up to {:.2} GiB of memory{}, {:.2} GiB are available (--max-memory); \
+                 not started",
+                gib(need),
+                if opts.save_probabilities {
+                    " (with its probabilities in the original frame)"
+                } else {
+                    ""
+                },
+                gib(max)
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The memory this process can still use, in bytes: the smaller of the system's available memory
+/// (`MemAvailable` of `/proc/meminfo`) and what the address-space limit (`RLIMIT_AS`) leaves above the
+/// process's current size. `None` when neither is known (not Linux).
+pub fn available_memory() -> Option<u64> {
+    let kib = |text: &str, key: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with(key))?;
+        line[key.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .map(|k| k * 1024)
+    };
+    let system = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| kib(&t, "MemAvailable:"));
+    let mut lim = std::mem::MaybeUninit::<libc::rlimit>::uninit();
+    // SAFETY: getrlimit fills the properly sized out-parameter when it returns 0; it is read only then.
+    let limit = (unsafe { libc::getrlimit(libc::RLIMIT_AS, lim.as_mut_ptr()) } == 0)
+        .then(|| unsafe { lim.assume_init() }.rlim_cur)
+        .filter(|&l| l != libc::RLIM_INFINITY)
+        .map(|l| {
+            let used = std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|t| kib(&t, "VmSize:"))
+                .unwrap_or(0);
+            (l as u64).saturating_sub(used)
+        });
+    match (system, limit) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Exports merged probabilities (preprocessed frame) to the case's outputs: the segmentation NIfTI, and
 /// when asked the probabilities `.npy` and the preview PNG. Shared by the streaming and the bins paths.
 #[allow(clippy::too_many_arguments)]
@@ -342,6 +479,9 @@ pub fn write_outputs(
 ) -> Result<(), PipelineError> {
     let (seg_path, prob_path, png_path) = output_paths(out_dir, name);
     std::fs::create_dir_all(out_dir).map_err(|e| PipelineError::io(out_dir, e))?;
+    // The case's files are staged and renamed together at the end: a failure anywhere (a full disk at
+    // the segmentation) leaves none of them.
+    let mut batch = nnu_fsio::Batch::new();
     let export = ExportOptions::default();
     let mut seg = export_segmentation(probs.view(), props, &model.params, &export)?;
     if opts.postprocess {
@@ -352,10 +492,11 @@ pub fn write_outputs(
     }
     if opts.save_probabilities {
         let full = export_probabilities(probs.view(), props, &model.params, &export)?;
-        npy::write_npy_f32(&prob_path, full.view().into_dyn())?;
+        npy::stage_npy_f32(&mut batch, &prob_path, full.view().into_dyn())?;
     }
     if let Some(img) = preview_image {
-        preview::write_preview(
+        preview::stage_preview(
+            &mut batch,
             &png_path,
             img,
             seg.view(),
@@ -363,12 +504,14 @@ pub fn write_outputs(
             &preview::PreviewOptions::default(),
         )?;
     }
-    // The segmentation last: its presence marks the case as done.
-    write_volume(
+    // The segmentation is renamed last: its presence marks the case as done.
+    stage_volume(
+        &mut batch,
         &seg_path,
         seg.view(),
         geometry,
         &WriteOptions::default().compression_level(opts.compression_level),
     )?;
+    batch.commit()?;
     Ok(())
 }

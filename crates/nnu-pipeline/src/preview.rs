@@ -139,8 +139,22 @@ pub fn write_preview(
     direction: &[f64; 9],
     opts: &PreviewOptions,
 ) -> Result<(), PipelineError> {
+    let mut batch = nnu_fsio::Batch::new();
+    stage_preview(&mut batch, path, image, labels, direction, opts)?;
+    Ok(batch.commit()?)
+}
+
+/// Like [`write_preview`], but staged in `batch` (the file appears when the batch is committed).
+pub fn stage_preview(
+    batch: &mut nnu_fsio::Batch,
+    path: &Path,
+    image: ArrayView3<f32>,
+    labels: ArrayView3<u8>,
+    direction: &[f64; 9],
+    opts: &PreviewOptions,
+) -> Result<(), PipelineError> {
     let (w, h, rgb) = render_montage(image, labels, direction, opts)?;
-    crate::atomic_write(path, |f| {
+    Ok(batch.stage_with(path, |f| {
         let mut enc = png::Encoder::new(f, w, h);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
@@ -148,7 +162,22 @@ pub fn write_preview(
         wr.write_image_data(&rgb).map_err(std::io::Error::other)?;
         wr.finish().map_err(std::io::Error::other)?;
         Ok(())
-    })
+    })?)
+}
+
+/// True when `path` looks like a whole PNG: the signature at the start and the `IEND` chunk at the end.
+pub fn is_complete_png(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut head = [0u8; 8];
+    let mut tail = [0u8; 12];
+    f.read_exact(&mut head).is_ok()
+        && head == *b"\x89PNG\r\n\x1a\n"
+        && f.seek(SeekFrom::End(-12)).is_ok()
+        && f.read_exact(&mut tail).is_ok()
+        && tail == *b"\0\0\0\0IEND\xaeB`\x82"
 }
 
 #[cfg(test)]

@@ -80,8 +80,9 @@ pub fn load_tract_backends(
                 return Err(PipelineError::Input {
                     path: p.clone(),
                     msg: format!(
-                        "the network has {} output classes, the plans {} (a model of another task?)",
+                        "the network has {} output classes, {} has {} (a model of another task?)",
                         backend.num_classes(),
+                        model.folder.plans_path.display(),
                         model.num_classes
                     ),
                 });
@@ -89,6 +90,39 @@ pub fn load_tract_backends(
             Ok(Box::new(backend) as Box<dyn Backend>)
         })
         .collect()
+}
+
+/// Refuses a run in which an output file would be one of its input files (`-o` set to the images'
+/// folder with MSD naming, where `CASE.nii.gz` is both): `outputs(out_dir, name)` lists the files a case
+/// writes. Paths are compared after resolving links; nothing is written. Call it before any case runs.
+pub fn check_outputs_not_inputs(
+    cases: &[Case],
+    out_dir: &Path,
+    outputs: impl Fn(&Path, &str) -> Vec<PathBuf>,
+) -> Result<(), PipelineError> {
+    let resolve = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let out = resolve(out_dir);
+    let inputs: Vec<(PathBuf, &Path, &str)> = cases
+        .iter()
+        .flat_map(|c| c.files.iter().map(move |f| (f, c.name.as_str())))
+        .map(|(f, name)| (resolve(f), f.as_path(), name))
+        .collect();
+    for case in cases {
+        for o in outputs(&out, &case.name) {
+            let o = resolve(&o);
+            if let Some((_, given, owner)) = inputs.iter().find(|(i, _, _)| *i == o) {
+                return Err(PipelineError::Input {
+                    path: given.to_path_buf(),
+                    msg: format!(
+                        "the output of case '{}' would overwrite this input (of case '{owner}'); \
+                         choose an output folder (-o) other than the images' folder",
+                        case.name
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A failed case in a batch.

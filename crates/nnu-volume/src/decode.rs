@@ -585,11 +585,20 @@ fn read_fill(
             Ok(k) => filled += k,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                let available = pos + filled as u64;
+                // Cut after the image data, inside a member's CRC and size trailer: every voxel is
+                // there, but the stream cannot be checked (a "needs N ... holds N" would contradict itself).
+                if available >= needed {
+                    return Err(corrupt(
+                        path,
+                        "the file is cut inside a gzip trailer (after the image data), so its CRC cannot be checked",
+                    ));
+                }
                 return Err(VolumeError::Truncated {
                     path: path.to_path_buf(),
                     needed,
-                    available: pos + filled as u64,
-                })
+                    available,
+                });
             }
             Err(e) => return Err(corrupt(path, e.to_string())),
         }
@@ -610,7 +619,7 @@ pub(crate) fn decode_stream<C: Convert>(
     let n = span.voxels as usize;
     let needed = span.start + span.voxels * size;
     let mut v = alloc_output::<C::Out>(path, n)?;
-    let mut dec = flate2::bufread::MultiGzDecoder::new(gz_bytes);
+    let mut dec = crate::gz::PaddedMultiGz::new(gz_bytes);
     let out = &mut v.spare_capacity_mut()[..n];
     let sink = Sink::new(conv, span, 0, 0, out);
     let (done, pos) = if n * std::mem::size_of::<C::Out>() < PIPELINE_MIN {

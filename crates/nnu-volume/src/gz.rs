@@ -47,12 +47,58 @@ fn corrupt(path: &Path, reason: impl Into<String>) -> VolumeError {
 /// shorter.
 pub(crate) fn inflate_prefix(path: &Path, gz: &[u8], n: usize) -> Result<Vec<u8>, VolumeError> {
     let mut out = Vec::with_capacity(n);
-    let mut dec = flate2::bufread::MultiGzDecoder::new(gz);
+    let mut dec = PaddedMultiGz::new(gz);
     (&mut dec)
         .take(n as u64)
         .read_to_end(&mut out)
         .map_err(|e| corrupt(path, e.to_string()))?;
     Ok(out)
+}
+
+/// Reads the members of a gzip stream one after the other, like `MultiGzDecoder`, but ends at trailing
+/// zero bytes after a member instead of reading them as a broken header: tape and block-device tools
+/// pad files with zeros, and `gzip -t`, SimpleITK and nibabel accept such files.
+pub(crate) struct PaddedMultiGz<'a> {
+    rest: &'a [u8],
+    member: Option<flate2::bufread::GzDecoder<&'a [u8]>>,
+}
+
+impl<'a> PaddedMultiGz<'a> {
+    /// A reader over the whole file `gz`.
+    pub(crate) fn new(gz: &'a [u8]) -> Self {
+        PaddedMultiGz {
+            rest: gz,
+            member: None,
+        }
+    }
+}
+
+impl Read for PaddedMultiGz<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let dec = match self.member.as_mut() {
+                Some(d) => d,
+                None => {
+                    if self.rest.is_empty() || self.rest.iter().all(|&b| b == 0) {
+                        return Ok(0);
+                    }
+                    self.member
+                        .insert(flate2::bufread::GzDecoder::new(self.rest))
+                }
+            };
+            let k = dec.read(buf)?;
+            if k > 0 {
+                return Ok(k);
+            }
+            // End of this member: go on after its trailer.
+            if let Some(d) = self.member.take() {
+                self.rest = d.into_inner();
+            }
+        }
+    }
 }
 
 /// One member found by walking the `Nu` subfields.

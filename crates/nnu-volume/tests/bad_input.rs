@@ -71,6 +71,13 @@ fn truncated_gzip() {
             "cut {cut}: {err}"
         );
         assert_names_file(&err, &p);
+        // Never "needs N bytes ... holds N" (or more): a cut in the trailer says so.
+        if let VolumeError::Truncated {
+            needed, available, ..
+        } = err
+        {
+            assert!(available < needed, "cut {cut}: {err}");
+        }
     }
 }
 
@@ -307,5 +314,40 @@ fn lying_member_size_fields_change_nothing() {
             "cut {cut}: {err}"
         );
         assert_names_file(&err, &q);
+    }
+}
+
+/// A valid gzip followed by zero padding (what tape and block tools leave; `gzip -t`, SimpleITK and
+/// nibabel accept it) reads like the unpadded file, for a plain gzip stream and for our indexed members.
+/// Non-zero bytes after the stream are still an error.
+#[test]
+fn trailing_zero_padding_after_gzip_is_accepted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raw = valid_nii(dir.path());
+    let want = read_volume(&write(dir.path(), "ok.nii", &raw)).expect("raw");
+    let ours = dir.path().join("ours.nii.gz");
+    write_volume(
+        &ours,
+        want.data.mapv(|v| v as i16).view(),
+        &want.geometry,
+        &WriteOptions::default(),
+    )
+    .expect("write");
+    for (name, gz) in [
+        ("plain", gzip(&raw)),
+        ("ours", std::fs::read(&ours).expect("read")),
+    ] {
+        for pad in [1usize, 7, 512, 4096] {
+            let mut bytes = gz.clone();
+            bytes.extend(std::iter::repeat_n(0u8, pad));
+            let p = write(dir.path(), &format!("{name}_{pad}.nii.gz"), &bytes);
+            let got = read_volume(&p).unwrap_or_else(|e| panic!("{name} + {pad} zeros: {e}"));
+            assert_eq!(got, want, "{name} + {pad} zeros");
+        }
+        let mut bytes = gz.clone();
+        bytes.extend([0, 0, 7, 0]);
+        let p = write(dir.path(), &format!("{name}_junk.nii.gz"), &bytes);
+        let err = read_volume(&p).expect_err("junk after the stream");
+        assert_names_file(&err, &p);
     }
 }

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use nnu_metrics::evaluate::{
-    case_entry, check_geometry, evaluate_case, match_cases, mean_table, union_labels,
+    case_entry, check_geometry, check_placement, evaluate_case, match_cases, mean_table,
+    union_labels,
 };
 use nnu_metrics::{
     mean_scores, write_summary, SummaryMeta, SurfaceOptions, ASSD_KEY, HD95_KEY, NSD_KEY,
@@ -46,6 +47,16 @@ struct Args {
     /// Largest accepted difference between reference and prediction spacing, mm per axis.
     #[arg(long, default_value_t = 1e-3)]
     spacing_tolerance: f64,
+    /// Largest accepted difference between reference and prediction origin, mm per axis.
+    #[arg(long, default_value_t = 1e-2)]
+    origin_tolerance: f64,
+    /// Largest accepted difference between reference and prediction direction cosines.
+    #[arg(long, default_value_t = 1e-4)]
+    direction_tolerance: f64,
+    /// Report an origin or direction mismatch as a warning and score the case anyway (default: the case
+    /// is an error, since its scores would compare voxels that are not at the same place).
+    #[arg(long)]
+    allow_geometry_mismatch: bool,
     /// splits_final.pkl (or .json): evaluate exactly the validation cases of --fold.
     #[arg(long, requires = "fold")]
     splits: Option<PathBuf>,
@@ -234,6 +245,24 @@ fn evaluate_pair(
         args.spacing_tolerance,
     )
     .map_err(at_test)?;
+    if let Err(e) = check_placement(
+        r.geometry.origin,
+        t.geometry.origin,
+        r.geometry.direction,
+        t.geometry.direction,
+        args.origin_tolerance,
+        args.direction_tolerance,
+    ) {
+        let msg = format!(
+            "{}: {e} (reference: {})",
+            test.display(),
+            reference.display()
+        );
+        if !args.allow_geometry_mismatch {
+            return Err(msg + "; --allow-geometry-mismatch scores it anyway");
+        }
+        eprintln!("warning: {msg}");
+    }
     // nnU-Net's NiftiEvaluator passes the prediction's spacing, reversed to (z, y, x).
     let surface = args.surface.then(|| (t.geometry.spacing_zyx(), options));
     evaluate_case(

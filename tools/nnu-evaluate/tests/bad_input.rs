@@ -122,3 +122,43 @@ fn an_unusable_output_path_is_one_line_and_leaves_nothing() {
         assert_eq!(names(dir.path()), ["a_file", "pred", "ref"]);
     }
 }
+
+/// A prediction placed elsewhere than its reference (origin 50 mm off, or a flipped direction) is not
+/// scored silently: an error naming both files and no `summary.json`; `--allow-geometry-mismatch`
+/// scores it with a warning.
+#[test]
+fn a_prediction_in_another_place_is_an_error() {
+    for (what, shift) in [("origin", true), ("direction", false)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (reference, pred) = copy_fixtures(dir.path());
+        let case = pred.join("case_00.nii.gz");
+        let mut v = nnu_volume::read_labels(&case).expect("read");
+        if shift {
+            v.geometry.origin[0] += 50.0;
+        } else {
+            v.geometry.direction[0] = -v.geometry.direction[0];
+        }
+        v.write(&case, &nnu_volume::WriteOptions::default())
+            .expect("write");
+        let o = evaluate(&reference, &pred, &[]);
+        assert_eq!(o.status.code(), Some(1), "{what}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        let line = err
+            .lines()
+            .find(|l| l.contains("differs from the reference"))
+            .unwrap_or_else(|| panic!("{what}: {err}"));
+        assert!(line.starts_with("error: "), "{line}");
+        assert!(line.contains(&*case.to_string_lossy()), "{line}");
+        assert!(
+            line.contains(&*reference.join("case_00.nii.gz").to_string_lossy()),
+            "{line}"
+        );
+        assert!(line.contains(what), "{line}");
+        assert!(!pred.join("summary.json").exists());
+        let o = evaluate(&reference, &pred, &[Path::new("--allow-geometry-mismatch")]);
+        assert_eq!(o.status.code(), Some(0), "{what}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("warning: ") && err.contains(what), "{err}");
+        assert!(pred.join("summary.json").exists());
+    }
+}

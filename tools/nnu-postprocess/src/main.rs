@@ -71,6 +71,10 @@ fn run(args: Args) -> Result<bool, PipelineError> {
             second.display()
         );
     }
+    nnu_pipeline::run::check_outputs_not_inputs(&cases, &args.output, |dir, name| {
+        let (seg, prob, png) = nnu_pipeline::predict::output_paths(dir, name);
+        vec![seg, prob, png]
+    })?;
     nnu_pipeline::prepare_output_dir(&args.output)?;
     nnu_pipeline::remove_stale_temps(&args.output, |f| {
         records.iter().any(|r| is_case_output(f, &r.case))
@@ -84,6 +88,7 @@ fn run(args: Args) -> Result<bool, PipelineError> {
         save_probabilities: args.save_probabilities,
         preview: args.preview,
         overwrite: true,
+        max_memory: nnu_pipeline::predict::available_memory(),
         ..PredictOptions::default()
     };
     let mut failed = Vec::new();

@@ -206,3 +206,29 @@ fn unreadable_inputs_and_output_stop_the_run_with_one_line() {
         assert!(!s.out.exists());
     }
 }
+
+/// NaN or infinite logits in dumps (what an fp16 overflow on an Ascend chip gives): the case is refused
+/// with an error naming a dump and counting them, nothing is written for it, the other case is done.
+#[test]
+fn non_finite_logits_are_refused_naming_the_dumps() {
+    let s = setup(&["good", "nan"]);
+    let bad = dumps_of(&s, "nan");
+    assert!(bad.len() >= 2);
+    for (k, path) in bad.iter().take(2).enumerate() {
+        let mut bytes = std::fs::read(path).expect("dump");
+        let v = if k == 0 { f32::NAN } else { f32::INFINITY };
+        bytes[400..404].copy_from_slice(&v.to_le_bytes());
+        std::fs::write(path, bytes).expect("write");
+    }
+    let o = run_cmd(postprocess(&s, &[&s.dumps], &s.out));
+    o.assert_no_crash();
+    assert_eq!(o.code, Some(1), "{}", o.stderr);
+    let line = o.error_about("non-finite");
+    assert_error_line(line, &bad[0], "NaN or infinite logits");
+    assert!(
+        line.contains(&format!("2 of {} dumps", bad.len())),
+        "{line}"
+    );
+    assert_eq!(o.failed_cases(), ["nan"]);
+    assert_eq!(listing(&s.out), ["good.nii.gz"]);
+}

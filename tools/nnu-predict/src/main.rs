@@ -7,9 +7,12 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use nnu_pipeline::cases::{discover_cases, Shard};
 use nnu_pipeline::model::ModelSpec;
-use nnu_pipeline::predict::{is_case_output, predict_case, PredictOptions};
+use nnu_pipeline::predict::{
+    available_memory, is_case_output, output_paths, predict_case, PredictOptions,
+};
 use nnu_pipeline::run::{
-    dice_per_label, load_tract_backends, select_fold_cases, shard_cases, Failure,
+    check_outputs_not_inputs, dice_per_label, load_tract_backends, select_fold_cases, shard_cases,
+    Failure,
 };
 use nnu_pipeline::PipelineError;
 use nnu_tiling::MirrorSet;
@@ -66,6 +69,10 @@ struct Args {
     /// Fold of --splits whose validation cases are predicted.
     #[arg(long, requires = "splits")]
     fold: Option<usize>,
+    /// Refuse (as that case's error) a case whose estimated peak memory exceeds this, e.g. 16G or 512M
+    /// (default: the memory available to this process: MemAvailable, and RLIMIT_AS when set).
+    #[arg(long, value_parser = parse_size)]
+    max_memory: Option<u64>,
     /// Skip postprocessing.json even when the model folder has one.
     #[arg(long)]
     no_postprocessing: bool,
@@ -73,6 +80,31 @@ struct Args {
     /// (writes to -o, default nnu-demo-output).
     #[arg(long)]
     demo: bool,
+}
+
+/// Parses a size in bytes with an optional binary suffix: 512M, 16G, 1.5T, 4096.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'K' => 1u64 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => return Err(format!("unknown size suffix in '{s}' (K, M, G or T)")),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size such as 16G or 512M"))?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(format!("'{s}' is not a positive size"));
+    }
+    Ok((v * mult as f64) as u64)
 }
 
 fn main() -> ExitCode {
@@ -141,8 +173,14 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
         preview: args.preview,
         overwrite: args.overwrite,
         postprocess: !args.no_postprocessing,
+        max_memory: args.max_memory.or_else(available_memory),
         ..PredictOptions::default()
     };
+    // Before anything is loaded or written: an output must never replace an input.
+    check_outputs_not_inputs(&cases, &out_dir, |dir, name| {
+        let (seg, prob, png) = output_paths(dir, name);
+        vec![seg, prob, png]
+    })?;
     let mut backends = load_tract_backends(&model, &args.folds, args.onnx.as_deref(), threads)?;
     nnu_pipeline::prepare_output_dir(&out_dir)?;
     // Temporaries of a killed run, for this run's cases only (other shards may be writing theirs).
@@ -174,6 +212,14 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
             bar.set_position(done as u64);
         };
         match predict_case(case, &model, &mut backends, &out_dir, &opts, &mut progress) {
+            Ok(r) if r.held_by.is_some() => {
+                bar.finish_and_clear();
+                eprintln!(
+                    "{}: skipped, another run (pid {}) is working on it",
+                    r.name,
+                    r.held_by.unwrap_or_default()
+                );
+            }
             Ok(r) if r.skipped => bar.finish_with_message("exists"),
             Ok(r) => {
                 bar.finish_and_clear();

@@ -170,7 +170,8 @@ fn model_problems_are_one_line_and_nothing_is_written() {
         (
             model(&folder("other_task", Some(&other_task), true, true)),
             r.join("other_task/fold_0/model.onnx"),
-            "the network has 3 output classes, the plans 4",
+            // Both files are named: the ONNX (at the start) and the plans it disagrees with.
+            "the network has 3 output classes, OTHER_PLANS has 4",
         ),
         (
             [model(&demo), vec!["--folds".into(), "3".into()]].concat(),
@@ -216,7 +217,9 @@ fn model_problems_are_one_line_and_nothing_is_written() {
         o.assert_no_crash();
         assert_eq!(o.code, Some(2), "{args:?}: {}", o.stderr);
         assert_eq!(o.stderr.lines().count(), 1, "{args:?}: {}", o.stderr);
-        assert_error_line(o.stderr.trim_end(), file, problem);
+        let other_plans = r.join("other_task/plans.pkl");
+        let problem = problem.replace("OTHER_PLANS", &other_plans.to_string_lossy());
+        assert_error_line(o.stderr.trim_end(), file, &problem);
         assert!(!out.exists(), "{args:?}: the output folder was created");
     }
     assert!(!pwned.exists(), "the hostile pickle ran a command");

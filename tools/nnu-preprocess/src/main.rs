@@ -108,7 +108,21 @@ fn run(args: Args) -> Result<bool, PipelineError> {
     } else {
         MirrorSet::all()
     };
-    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    // Sizes in the unit that shows them (a small case is "2.3 MiB of tiles", never "0.0 GiB").
+    let human = |b: u64| {
+        let units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+        let mut v = b as f64;
+        let mut u = 0;
+        while v >= 1024.0 && u + 1 < units.len() {
+            v /= 1024.0;
+            u += 1;
+        }
+        if u == 0 {
+            format!("{b} bytes")
+        } else {
+            format!("{v:.1} {}", units[u])
+        }
+    };
     let free = free_disk_bytes(&args.output);
     // A case whose header alone needs more disk than there is (a huge or lying header) fails here, alone;
     // a case whose header cannot be read fails in its own run below. The others go on.
@@ -118,11 +132,11 @@ fn run(args: Args) -> Result<bool, PipelineError> {
         match estimate_case_bytes(case, &model, args.step_size, mirrors.len()) {
             Ok(bytes) if free.is_some_and(|f| bytes > f) && !args.overwrite => {
                 eprintln!(
-                    "error: {}: {}: its header means up to {:.1} GiB of tiles, {:.1} GiB free",
+                    "error: {}: {}: its header means up to {} of tiles, {} free",
                     case.name,
                     case.files[0].display(),
-                    gib(bytes),
-                    gib(free.unwrap_or(0))
+                    human(bytes),
+                    human(free.unwrap_or(0))
                 );
                 failed.push(case.name.clone());
             }
@@ -134,19 +148,19 @@ fn run(args: Args) -> Result<bool, PipelineError> {
         }
     }
     eprintln!(
-        "{} case(s); tiles need at most {:.1} GiB; {} free",
+        "{} case(s); tiles need at most {}; {} free",
         cases.len(),
-        gib(need),
-        free.map_or("unknown".into(), |f| format!("{:.1} GiB", gib(f)))
+        human(need),
+        free.map_or("unknown".into(), human)
     );
     if let Some(free) = free {
         if need > free && !args.overwrite {
             return Err(PipelineError::Input {
                 path: args.output.clone(),
                 msg: format!(
-                    "not enough disk: the tiles need up to {:.1} GiB, {:.1} GiB free (try --disable-tta, or nnu-predict which needs no scratch files)",
-                    gib(need),
-                    gib(free)
+                    "not enough disk: the tiles need up to {}, {} free (try --disable-tta, or nnu-predict which needs no scratch files)",
+                    human(need),
+                    human(free)
                 ),
             });
         }
