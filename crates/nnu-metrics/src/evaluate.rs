@@ -143,8 +143,11 @@ pub fn check_placement(
     origin_tolerance: f64,
     direction_tolerance: f64,
 ) -> Result<(), MetricsError> {
-    let off =
-        |a: &[f64], b: &[f64], tol: f64| a.iter().zip(b).any(|(x, y)| !((x - y).abs() <= tol));
+    let off = |a: &[f64], b: &[f64], tol: f64| {
+        a.iter()
+            .zip(b)
+            .any(|(x, y)| (x - y).abs() > tol || (x - y).is_nan())
+    };
     if off(&reference_origin, &test_origin, origin_tolerance) {
         return Err(MetricsError::PlacementMismatch {
             what: "origin",

@@ -456,7 +456,10 @@ pub fn available_memory() -> Option<u64> {
                 .ok()
                 .and_then(|t| kib(&t, "VmSize:"))
                 .unwrap_or(0);
-            (l as u64).saturating_sub(used)
+            // `rlim_t` is not `u64` on every platform.
+            #[allow(clippy::unnecessary_cast)]
+            let l = l as u64;
+            l.saturating_sub(used)
         });
     match (system, limit) {
         (Some(a), Some(b)) => Some(a.min(b)),
