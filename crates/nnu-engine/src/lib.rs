@@ -40,6 +40,7 @@ use std::path::PathBuf;
 
 use ndarray::{s, Array5, ArrayView5};
 
+pub mod native;
 mod tract;
 
 pub use crate::tract::{TractBackend, TractOptions};
@@ -96,6 +97,12 @@ pub enum EngineError {
         threads: usize,
         /// What rayon reported.
         message: String,
+    },
+    /// A buffer (activations or packed weights) could not be allocated.
+    #[error("cannot allocate {bytes} bytes")]
+    OutOfMemory {
+        /// Size of the failed allocation.
+        bytes: usize,
     },
     /// The backend failed while running the model.
     #[error("{backend}: inference failed: {message}")]

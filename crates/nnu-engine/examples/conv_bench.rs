@@ -1,0 +1,165 @@
+//! Micro-benchmark of the native engine's convolution kernels on nnU-Net layer shapes (Task003 UNet++):
+//! prints the median time and GFLOP/s (2 * in * out * taps * output voxels per pass, padding counted as
+//! computed) per layer, precision and instruction set.
+//!
+//! ```text
+//! cargo build --release -p nnu-engine --example conv_bench
+//! /work/target/release/examples/conv_bench [threads=2] [repeats=5] [f32|bf16|both] [filter]
+//! ```
+
+use std::time::Instant;
+
+use nnu_engine::native::kernels::{
+    bf16_supported, conv3d, detect_isa, Act, ChannelStats, ConvSpec, PackedConv, Precision,
+};
+
+/// (name, in, out, kernel, stride, pad, input dims)
+type Layer = (
+    &'static str,
+    usize,
+    usize,
+    [usize; 3],
+    [usize; 3],
+    [usize; 3],
+    [usize; 3],
+);
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let threads: usize = args.get(1).map_or(Ok(2), |s| s.parse())?;
+    let repeats: usize = args.get(2).map_or(Ok(5), |s| s.parse())?;
+    let which = args.get(3).map_or("both", |s| s.as_str());
+    let filter = args.get(4).cloned().unwrap_or_default();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
+    let isa = detect_isa();
+    let mut precisions = Vec::new();
+    if which != "bf16" {
+        precisions.push(Precision::F32);
+    }
+    if which != "f32" && bf16_supported() {
+        precisions.push(Precision::Bf16);
+    }
+    let layers: &[Layer] = &[
+        (
+            "3x3x3 32->32 @128^3",
+            32,
+            32,
+            [3, 3, 3],
+            [1, 1, 1],
+            [1, 1, 1],
+            [128, 128, 128],
+        ),
+        (
+            "3x3x3 64->64 @64^3",
+            64,
+            64,
+            [3, 3, 3],
+            [1, 1, 1],
+            [1, 1, 1],
+            [64, 64, 64],
+        ),
+        (
+            "3x3x3 128->128 @32^3",
+            128,
+            128,
+            [3, 3, 3],
+            [1, 1, 1],
+            [1, 1, 1],
+            [32, 32, 32],
+        ),
+        (
+            "3x3x3 256->256 @16^3",
+            256,
+            256,
+            [3, 3, 3],
+            [1, 1, 1],
+            [1, 1, 1],
+            [16, 16, 16],
+        ),
+        (
+            "3x3x3 320->320 @8^3",
+            320,
+            320,
+            [3, 3, 3],
+            [1, 1, 1],
+            [1, 1, 1],
+            [8, 8, 8],
+        ),
+        (
+            "3x3x3 s2 32->64 @128^3",
+            32,
+            64,
+            [3, 3, 3],
+            [2, 2, 2],
+            [1, 1, 1],
+            [128, 128, 128],
+        ),
+        (
+            "3x3x3 96->32 @128^3 (concat)",
+            96,
+            32,
+            [3, 3, 3],
+            [1, 1, 1],
+            [1, 1, 1],
+            [128, 128, 128],
+        ),
+        (
+            "3x3x3 1->32 @128^3",
+            1,
+            32,
+            [3, 3, 3],
+            [1, 1, 1],
+            [1, 1, 1],
+            [128, 128, 128],
+        ),
+    ];
+    println!("isa {isa:?}, {threads} threads, median of {repeats}");
+    for &(name, cin, cout, kernel, stride, pad, dims) in layers {
+        if !name.contains(&filter) {
+            continue;
+        }
+        let spec = ConvSpec {
+            in_channels: cin,
+            out_channels: cout,
+            kernel,
+            stride,
+            pad,
+        };
+        let taps: usize = kernel.iter().product();
+        let weight: Vec<f32> = (0..cout * cin * taps)
+            .map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.5)
+            .collect();
+        let bias = vec![0.1f32; cout];
+        let mut input = Act::try_zeros(cin, dims)?;
+        for (i, v) in input.as_mut_slice().iter_mut().enumerate() {
+            *v = ((i * 104729) % 1000) as f32 * 1e-3 - 0.5;
+        }
+        let out_dims = spec.out_dims(dims);
+        let flop = 2.0 * (cin * cout * taps) as f64 * out_dims.iter().product::<usize>() as f64;
+        let mut out = Act::try_zeros(cout, out_dims)?;
+        for &precision in &precisions {
+            let conv = PackedConv::new(spec.clone(), &weight, Some(&bias), precision, isa)?;
+            let mut times = Vec::new();
+            for r in 0..=repeats {
+                let mut stats = ChannelStats::default();
+                let t = Instant::now();
+                pool.install(|| conv3d(&[&input], &conv, &mut out, Some(&mut stats)))?;
+                if r > 0 {
+                    times.push(t.elapsed().as_secs_f64());
+                }
+            }
+            times.sort_by(f64::total_cmp);
+            let med = times[times.len() / 2];
+            println!(
+                "{name:32} {precision:?}: {:8.1} ms  {:7.1} GFLOP/s  (min {:.1} ms)",
+                med * 1e3,
+                flop / med * 1e-9,
+                times[0] * 1e3
+            );
+        }
+    }
+
+    Ok(())
+}

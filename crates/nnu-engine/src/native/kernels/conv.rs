@@ -1,0 +1,725 @@
+//! Direct 3-D convolution on the blocked layout (f32), and the shared driver pieces the transposed
+//! convolution and the bf16 path reuse.
+
+// Register arrays are indexed by output block and position on purpose: the loops are unrolled.
+#![allow(clippy::needless_range_loop)]
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+#[cfg(target_arch = "x86_64")]
+use super::simd::{Avx2, Avx512};
+use super::simd::{Portable, V16};
+use super::{blocks_of, run_error, Act, Block, ChannelStats, ConvSpec, Isa, Precision, LANES};
+use crate::EngineError;
+
+/// Output-channel blocks computed together by one micro-kernel call (at most 4).
+pub(super) const MAX_NOB: usize = 4;
+
+/// A run of output-channel blocks `ob0..ob0 + nob` whose weights are packed together.
+#[derive(Clone, Debug)]
+pub(super) struct Group {
+    pub(super) ob0: usize,
+    pub(super) nob: usize,
+    /// Offset of the group's weights in the packed weight vector, in f32 (or u32 for bf16).
+    pub(super) w_off: usize,
+}
+
+/// Splits `blocks` output blocks into groups of 4, the rest as 2 + 1.
+pub(super) fn make_groups(blocks: usize, vectors_per_block: usize) -> Vec<Group> {
+    let mut groups = Vec::new();
+    let mut ob0 = 0;
+    let mut w_off = 0;
+    while ob0 < blocks {
+        let left = blocks - ob0;
+        let nob = if left >= 4 {
+            4
+        } else if left >= 2 {
+            2
+        } else {
+            1
+        };
+        groups.push(Group { ob0, nob, w_off });
+        w_off += nob * vectors_per_block * LANES;
+        ob0 += nob;
+    }
+    groups
+}
+
+/// Fallible allocation of `n` zeroed 64-byte blocks.
+pub(super) fn try_blocks(n: usize) -> Result<Vec<Block>, EngineError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| EngineError::OutOfMemory {
+            bytes: n.saturating_mul(64),
+        })?;
+    v.resize(n, Block([0.0; LANES]));
+    Ok(v)
+}
+
+pub(super) fn block_slice_mut(v: &mut [Block]) -> &mut [f32] {
+    // SAFETY: `Block` is a padding-free `repr(C)` wrapper of `[f32; 16]`.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut f32, v.len() * LANES) }
+}
+
+/// A convolution's weights and bias, repacked once for the chosen [`Isa`] and [`Precision`].
+///
+/// f32 layout, per group of `nob` output blocks: `[kz][ky][kx][in channel][nob][16 output lanes]`, so
+/// the micro-kernel reads the `nob` weight vectors of one (tap, input channel) contiguously and walks the
+/// input channels of a block with a fixed stride. Output lanes beyond `out_channels` are 0.
+pub struct PackedConv {
+    spec: ConvSpec,
+    precision: Precision,
+    isa: Isa,
+    pub(super) groups: Vec<Group>,
+    pub(super) weights: Vec<Block>,
+    pub(super) bias: Vec<Block>,
+    /// bf16 weights (pairs of input channels per u32), when `precision` is bf16.
+    pub(super) weights_bf16: Vec<u32>,
+}
+
+impl PackedConv {
+    /// Packs `weight` (PyTorch order `(out, in, kz, ky, kx)`) and `bias` (`out`) for `isa` and
+    /// `precision`. Refuses [`Precision::Bf16`] on a CPU without AVX512_BF16, an [`Isa`] this CPU cannot
+    /// run, and weights or a bias whose length does not match `spec`.
+    pub fn new(
+        spec: ConvSpec,
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        precision: Precision,
+        isa: Isa,
+    ) -> Result<Self, EngineError> {
+        let [kz, ky, kx] = spec.kernel;
+        let taps = kz * ky * kx;
+        if taps == 0 || spec.stride.contains(&0) || spec.in_channels == 0 || spec.out_channels == 0
+        {
+            return Err(run_error(format!("invalid convolution {spec:?}")));
+        }
+        if (0..3).any(|a| spec.pad[a] >= spec.kernel[a]) {
+            return Err(run_error(format!(
+                "convolution padding {:?} not smaller than the kernel {:?}",
+                spec.pad, spec.kernel
+            )));
+        }
+        let expected = spec.out_channels * spec.in_channels * taps;
+        if weight.len() != expected {
+            return Err(run_error(format!(
+                "convolution {spec:?}: {} weights, expected {expected}",
+                weight.len()
+            )));
+        }
+        if let Some(b) = bias {
+            if b.len() != spec.out_channels {
+                return Err(run_error(format!(
+                    "convolution {spec:?}: {} biases, expected {}",
+                    b.len(),
+                    spec.out_channels
+                )));
+            }
+        }
+        if !isa.supported() {
+            return Err(run_error(format!("this CPU cannot run {isa:?} kernels")));
+        }
+        if precision == Precision::Bf16 && !super::bf16_supported() {
+            return Err(run_error(
+                "bf16 precision needs a CPU with AVX512_BF16 (vdpbf16ps); this one has none".into(),
+            ));
+        }
+        let cin = spec.in_channels;
+        let out_blocks = blocks_of(spec.out_channels);
+        let groups = make_groups(out_blocks, taps * cin);
+        let w_at = |oc: usize, ic: usize, t: usize| -> f32 {
+            if oc < spec.out_channels {
+                weight[(oc * cin + ic) * taps + t]
+            } else {
+                0.0
+            }
+        };
+        let mut weights = Vec::new();
+        let mut weights_bf16 = Vec::new();
+        if precision == Precision::F32 {
+            weights = try_blocks(out_blocks * taps * cin)?;
+            let w = block_slice_mut(&mut weights);
+            for g in &groups {
+                for t in 0..taps {
+                    for ic in 0..cin {
+                        for o in 0..g.nob {
+                            for l in 0..LANES {
+                                let oc = (g.ob0 + o) * LANES + l;
+                                w[g.w_off + ((t * cin + ic) * g.nob + o) * LANES + l] =
+                                    w_at(oc, ic, t);
+                            }
+                        }
+                    }
+                }
+            }
+        } else {
+            weights_bf16 = super::bf16::pack_weights(&spec, &groups, &w_at)?;
+        }
+        let mut bias_blocks = try_blocks(out_blocks)?;
+        if let Some(b) = bias {
+            block_slice_mut(&mut bias_blocks)[..b.len()].copy_from_slice(b);
+        }
+        Ok(PackedConv {
+            spec,
+            precision,
+            isa,
+            groups,
+            weights,
+            bias: bias_blocks,
+            weights_bf16,
+        })
+    }
+
+    /// The convolution's shape.
+    pub fn spec(&self) -> &ConvSpec {
+        &self.spec
+    }
+
+    /// The precision the weights were packed for.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// The instruction set the weights were packed for.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Output spatial shape for an input of `in_dims` (see [`ConvSpec::out_dims`]).
+    pub fn out_dims(&self, in_dims: [usize; 3]) -> [usize; 3] {
+        self.spec.out_dims(in_dims)
+    }
+}
+
+/// A raw pointer that may cross threads; every use documents which disjoint part it touches.
+#[derive(Clone, Copy)]
+pub(super) struct SendPtr<T>(pub(super) *mut T);
+// SAFETY: the pointee is only accessed at indices the work partition gives to one thread.
+unsafe impl<T> Send for SendPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for SendPtr<T> {}
+
+/// One 16-channel block of one input source.
+#[derive(Clone, Copy)]
+pub(super) struct InBlock {
+    /// Start of the source's data.
+    pub(super) data: SendPtr<f32>,
+    /// Block index within its source.
+    pub(super) ib: usize,
+    /// Global input channel of the block's lane 0.
+    pub(super) ic0: usize,
+    /// Valid lanes (channels) of the block.
+    pub(super) lanes: usize,
+}
+
+/// The input blocks of concatenated sources, checked against `in_channels`.
+pub(super) fn input_blocks(
+    inputs: &[&Act],
+    in_channels: usize,
+) -> Result<(Vec<InBlock>, [usize; 3]), EngineError> {
+    let Some(first) = inputs.first() else {
+        return Err(run_error("convolution without input".into()));
+    };
+    let dims = first.dims();
+    let total: usize = inputs.iter().map(|a| a.channels()).sum();
+    if total != in_channels {
+        return Err(run_error(format!(
+            "convolution expects {in_channels} input channels, the inputs have {total}"
+        )));
+    }
+    let mut blocks = Vec::new();
+    let mut ic_off = 0;
+    for a in inputs {
+        if a.dims() != dims {
+            return Err(run_error(format!(
+                "concatenated inputs differ in shape: {:?} and {:?}",
+                dims,
+                a.dims()
+            )));
+        }
+        let data = SendPtr(a.as_slice().as_ptr() as *mut f32);
+        for ib in 0..a.blocks() {
+            blocks.push(InBlock {
+                data,
+                ib,
+                ic0: ic_off + ib * LANES,
+                lanes: (a.channels() - ib * LANES).min(LANES),
+            });
+        }
+        ic_off += a.channels();
+    }
+    Ok((blocks, dims))
+}
+
+/// One input row as the micro-kernel reads it: its `x` data (padded coordinates: index 0 is the first
+/// padding position), the weights of its (kz, ky) tap and first input channel, and the valid lanes.
+#[derive(Clone, Copy)]
+pub(super) struct Row<T> {
+    pub(super) x: *const T,
+    pub(super) w: *const T,
+    pub(super) lanes: usize,
+}
+
+/// How the accumulators start.
+#[derive(Clone, Copy)]
+pub(super) enum Init {
+    /// From the `nob` bias vectors at this address.
+    Bias(*const f32),
+    /// From the output (a later chunk of input channels).
+    Accumulate,
+}
+
+/// Arguments of one micro-kernel call except the `x` position.
+pub(super) struct Micro<'a, T> {
+    pub(super) rows: &'a [Row<T>],
+    /// Kernel taps along x.
+    pub(super) kw: usize,
+    /// Elements between the inputs of consecutive outputs (stride x * 16, or * 8 for bf16 pairs).
+    pub(super) in_sx: usize,
+    /// Elements between the weights of consecutive x taps.
+    pub(super) w_kx: usize,
+    /// Output of `x = 0` of the first block.
+    pub(super) out: *mut f32,
+    /// Elements between consecutive outputs along x.
+    pub(super) out_sx: usize,
+    /// Elements between output blocks.
+    pub(super) out_sob: usize,
+    pub(super) init: Init,
+}
+
+/// Accumulator start values.
+#[inline(always)]
+pub(super) unsafe fn init_acc<V: V16, T, const NOB: usize, const NX: usize>(
+    m: &Micro<T>,
+    out: *mut f32,
+) -> [[V; NX]; NOB] {
+    let mut acc = [[unsafe { V::zero() }; NX]; NOB];
+    match m.init {
+        Init::Bias(b) => {
+            for (o, acc_o) in acc.iter_mut().enumerate() {
+                let v = unsafe { V::load(b.add(o * LANES)) };
+                for a in acc_o.iter_mut() {
+                    *a = v;
+                }
+            }
+        }
+        Init::Accumulate => {
+            for (o, acc_o) in acc.iter_mut().enumerate() {
+                for (j, a) in acc_o.iter_mut().enumerate() {
+                    *a = unsafe { V::load(out.add(o * m.out_sob + j * m.out_sx)) };
+                }
+            }
+        }
+    }
+    acc
+}
+
+#[inline(always)]
+pub(super) unsafe fn store_acc<V: V16, T, const NOB: usize, const NX: usize>(
+    m: &Micro<T>,
+    out: *mut f32,
+    acc: &[[V; NX]; NOB],
+) {
+    for (o, acc_o) in acc.iter().enumerate() {
+        for (j, a) in acc_o.iter().enumerate() {
+            unsafe { a.store(out.add(o * m.out_sob + j * m.out_sx)) };
+        }
+    }
+}
+
+/// The f32 micro-kernel: `NOB` output blocks times `NX` outputs along x starting at `ox0`, with x
+/// stride `SX` (0: any stride, only with `NX == 1`).
+///
+/// # Safety
+/// The CPU runs `V`; every row holds the padded input positions `ox0 * stride .. (ox0 + NX - 1) * stride
+/// + kw` (times 16 lanes); each row's weights hold `kw` taps of `lanes` input channels of `NOB` blocks;
+/// the output holds `NOB` blocks of `NX` positions from `ox0`, touched by no other thread.
+#[inline(always)]
+unsafe fn micro<V: V16, const NOB: usize, const NX: usize, const SX: usize>(
+    m: &Micro<f32>,
+    ox0: usize,
+) {
+    let sx = if SX == 0 { m.in_sx } else { SX * LANES };
+    let out = unsafe { m.out.add(ox0 * m.out_sx) };
+    let mut acc = unsafe { init_acc::<V, f32, NOB, NX>(m, out) };
+    let xoff = ox0 * sx;
+    for row in m.rows {
+        for kx in 0..m.kw {
+            // SAFETY (whole block): offsets stay inside the row and weight ranges the caller promised.
+            unsafe {
+                let x = row.x.add(xoff + kx * LANES);
+                let w = row.w.add(kx * m.w_kx);
+                for l in 0..row.lanes {
+                    let wl = w.add(l * NOB * LANES);
+                    let mut wv = [V::zero(); NOB];
+                    for (o, wo) in wv.iter_mut().enumerate() {
+                        *wo = V::load(wl.add(o * LANES));
+                    }
+                    for j in 0..NX {
+                        let b = V::splat_from(x.add(j * sx + l));
+                        for o in 0..NOB {
+                            acc[o][j] = acc[o][j].fma(b, wv[o]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    unsafe { store_acc::<V, f32, NOB, NX>(m, out, &acc) };
+}
+
+/// All `ox_n` outputs of one row: the widest kernel first, then narrower ones for the rest.
+#[inline(always)]
+unsafe fn row_f32<V: V16, const NOB: usize, const MAIN: usize, const SX: usize>(
+    m: &Micro<f32>,
+    ox_n: usize,
+) {
+    let mut ox = 0;
+    // SAFETY: each call covers outputs below `ox_n`, as the caller's promise for the row requires.
+    unsafe {
+        if SX == 0 {
+            while ox < ox_n {
+                micro::<V, NOB, 1, 0>(m, ox);
+                ox += 1;
+            }
+            return;
+        }
+        while ox + MAIN <= ox_n {
+            micro::<V, NOB, MAIN, SX>(m, ox);
+            ox += MAIN;
+        }
+        while ox + 4 <= ox_n {
+            micro::<V, NOB, 4, SX>(m, ox);
+            ox += 4;
+        }
+        if ox + 2 <= ox_n {
+            micro::<V, NOB, 2, SX>(m, ox);
+            ox += 2;
+        }
+        if ox < ox_n {
+            micro::<V, NOB, 1, SX>(m, ox);
+        }
+    }
+}
+
+#[inline(always)]
+pub(super) unsafe fn row_dispatch<V: V16>(m: &Micro<f32>, nob: usize, sx: usize, ox_n: usize) {
+    // SAFETY: forwarded caller promise.
+    unsafe {
+        match (nob, sx) {
+            (4, 1) => row_f32::<V, 4, 6, 1>(m, ox_n),
+            (4, 2) => row_f32::<V, 4, 6, 2>(m, ox_n),
+            (4, _) => row_f32::<V, 4, 1, 0>(m, ox_n),
+            (2, 1) => row_f32::<V, 2, 12, 1>(m, ox_n),
+            (2, 2) => row_f32::<V, 2, 12, 2>(m, ox_n),
+            (2, _) => row_f32::<V, 2, 1, 0>(m, ox_n),
+            (_, 1) => row_f32::<V, 1, 8, 1>(m, ox_n),
+            (_, 2) => row_f32::<V, 1, 8, 2>(m, ox_n),
+            _ => row_f32::<V, 1, 1, 0>(m, ox_n),
+        }
+    }
+}
+
+/// Everything one work item of a convolution needs.
+pub(super) struct ConvCtx<'a> {
+    pub(super) spec: &'a ConvSpec,
+    pub(super) groups: &'a [Group],
+    pub(super) in_dims: [usize; 3],
+    pub(super) out_dims: [usize; 3],
+    /// Input blocks in chunks processed one after the other.
+    pub(super) chunks: Vec<&'a [InBlock]>,
+    pub(super) out: SendPtr<f32>,
+    pub(super) bias: *const f32,
+    pub(super) weights: *const f32,
+    pub(super) want_stats: bool,
+}
+// SAFETY: the raw pointers are read-only (weights, bias) or written at disjoint parts per work item (out).
+unsafe impl Sync for ConvCtx<'_> {}
+
+thread_local! {
+    /// Staged (x-padded) input rows of the current work item.
+    pub(super) static SCRATCH: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Per-lane sums and sums of squares of `nob` output blocks of one row, added to `st`
+/// (`[sum of nob * 16 lanes][sumsq of nob * 16 lanes]`).
+#[inline(always)]
+pub(super) unsafe fn row_stats<V: V16>(
+    out: *const f32,
+    out_sob: usize,
+    nob: usize,
+    ox_n: usize,
+    st: &mut [f64],
+) {
+    for o in 0..nob {
+        // SAFETY: the caller's row of `nob` blocks of `ox_n` positions.
+        unsafe {
+            let mut s = V::zero();
+            let mut q = V::zero();
+            for x in 0..ox_n {
+                let v = V::load(out.add(o * out_sob + x * LANES));
+                s = s.add(v);
+                q = q.fma(v, v);
+            }
+            let mut sa = [0.0f32; LANES];
+            let mut qa = [0.0f32; LANES];
+            s.store(sa.as_mut_ptr());
+            q.store(qa.as_mut_ptr());
+            for l in 0..LANES {
+                st[o * LANES + l] += sa[l] as f64;
+                st[MAX_NOB * LANES + o * LANES + l] += qa[l] as f64;
+            }
+        }
+    }
+}
+
+/// Copies an input row into `dst` with `pad` zero positions on each side.
+///
+/// # Safety
+/// `src` holds `n * 16` values, `dst` `(n + 2 * pad) * 16`.
+#[inline(always)]
+pub(super) unsafe fn stage_row<T: Copy + Default>(
+    src: *const T,
+    dst: *mut T,
+    n: usize,
+    pad: usize,
+    lanes: usize,
+) {
+    unsafe {
+        std::ptr::write_bytes(dst, 0, pad * lanes);
+        std::ptr::copy_nonoverlapping(src, dst.add(pad * lanes), n * lanes);
+        std::ptr::write_bytes(dst.add((pad + n) * lanes), 0, pad * lanes);
+    }
+}
+
+/// Valid input coordinate of output `o`, tap `k`, or `None` in the padding.
+#[inline(always)]
+pub(super) fn tap_coord(o: usize, k: usize, stride: usize, pad: usize, n: usize) -> Option<usize> {
+    let i = (o * stride + k).checked_sub(pad)?;
+    (i < n).then_some(i)
+}
+
+/// One work item: output plane `oz` of group `g`.
+///
+/// # Safety
+/// The CPU runs `V`; `ctx` describes valid inputs, weights and an output of `out_dims`, whose plane `oz`
+/// of group `g` no other thread touches.
+#[inline(always)]
+unsafe fn conv_item<V: V16>(ctx: &ConvCtx, g: usize, oz: usize, st: &mut [f64]) {
+    let spec = ctx.spec;
+    let group = &ctx.groups[g];
+    let [kz_n, ky_n, kx_n] = spec.kernel;
+    let [sz, sy, sx] = spec.stride;
+    let [pz, py, px] = spec.pad;
+    let [iz_n, iy_n, ix_n] = ctx.in_dims;
+    let [oz_n, oy_n, ox_n] = ctx.out_dims;
+    let cin = spec.in_channels;
+    let nob = group.nob;
+    let wp = ix_n + 2 * px;
+    let out_sob = oz_n * oy_n * ox_n * LANES;
+    let max_chunk = ctx.chunks.iter().map(|c| c.len()).max().unwrap_or(0);
+    SCRATCH.with_borrow_mut(|scratch| {
+        if px > 0 && scratch.len() < max_chunk * kz_n * ky_n * wp {
+            scratch.resize(max_chunk * kz_n * ky_n * wp, Block([0.0; LANES]));
+        }
+        let scratch = scratch.as_mut_ptr() as *mut f32;
+        let mut rows: Vec<Row<f32>> = Vec::with_capacity(max_chunk * kz_n * ky_n);
+        for (ci, chunk) in ctx.chunks.iter().enumerate() {
+            let last = ci + 1 == ctx.chunks.len();
+            for oy in 0..oy_n {
+                rows.clear();
+                for blk in chunk.iter() {
+                    for kz in 0..kz_n {
+                        let Some(iz) = tap_coord(oz, kz, sz, pz, iz_n) else {
+                            continue;
+                        };
+                        for ky in 0..ky_n {
+                            let Some(iy) = tap_coord(oy, ky, sy, py, iy_n) else {
+                                continue;
+                            };
+                            // SAFETY: in-bounds row of the source; scratch sized above.
+                            let x = unsafe {
+                                let src = blk
+                                    .data
+                                    .0
+                                    .add(((blk.ib * iz_n + iz) * iy_n + iy) * ix_n * LANES);
+                                if px > 0 {
+                                    let dst = scratch.add(rows.len() * wp * LANES);
+                                    stage_row(src as *const f32, dst, ix_n, px, LANES);
+                                    dst as *const f32
+                                } else {
+                                    src as *const f32
+                                }
+                            };
+                            let w = unsafe {
+                                ctx.weights.add(
+                                    group.w_off
+                                        + ((kz * ky_n + ky) * kx_n * cin + blk.ic0) * nob * LANES,
+                                )
+                            };
+                            rows.push(Row {
+                                x,
+                                w,
+                                lanes: blk.lanes,
+                            });
+                        }
+                    }
+                }
+                let out = unsafe {
+                    ctx.out
+                        .0
+                        .add((((group.ob0 * oz_n + oz) * oy_n + oy) * ox_n) * LANES)
+                };
+                let m = Micro {
+                    rows: &rows,
+                    kw: kx_n,
+                    in_sx: sx * LANES,
+                    w_kx: cin * nob * LANES,
+                    out,
+                    out_sx: LANES,
+                    out_sob,
+                    init: if ci == 0 {
+                        Init::Bias(unsafe { ctx.bias.add(group.ob0 * LANES) })
+                    } else {
+                        Init::Accumulate
+                    },
+                };
+                unsafe { row_dispatch::<V>(&m, nob, sx, ox_n) };
+                if last && ctx.want_stats {
+                    unsafe { row_stats::<V>(out, out_sob, nob, ox_n, st) };
+                }
+            }
+        }
+    });
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn conv_item_avx512(ctx: &ConvCtx, g: usize, oz: usize, st: &mut [f64]) {
+    unsafe { conv_item::<Avx512>(ctx, g, oz, st) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn conv_item_avx2(ctx: &ConvCtx, g: usize, oz: usize, st: &mut [f64]) {
+    unsafe { conv_item::<Avx2>(ctx, g, oz, st) }
+}
+
+fn conv_item_portable(ctx: &ConvCtx, g: usize, oz: usize, st: &mut [f64]) {
+    // SAFETY: portable code runs everywhere; the context is valid (built by `conv3d`).
+    unsafe { conv_item::<Portable>(ctx, g, oz, st) }
+}
+
+/// Input blocks per chunk so that one group's chunk of weights stays within about 512 KiB of L2.
+pub(super) fn chunk_blocks(taps: usize, bytes_per_weight: usize) -> usize {
+    let per_block = MAX_NOB * LANES * LANES * taps * bytes_per_weight;
+    ((512 << 10) / per_block).max(1)
+}
+
+/// Runs `item(g, oz, stats)` over all (group, output plane) pairs on rayon's current pool and fills
+/// `stats` when wanted.
+pub(super) fn run_items<F>(
+    groups: &[Group],
+    oz_n: usize,
+    voxels: usize,
+    out_channels: usize,
+    stats: Option<&mut ChannelStats>,
+    item: F,
+) where
+    F: Fn(usize, usize, &mut [f64]) + Sync,
+{
+    let want = stats.is_some();
+    let n_items = groups.len() * oz_n;
+    let partial: Vec<Vec<f64>> = (0..n_items)
+        .into_par_iter()
+        .map(|i| {
+            let mut st = if want {
+                vec![0.0; 2 * MAX_NOB * LANES]
+            } else {
+                Vec::new()
+            };
+            item(i / oz_n, i % oz_n, &mut st);
+            st
+        })
+        .collect();
+    if let Some(stats) = stats {
+        stats.sum = vec![0.0; out_channels];
+        stats.sumsq = vec![0.0; out_channels];
+        stats.count = voxels;
+        for (i, st) in partial.iter().enumerate() {
+            let g = &groups[i / oz_n];
+            for o in 0..g.nob {
+                for l in 0..LANES {
+                    let c = (g.ob0 + o) * LANES + l;
+                    if c < out_channels {
+                        stats.sum[c] += st[o * LANES + l];
+                        stats.sumsq[c] += st[MAX_NOB * LANES + o * LANES + l];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// 3-D convolution of the channel concatenation of `inputs` into `out` (reshaped to the output shape,
+/// reusing its allocation when large enough).
+///
+/// `inputs` are read in order as one tensor of `spec.in_channels` channels (nnU-Net's skip
+/// concatenation, never copied); their spatial shapes must be equal. Work is spread over rayon's current
+/// pool. With `stats`, the per-channel sum and sum of squares of the output are gathered for
+/// [`super::norm_act`].
+pub fn conv3d(
+    inputs: &[&Act],
+    conv: &PackedConv,
+    out: &mut Act,
+    stats: Option<&mut ChannelStats>,
+) -> Result<(), EngineError> {
+    let spec = &conv.spec;
+    let (blocks, in_dims) = input_blocks(inputs, spec.in_channels)?;
+    let out_dims = spec.out_dims(in_dims);
+    if out_dims.contains(&0) {
+        return Err(run_error(format!(
+            "convolution {spec:?} does not fit an input of {in_dims:?}"
+        )));
+    }
+    out.reshape(spec.out_channels, out_dims)?;
+    if conv.precision == Precision::Bf16 {
+        return super::bf16::conv3d_bf16(conv, &blocks, in_dims, out, stats);
+    }
+    let taps = spec.kernel.iter().product();
+    let chunks: Vec<&[InBlock]> = blocks.chunks(chunk_blocks(taps, 4)).collect();
+    let ctx = ConvCtx {
+        spec,
+        groups: &conv.groups,
+        in_dims,
+        out_dims,
+        chunks,
+        out: SendPtr(out.as_mut_slice().as_mut_ptr()),
+        bias: conv.bias.as_ptr() as *const f32,
+        weights: conv.weights.as_ptr() as *const f32,
+        want_stats: stats.is_some(),
+    };
+    let voxels = out_dims.iter().product();
+    let isa = conv.isa;
+    run_items(
+        &conv.groups,
+        out_dims[0],
+        voxels,
+        spec.out_channels,
+        stats,
+        |g, oz, st| {
+            match isa {
+                // SAFETY: `PackedConv::new` checked that the CPU runs `isa`; each (g, oz) item writes
+                // only its own output plane of its own blocks.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => unsafe { conv_item_avx512(&ctx, g, oz, st) },
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => unsafe { conv_item_avx2(&ctx, g, oz, st) },
+                _ => conv_item_portable(&ctx, g, oz, st),
+            }
+        },
+    );
+    Ok(())
+}

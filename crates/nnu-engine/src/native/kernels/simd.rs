@@ -1,0 +1,144 @@
+//! One 16-lane f32 vector per instruction set: a `__m512` (AVX-512), a pair of `__m256` (AVX2 + FMA) or a
+//! plain array (portable). The micro-kernels are written once, generic over [`V16`], and instantiated inside
+//! functions compiled with the matching `#[target_feature]`, into which these `#[inline(always)]` methods are
+//! inlined.
+
+// Register arrays are indexed by output block and position on purpose: the loops are unrolled.
+#![allow(clippy::needless_range_loop)]
+
+/// A vector of 16 f32 lanes (one channel block of the blocked layout).
+///
+/// # Safety
+/// Every method is `unsafe` for two reasons the caller must uphold: the CPU supports the implementation's
+/// instruction set (checked once by `detect_isa`), and pointers are valid for reading (or writing) 16 f32
+/// (`load`, `store`) or one f32 (`splat_from`). No alignment is required.
+pub(crate) trait V16: Copy {
+    unsafe fn zero() -> Self;
+    unsafe fn splat_from(p: *const f32) -> Self;
+    unsafe fn load(p: *const f32) -> Self;
+    unsafe fn store(self, p: *mut f32);
+    /// `a * b + self`
+    unsafe fn fma(self, a: Self, b: Self) -> Self;
+    unsafe fn add(self, b: Self) -> Self;
+}
+
+/// Plain arrays: the compiler vectorises these loops for whatever the target has.
+#[derive(Clone, Copy)]
+pub(crate) struct Portable([f32; 16]);
+
+impl V16 for Portable {
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        Portable([0.0; 16])
+    }
+    #[inline(always)]
+    unsafe fn splat_from(p: *const f32) -> Self {
+        Portable([unsafe { *p }; 16])
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        Portable(unsafe { std::ptr::read_unaligned(p as *const [f32; 16]) })
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        unsafe { std::ptr::write_unaligned(p as *mut [f32; 16], self.0) }
+    }
+    #[inline(always)]
+    unsafe fn fma(self, a: Self, b: Self) -> Self {
+        let mut r = self.0;
+        for i in 0..16 {
+            r[i] += a.0[i] * b.0[i];
+        }
+        Portable(r)
+    }
+    #[inline(always)]
+    unsafe fn add(self, b: Self) -> Self {
+        let mut r = self.0;
+        for i in 0..16 {
+            r[i] += b.0[i];
+        }
+        Portable(r)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) use x86::{Avx2, Avx512};
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::V16;
+    use std::arch::x86_64::*;
+
+    /// One `zmm` register.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Avx512(pub(crate) __m512);
+
+    impl V16 for Avx512 {
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            Avx512(unsafe { _mm512_setzero_ps() })
+        }
+        #[inline(always)]
+        unsafe fn splat_from(p: *const f32) -> Self {
+            Avx512(unsafe { _mm512_set1_ps(*p) })
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            Avx512(unsafe { _mm512_loadu_ps(p) })
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            unsafe { _mm512_storeu_ps(p, self.0) }
+        }
+        #[inline(always)]
+        unsafe fn fma(self, a: Self, b: Self) -> Self {
+            Avx512(unsafe { _mm512_fmadd_ps(a.0, b.0, self.0) })
+        }
+        #[inline(always)]
+        unsafe fn add(self, b: Self) -> Self {
+            Avx512(unsafe { _mm512_add_ps(self.0, b.0) })
+        }
+    }
+
+    /// Two `ymm` registers (lanes 0..8 and 8..16).
+    #[derive(Clone, Copy)]
+    pub(crate) struct Avx2(__m256, __m256);
+
+    impl V16 for Avx2 {
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            unsafe { Avx2(_mm256_setzero_ps(), _mm256_setzero_ps()) }
+        }
+        #[inline(always)]
+        unsafe fn splat_from(p: *const f32) -> Self {
+            unsafe {
+                let v = _mm256_broadcast_ss(&*p);
+                Avx2(v, v)
+            }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            unsafe { Avx2(_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))) }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            unsafe {
+                _mm256_storeu_ps(p, self.0);
+                _mm256_storeu_ps(p.add(8), self.1);
+            }
+        }
+        #[inline(always)]
+        unsafe fn fma(self, a: Self, b: Self) -> Self {
+            unsafe {
+                Avx2(
+                    _mm256_fmadd_ps(a.0, b.0, self.0),
+                    _mm256_fmadd_ps(a.1, b.1, self.1),
+                )
+            }
+        }
+        #[inline(always)]
+        unsafe fn add(self, b: Self) -> Self {
+            unsafe { Avx2(_mm256_add_ps(self.0, b.0), _mm256_add_ps(self.1, b.1)) }
+        }
+    }
+}

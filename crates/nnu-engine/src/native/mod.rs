@@ -1,0 +1,3 @@
+//! The native CPU engine for nnU-Net networks.
+
+pub mod kernels;
