@@ -5,11 +5,14 @@ use std::path::{Path, PathBuf};
 
 use ndarray::Axis;
 use nnu_bins::{DumpIndex, Mirror as BinMirror, ShapeRecord, TileBounds, TileName};
+use nnu_preprocessing::CaseProperties;
 use nnu_tiling::{extract_tile, Aggregator, AggregatorOptions, Mirror, MirrorSet, TileGrid};
 
 use crate::cases::Case;
 use crate::model::ModelSpec;
-use crate::predict::{prepare_case, write_outputs, PredictOptions, PreparedCase};
+use crate::stages::{
+    check_memory, prepare_case, read_case_images, write_outputs, PredictOptions, PreparedCase,
+};
 use crate::PipelineError;
 
 fn bins_err(e: nnu_bins::BinsError) -> PipelineError {
@@ -42,10 +45,55 @@ pub struct BinsReport {
     pub skipped: bool,
 }
 
+/// nnU-Net's properties of a case as `nnu-preprocess` saved them beside `all_shape.txt`, read back by
+/// `nnu-postprocess` instead of preprocessing the case again.
+#[derive(Debug, Clone)]
+pub struct SavedProperties {
+    /// The file they were read from.
+    pub path: PathBuf,
+    /// Shapes, crop box, spacings and geometry of the case.
+    pub props: CaseProperties,
+}
+
+/// The properties file of case `name` beside `shape_file`: `CASE.json` in the same folder, the same format
+/// as the `CASE.json` of `nnu-preprocess --npy` (nnU-Net's `properties`, JSON).
+pub fn properties_path(shape_file: &Path, name: &str) -> PathBuf {
+    shape_file
+        .parent()
+        .unwrap_or(Path::new(""))
+        .join(format!("{name}.json"))
+}
+
+/// Writes `props` to `path` as pretty JSON, atomically.
+pub fn write_properties(path: &Path, props: &CaseProperties) -> Result<(), PipelineError> {
+    let text =
+        serde_json::to_string_pretty(props).map_err(|e| PipelineError::Shape(e.to_string()))?;
+    crate::atomic_write(path, |w| std::io::Write::write_all(w, text.as_bytes()))
+}
+
+/// Reads the properties at `path`; `None` when there is no such file (tiles made by an older
+/// `nnu-preprocess` or by the recipe's scripts), an error naming the file when it cannot be parsed.
+pub fn read_properties(path: &Path) -> Result<Option<SavedProperties>, PipelineError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(PipelineError::io(path, e)),
+    };
+    let props = serde_json::from_slice(&bytes).map_err(|e| PipelineError::Input {
+        path: path.to_path_buf(),
+        msg: format!("not the properties nnu-preprocess writes: {e}"),
+    })?;
+    Ok(Some(SavedProperties {
+        path: path.to_path_buf(),
+        props,
+    }))
+}
+
 /// Preprocesses one case and writes its tiles x mirrors as raw f32 bins into `bin_dir`
 /// (`CASE_lbx_ubx_lby_uby_lbz_ubz_m.bin`, the recipe's patched `_internal_predict_3D_3Dconv_tiled`), and
-/// its line into `shape_file` (`all_shape.txt`). Existing complete tiles are kept unless `overwrite`, so an
-/// interrupted run resumes; `all_shape.txt` is updated last and atomically.
+/// its line into `shape_file` (`all_shape.txt`), with the case's properties beside it ([`properties_path`]).
+/// Existing complete tiles are kept unless `overwrite`, so an interrupted run resumes; the properties and
+/// then `all_shape.txt` are written last, each atomically.
 #[allow(clippy::too_many_arguments)]
 pub fn preprocess_to_bins(
     case: &Case,
@@ -57,7 +105,7 @@ pub fn preprocess_to_bins(
     overwrite: bool,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<BinsReport, PipelineError> {
-    let data = prepare_case(case, model, false)?.data;
+    let PreparedCase { data, props, .. } = prepare_case(case, model, false)?;
     let (c, z, y, x) = data.dim();
     let grid = TileGrid::new([z, y, x], model.patch, step_size)?;
     let record = ShapeRecord::new(case.name.clone(), grid.padded_shape(), grid.steps().clone())
@@ -87,6 +135,7 @@ pub fn preprocess_to_bins(
             progress(done, total);
         }
     }
+    write_properties(&properties_path(shape_file, &case.name), &props)?;
     nnu_bins::upsert_all_shape(shape_file, &record).map_err(bins_err)?;
     Ok(BinsReport {
         record,
@@ -97,25 +146,44 @@ pub fn preprocess_to_bins(
 
 /// Merges the output dumps of one case (final head of each tile x mirror, found in `dumps`) into the
 /// segmentation, as the recipe's postprocess does: softmax per pass, flip back, mirror mean, Gaussian
-/// weighting, then the export. The case's images are read again for the crop box and geometry. A case with
-/// missing or short dumps is refused, with the list of what is missing; nothing is written for it.
+/// weighting, then the export. The shapes, crop box and geometry come from `saved` (the properties
+/// `nnu-preprocess` wrote, [`read_properties`]); the case's images are still read and must match them
+/// (shape and geometry of the first image, the model's target spacing). Without saved properties the case
+/// is preprocessed again to learn them. A case with missing or short dumps is refused, with the list of
+/// what is missing; nothing is written for it.
 pub fn postprocess_from_dumps(
     case: &Case,
     model: &ModelSpec,
     record: &ShapeRecord,
+    saved: Option<&SavedProperties>,
     dumps: &DumpIndex,
     out_dir: &Path,
     opts: &PredictOptions,
 ) -> Result<(), PipelineError> {
-    crate::predict::check_memory(case, model, opts)?;
-    let PreparedCase {
-        data,
-        props,
-        geometry,
-        preview_image,
-    } = prepare_case(case, model, opts.preview)?;
-    let (_, z, y, x) = data.dim();
-    drop(data);
+    check_memory(case, model, opts)?;
+    let ([z, y, x], props, geometry, preview_image) = match saved {
+        Some(saved) => {
+            let (vols, geometry) = read_case_images(case, model.num_modalities)?;
+            check_saved_properties(case, saved, model, &vols, &geometry)?;
+            let preview_image = if opts.preview {
+                vols.into_iter().next().map(|v| v.data)
+            } else {
+                None
+            };
+            let props = saved.props.clone();
+            (props.size_after_resampling, props, geometry, preview_image)
+        }
+        None => {
+            let PreparedCase {
+                data,
+                props,
+                geometry,
+                preview_image,
+            } = prepare_case(case, model, opts.preview)?;
+            let (_, z, y, x) = data.dim();
+            ([z, y, x], props, geometry, preview_image)
+        }
+    };
     let p = model.patch;
     let grid = TileGrid::with_steps([z, y, x], p, record.steps.clone())?;
     if grid.padded_shape() != record.padded_shape {
@@ -217,6 +285,59 @@ pub fn postprocess_from_dumps(
     )
 }
 
+/// Refuses saved properties that do not belong to the case's image as it is now, or to this model.
+fn check_saved_properties(
+    case: &Case,
+    saved: &SavedProperties,
+    model: &ModelSpec,
+    vols: &[nnu_volume::Volume<f32>],
+    geometry: &nnu_volume::Geometry,
+) -> Result<(), PipelineError> {
+    let p = &saved.props;
+    let first = case.first_file()?;
+    let shape = vols.first().map(|v| v.shape_zyx());
+    let mismatch = if shape != Some(p.original_size_of_raw_data) {
+        Some(format!(
+            "shape {:?}, {} says {:?}",
+            shape,
+            saved.path.display(),
+            p.original_size_of_raw_data
+        ))
+    } else if geometry.spacing != p.itk_spacing
+        || geometry.origin != p.itk_origin
+        || geometry.direction != p.itk_direction
+    {
+        Some(format!(
+            "spacing {:?}, origin {:?}, direction {:?}; {} says {:?}, {:?}, {:?}",
+            geometry.spacing,
+            geometry.origin,
+            geometry.direction,
+            saved.path.display(),
+            p.itk_spacing,
+            p.itk_origin,
+            p.itk_direction
+        ))
+    } else {
+        None
+    };
+    if let Some(m) = mismatch {
+        return Err(PipelineError::Input {
+            path: first.to_path_buf(),
+            msg: format!("the image changed since nnu-preprocess: {m}"),
+        });
+    }
+    if p.spacing_after_resampling != model.params.target_spacing {
+        return Err(PipelineError::Input {
+            path: saved.path.clone(),
+            msg: format!(
+                "preprocessed to spacing {:?}, the model's target spacing is {:?} (other model?)",
+                p.spacing_after_resampling, model.params.target_spacing
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// An upper bound of the bytes the tiles of `case` will take, from its header alone (no crop assumed):
 /// the planned resampled shape, padded and tiled with `step_size`, x mirrors x channels x patch x 4 bytes.
 pub fn estimate_case_bytes(
@@ -225,7 +346,7 @@ pub fn estimate_case_bytes(
     step_size: f64,
     mirrors: usize,
 ) -> Result<u64, PipelineError> {
-    let h = nnu_volume::read_header(&case.files[0])?;
+    let h = nnu_volume::read_header(case.first_file()?)?;
     let shape = nnu_preprocessing::case::planned_shape(
         h.shape_zyx,
         h.geometry.spacing_zyx(),
@@ -234,6 +355,112 @@ pub fn estimate_case_bytes(
     let grid = TileGrid::new(shape, model.patch, step_size)?;
     let per_tile = model.num_modalities * model.patch.iter().product::<usize>() * 4;
     Ok((grid.len() * mirrors * per_tile) as u64)
+}
+
+/// The disk budget of a bins run: the free space of the output folder and the tiles' estimated bytes
+/// ([`estimate_case_bytes`]) of the cases admitted so far.
+#[derive(Debug, Clone)]
+pub struct DiskBudget {
+    /// Free bytes where the tiles go (`None`: unknown, nothing is refused).
+    pub free: Option<u64>,
+    /// Estimated bytes of the admitted cases.
+    pub need: u64,
+    /// Tiles are rewritten in place (`--overwrite`): nothing is refused.
+    pub overwrite: bool,
+}
+
+/// A size in the unit that shows it (a small case is "2.3 MiB of tiles", never "0.0 GiB").
+pub fn human_bytes(b: u64) -> String {
+    let units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} bytes")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
+
+impl DiskBudget {
+    /// The budget of a run writing into `dir` ([`free_disk_bytes`]).
+    pub fn new(dir: &Path, overwrite: bool) -> Self {
+        DiskBudget {
+            free: free_disk_bytes(dir),
+            need: 0,
+            overwrite,
+        }
+    }
+
+    /// Adds the estimate of `case`. A case whose header alone means more tiles than there is free disk (a
+    /// huge or lying header) is refused, naming its first file; a case whose header cannot be read is
+    /// admitted with nothing added (it fails in its own run, with its own error).
+    pub fn admit(
+        &mut self,
+        case: &Case,
+        model: &ModelSpec,
+        step_size: f64,
+        mirrors: usize,
+    ) -> Result<(), PipelineError> {
+        match estimate_case_bytes(case, model, step_size, mirrors) {
+            Ok(bytes) if self.free.is_some_and(|f| bytes > f) && !self.overwrite => {
+                Err(PipelineError::Input {
+                    path: case.first_file()?.to_path_buf(),
+                    msg: format!(
+                        "its header means up to {} of tiles, {} free",
+                        human_bytes(bytes),
+                        human_bytes(self.free.unwrap_or(0))
+                    ),
+                })
+            }
+            Ok(bytes) => {
+                self.need += bytes;
+                Ok(())
+            }
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Refuses the run, naming `dir`, when the admitted cases together need more than is free.
+    pub fn check_total(&self, dir: &Path) -> Result<(), PipelineError> {
+        match self.free {
+            Some(free) if self.need > free && !self.overwrite => Err(PipelineError::Input {
+                path: dir.to_path_buf(),
+                msg: format!(
+                    "not enough disk: the tiles need up to {}, {} free (try --disable-tta, or nnu-predict which needs no scratch files)",
+                    human_bytes(self.need),
+                    human_bytes(free)
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Preprocesses one case and writes the volume as `CASE.npy` (f32, channels x Z x Y x X) and nnU-Net's
+/// properties as `CASE.json` into `out_dir` (`nnu-preprocess --npy`). No `.npy` is left without its
+/// `.json`: when the properties cannot be written, the volume is removed again.
+pub fn preprocess_to_npy(
+    case: &Case,
+    model: &ModelSpec,
+    out_dir: &Path,
+) -> Result<(), PipelineError> {
+    let npy_path = out_dir.join(format!("{}.npy", case.name));
+    let r = (|| -> Result<(), PipelineError> {
+        let PreparedCase { data, props, .. } = prepare_case(case, model, false)?;
+        crate::npy::write_npy_f32(&npy_path, data.view().into_dyn())?;
+        let json = out_dir.join(format!("{}.json", case.name));
+        let text = serde_json::to_string_pretty(&props)
+            .map_err(|e| PipelineError::Shape(e.to_string()))?;
+        crate::atomic_write(&json, |w| std::io::Write::write_all(w, text.as_bytes()))
+    })();
+    if r.is_err() {
+        let _ = std::fs::remove_file(&npy_path);
+    }
+    r
 }
 
 /// Free bytes on the file system holding `dir` (the nearest existing ancestor), from `statvfs`.

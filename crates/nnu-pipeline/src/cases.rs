@@ -16,6 +16,20 @@ pub struct Case {
     pub files: Vec<PathBuf>,
 }
 
+impl Case {
+    /// The first image file (modality 0), whose geometry nnU-Net takes for the case; an error naming the
+    /// case when `files` is empty.
+    pub fn first_file(&self) -> Result<&Path, PipelineError> {
+        self.files
+            .first()
+            .map(PathBuf::as_path)
+            .ok_or_else(|| PipelineError::Input {
+                path: PathBuf::from(&self.name),
+                msg: format!("case '{}' has no image file", self.name),
+            })
+    }
+}
+
 fn strip_nifti_ext(file_name: &str) -> Option<&str> {
     file_name
         .strip_suffix(".nii.gz")

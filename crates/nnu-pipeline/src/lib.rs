@@ -1,6 +1,37 @@
-//! Composition of the steps: streaming predict, bin preprocess/postprocess, per-case bookkeeping.
+//! Composition of the steps into nnU-Net v1 inference, in two paths built from the same stages:
 //!
-//! (Being filled in.)
+//! - [`stages`]: read and preprocess a case, predict it (tiles x mirrors through a backend, Gaussian merge,
+//!   fold ensemble), export and write its outputs; each stage once.
+//! - [`predict`]: the streaming path, all in memory (`nnu-predict`).
+//! - [`bins`]: the file path to accelerators, the tiles written as bins (`nnu-preprocess`) and the device's
+//!   dumps merged back (`nnu-postprocess`); [`infer`] runs such bins on a backend (`nnu-infer`).
+//! - [`cases`] finds the cases of an input, [`model`] opens a model folder, [`run`] holds the batch
+//!   bookkeeping (fold selection, sharding, loading backends, the demo's Dice), [`npy`] and [`preview`] the
+//!   optional outputs.
+//!
+//! # Example
+//!
+//! Predict every case of a folder with the folds of a model folder (what `nnu-predict` does):
+//!
+//! ```no_run
+//! use std::path::Path;
+//!
+//! use nnu_pipeline::cases::discover_cases;
+//! use nnu_pipeline::model::ModelSpec;
+//! use nnu_pipeline::predict::predict_case;
+//! use nnu_pipeline::run::load_tract_backends;
+//! use nnu_pipeline::stages::PredictOptions;
+//!
+//! let model = ModelSpec::open(Path::new("Task003_Liver/nnUNetTrainerV2__nnUNetPlansv2.1"))?;
+//! // Every fold's model.onnx, two threads each.
+//! let mut backends = load_tract_backends(&model, &[], None, 2)?;
+//! let opts = PredictOptions::default(); // nnU-Net's: step 0.5, eight mirrors, Gaussian weights
+//! for case in discover_cases(Path::new("imagesTs"))? {
+//!     let report = predict_case(&case, &model, &mut backends, Path::new("out"), &opts, &mut |_, _| {})?;
+//!     println!("{}: {} tiles -> {}", report.name, report.tiles, report.output.display());
+//! }
+//! # Ok::<(), nnu_pipeline::PipelineError>(())
+//! ```
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +43,7 @@ pub mod npy;
 pub mod predict;
 pub mod preview;
 pub mod run;
+pub mod stages;
 
 /// Everything that can go wrong while composing the pipeline; each variant names the file or value.
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,5 @@
 //! Batch bookkeeping shared by the tools: selecting cases (fold filter, shard), loading one backend per
-//! fold, running every case while isolating failures, and the demo's Dice check.
+//! fold, running every case while isolating failures ([`run_cases`]), and the demo's Dice check.
 
 use std::path::{Path, PathBuf};
 
@@ -132,6 +132,36 @@ pub struct Failure {
     pub name: String,
     /// What went wrong (file and problem).
     pub error: PipelineError,
+}
+
+/// Runs `work` on each item of a batch in order, isolating failures: a case that fails is reported on
+/// standard error as `error: NAME: FILE: what is wrong` and listed, and the batch goes on with the next.
+/// `name` gives an item's case name. Returns the failures in batch order (empty when every case succeeded);
+/// [`report_failures`] prints their closing line. What a successful case prints is up to `work`.
+pub fn run_cases<I, T>(
+    items: impl IntoIterator<Item = I>,
+    name: impl Fn(&I) -> String,
+    mut work: impl FnMut(&I) -> Result<T, PipelineError>,
+) -> Vec<Failure> {
+    let mut failures = Vec::new();
+    for item in items {
+        if let Err(error) = work(&item) {
+            let name = name(&item);
+            eprintln!("error: {name}: {error}");
+            failures.push(Failure { name, error });
+        }
+    }
+    failures
+}
+
+/// Prints the closing `failed cases: a, b` line of a batch on standard error (nothing when none failed)
+/// and returns true when every case succeeded.
+pub fn report_failures(failures: &[Failure]) -> bool {
+    if !failures.is_empty() {
+        let names: Vec<&str> = failures.iter().map(|f| f.name.as_str()).collect();
+        eprintln!("failed cases: {}", names.join(", "));
+    }
+    failures.is_empty()
 }
 
 /// Dice of each foreground label (1..=`num_labels`) between a predicted and a reference label file; NaN

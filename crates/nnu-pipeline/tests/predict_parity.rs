@@ -20,9 +20,8 @@ use nnu_engine::{Backend, TractBackend, TractOptions};
 use nnu_pipeline::cases::Case;
 use nnu_pipeline::model::ModelSpec;
 use nnu_pipeline::npy::read_npy_f32;
-use nnu_pipeline::predict::{
-    itk_geometry, predict_case, predict_preprocessed, read_case_images, PredictOptions,
-};
+use nnu_pipeline::predict::predict_case;
+use nnu_pipeline::stages::{itk_geometry, predict_preprocessed, read_case_images, PredictOptions};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

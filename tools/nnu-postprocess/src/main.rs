@@ -4,10 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use nnu_bins::{read_all_shape, DumpIndex};
-use nnu_pipeline::bins::postprocess_from_dumps;
+use nnu_pipeline::bins::{postprocess_from_dumps, properties_path, read_properties};
 use nnu_pipeline::cases::discover_cases;
 use nnu_pipeline::model::ModelSpec;
-use nnu_pipeline::predict::{is_case_output, PredictOptions};
+use nnu_pipeline::run::{report_failures, run_cases};
+use nnu_pipeline::stages::{is_case_output, PredictOptions};
 use nnu_pipeline::PipelineError;
 use nnu_tiling::MirrorSet;
 
@@ -72,7 +73,7 @@ fn run(args: Args) -> Result<bool, PipelineError> {
         );
     }
     nnu_pipeline::run::check_outputs_not_inputs(&cases, &args.output, |dir, name| {
-        let (seg, prob, png) = nnu_pipeline::predict::output_paths(dir, name);
+        let (seg, prob, png) = nnu_pipeline::stages::output_paths(dir, name);
         vec![seg, prob, png]
     })?;
     nnu_pipeline::prepare_output_dir(&args.output)?;
@@ -88,35 +89,37 @@ fn run(args: Args) -> Result<bool, PipelineError> {
         save_probabilities: args.save_probabilities,
         preview: args.preview,
         overwrite: true,
-        max_memory: nnu_pipeline::predict::available_memory(),
+        max_memory: nnu_pipeline::stages::available_memory(),
         ..PredictOptions::default()
     };
-    let mut failed = Vec::new();
-    for record in &records {
-        let Some(case) = cases.iter().find(|c| c.name == record.case) else {
+    let failures = run_cases(
+        &records,
+        |record| record.case.clone(),
+        |record| {
+            let case = cases
+                .iter()
+                .find(|c| c.name == record.case)
+                .ok_or_else(|| PipelineError::Input {
+                    path: args.shape_file.clone(),
+                    msg: format!("listed there, but no image under {}", args.input.display()),
+                })?;
+            let saved = read_properties(&properties_path(&args.shape_file, &case.name))?;
+            postprocess_from_dumps(
+                case,
+                &model,
+                record,
+                saved.as_ref(),
+                &dumps,
+                &args.output,
+                &opts,
+            )?;
             eprintln!(
-                "error: {}: in {} but no image under {}",
-                record.case,
-                args.shape_file.display(),
-                args.input.display()
-            );
-            failed.push(record.case.clone());
-            continue;
-        };
-        match postprocess_from_dumps(case, &model, record, &dumps, &args.output, &opts) {
-            Ok(()) => eprintln!(
                 "{}: written to {}",
                 case.name,
                 args.output.join(format!("{}.nii.gz", case.name)).display()
-            ),
-            Err(e) => {
-                eprintln!("error: {}: {e}", case.name);
-                failed.push(case.name.clone());
-            }
-        }
-    }
-    if !failed.is_empty() {
-        eprintln!("failed cases: {}", failed.join(", "));
-    }
-    Ok(failed.is_empty())
+            );
+            Ok(())
+        },
+    );
+    Ok(report_failures(&failures))
 }

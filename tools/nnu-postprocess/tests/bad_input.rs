@@ -232,3 +232,54 @@ fn non_finite_logits_are_refused_naming_the_dumps() {
     assert_eq!(o.failed_cases(), ["nan"]);
     assert_eq!(listing(&s.out), ["good.nii.gz"]);
 }
+
+#[test]
+fn saved_properties_are_used_checked_and_optional() {
+    let s = setup(&["kept", "gone", "moved", "other"]);
+    let bins = s.shape_file.parent().expect("bins").to_path_buf();
+    // gone: no CASE.json (tiles of an older nnu-preprocess or the recipe's scripts): preprocessed again.
+    std::fs::remove_file(bins.join("gone.json")).expect("rm");
+    // moved: the image's origin is not the one it was preprocessed with; other: another target spacing.
+    let edit = |name: &str, key: &str, value: serde_json::Value| {
+        let path = bins.join(format!("{name}.json"));
+        let mut j: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+        j[key] = value;
+        std::fs::write(&path, serde_json::to_vec(&j).expect("ser")).expect("write");
+    };
+    edit("moved", "itk_origin", serde_json::json!([1.0, 2.0, 3.0]));
+    edit(
+        "other",
+        "spacing_after_resampling",
+        serde_json::json!([1.0, 1.0, 1.0]),
+    );
+    let o = run_cmd(postprocess(&s, &[&s.dumps], &s.out));
+    o.assert_no_crash();
+    assert_eq!(o.code, Some(1), "{}", o.stderr);
+    assert_error_line(
+        o.error_about("error: moved: "),
+        &s.images.join("moved.nii.gz"),
+        "the image changed since nnu-preprocess: spacing",
+    );
+    assert_error_line(
+        o.error_about("error: other: "),
+        &bins.join("other.json"),
+        "the model's target spacing is",
+    );
+    assert_eq!(o.errors().len(), 2, "{}", o.stderr);
+    assert_eq!(listing(&s.out), ["gone.nii.gz", "kept.nii.gz"]);
+
+    // The same segmentation with and without the saved properties.
+    let again = s.root.join("again");
+    let bins_only = s.root.join("shape_only");
+    std::fs::create_dir(&bins_only).expect("mkdir");
+    let shape_only = bins_only.join("all_shape.txt");
+    std::fs::copy(&s.shape_file, &shape_only).expect("copy");
+    let o = run_cmd(postprocess_with(&s, &shape_only, &[&s.dumps], &again));
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    for name in ["gone.nii.gz", "kept.nii.gz"] {
+        let a = std::fs::read(s.out.join(name)).expect("with properties");
+        let b = std::fs::read(again.join(name)).expect("preprocessed again");
+        assert!(a == b, "{name} differs between the two ways");
+    }
+}

@@ -7,13 +7,12 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use nnu_pipeline::cases::{discover_cases, Shard};
 use nnu_pipeline::model::ModelSpec;
-use nnu_pipeline::predict::{
-    available_memory, is_case_output, output_paths, predict_case, PredictOptions,
-};
+use nnu_pipeline::predict::predict_case;
 use nnu_pipeline::run::{
-    check_outputs_not_inputs, dice_per_label, load_tract_backends, select_fold_cases, shard_cases,
-    Failure,
+    check_outputs_not_inputs, dice_per_label, load_tract_backends, report_failures, run_cases,
+    select_fold_cases, shard_cases,
 };
+use nnu_pipeline::stages::{available_memory, is_case_output, output_paths, PredictOptions};
 use nnu_pipeline::PipelineError;
 use nnu_tiling::MirrorSet;
 
@@ -202,62 +201,51 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
     )
     .expect("static template")
     .progress_chars("=> ");
-    let mut failures = Vec::new();
-    for case in &cases {
-        let bar = ProgressBar::new(0)
-            .with_style(style.clone())
-            .with_prefix(case.name.clone());
-        let mut progress = |done: usize, total: usize| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        };
-        match predict_case(case, &model, &mut backends, &out_dir, &opts, &mut progress) {
-            Ok(r) if r.held_by.is_some() => {
-                bar.finish_and_clear();
-                eprintln!(
-                    "{}: skipped, another run (pid {}) is working on it",
-                    r.name,
-                    r.held_by.unwrap_or_default()
-                );
+    let failures = run_cases(
+        &cases,
+        |case| case.name.clone(),
+        |case| {
+            let bar = ProgressBar::new(0)
+                .with_style(style.clone())
+                .with_prefix(case.name.clone());
+            let mut progress = |done: usize, total: usize| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            };
+            let r = predict_case(case, &model, &mut backends, &out_dir, &opts, &mut progress);
+            match &r {
+                Ok(r) if r.held_by.is_some() => {
+                    bar.finish_and_clear();
+                    eprintln!(
+                        "{}: skipped, another run (pid {}) is working on it",
+                        r.name,
+                        r.held_by.unwrap_or_default()
+                    );
+                }
+                Ok(r) if r.skipped => bar.finish_with_message("exists"),
+                Ok(r) => {
+                    bar.finish_and_clear();
+                    eprintln!(
+                        "{}: {} tiles x {} passes in {:.1} s -> {}",
+                        r.name,
+                        r.tiles,
+                        r.passes / r.tiles.max(1),
+                        r.seconds,
+                        r.output.display()
+                    );
+                }
+                Err(_) => bar.abandon(),
             }
-            Ok(r) if r.skipped => bar.finish_with_message("exists"),
-            Ok(r) => {
-                bar.finish_and_clear();
-                eprintln!(
-                    "{}: {} tiles x {} passes in {:.1} s -> {}",
-                    r.name,
-                    r.tiles,
-                    r.passes / r.tiles.max(1),
-                    r.seconds,
-                    r.output.display()
-                );
-            }
-            Err(error) => {
-                bar.abandon();
-                eprintln!("error: {}: {error}", case.name);
-                failures.push(Failure {
-                    name: case.name.clone(),
-                    error,
-                });
-            }
-        }
-    }
+            r
+        },
+    );
     eprintln!(
         "done in {:.1} s: {} ok, {} failed",
         t0.elapsed().as_secs_f64(),
         cases.len() - failures.len(),
         failures.len()
     );
-    if !failures.is_empty() {
-        eprintln!(
-            "failed cases: {}",
-            failures
-                .iter()
-                .map(|f| f.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
+    let all_ok = report_failures(&failures);
     if let Some(d) = &demo {
         println!("case                 liver Dice  tumour Dice");
         for case in &cases {
@@ -271,5 +259,5 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
             out_dir.display()
         );
     }
-    Ok(failures.is_empty())
+    Ok(all_ok)
 }

@@ -64,15 +64,15 @@ fn bad_images_fail_alone_and_the_batch_goes_on() {
         sorted(o.failed_cases()),
         sorted(bad.iter().map(|(n, _, _)| n.to_string()).collect())
     );
-    // The good case: 4 tiles x 1 mirror, and its all_shape.txt line; nothing else.
+    // The good case: 4 tiles x 1 mirror, its all_shape.txt line and its properties; nothing else.
     let lines = shape_lines(&out);
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].starts_with("good "), "{lines:?}");
     let files = listing(&out);
-    assert_eq!(files.len(), 5, "{files:?}");
-    assert!(files
-        .iter()
-        .all(|f| f == "all_shape.txt" || (f.starts_with("good_") && f.ends_with("_0.bin"))));
+    assert_eq!(files.len(), 6, "{files:?}");
+    assert!(files.iter().all(|f| f == "all_shape.txt"
+        || f == "good.json"
+        || (f.starts_with("good_") && f.ends_with("_0.bin"))));
 }
 
 #[test]
@@ -144,9 +144,11 @@ fn modalities_must_share_one_grid() {
     assert_eq!(sorted(o.failed_cases()), ["shape", "single", "spacing"]);
     let lines = shape_lines(&out);
     assert!(lines.len() == 1 && lines[0].starts_with("ok "), "{lines:?}");
-    assert!(listing(&out)
+    let files = listing(&out);
+    assert!(files.contains(&"ok.json".to_string()), "{files:?}");
+    assert!(files
         .iter()
-        .all(|f| f == "all_shape.txt" || f.starts_with("ok_")));
+        .all(|f| f == "all_shape.txt" || f == "ok.json" || f.starts_with("ok_")));
 }
 
 #[test]

@@ -1,0 +1,447 @@
+//! The stages that the streaming path ([`crate::predict`]) and the file path to accelerators
+//! ([`crate::bins`]) compose, each once:
+//!
+//! 1. read and preprocess a case: [`read_case_images`], [`prepare_case`] (nnU-Net's crop, resample,
+//!    normalise) giving a [`PreparedCase`], after [`check_memory`] against [`estimate_peak_memory`];
+//! 2. predict a preprocessed case: [`predict_preprocessed`] (every tile x mirror through one backend, merged
+//!    with the Gaussian weights) and [`predict_folds`] (the fold ensemble);
+//! 3. export and write: [`write_outputs`] (resampling back, argmax, `postprocessing.json`, the NIfTI, the
+//!    optional probabilities and preview) at [`output_paths`].
+//!
+//! [`PredictOptions`] carries the options of all three (nnU-Net's defaults).
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array4, Array5, ArrayView3, Axis};
+use nnu_engine::Backend;
+use nnu_preprocessing::{
+    export::remove_all_but_largest_component, export_probabilities, export_segmentation,
+    preprocess_case, CaseProperties, ExportOptions, ItkGeometry,
+};
+use nnu_tiling::{extract_tile, Aggregator, AggregatorOptions, MirrorSet, TileGrid};
+use nnu_volume::{read_volume_channels, stage_volume, Geometry, Volume, WriteOptions};
+
+use crate::cases::Case;
+use crate::model::ModelSpec;
+use crate::{npy, preview, PipelineError};
+
+/// Options of a prediction run. Defaults are nnU-Net's: step 0.5, all eight mirrors, Gaussian weighting.
+#[derive(Debug, Clone)]
+pub struct PredictOptions {
+    /// Sliding-window step as a fraction of the patch (default 0.5).
+    pub step_size: f64,
+    /// Mirrors for test-time augmentation (default all eight; `MirrorSet::identity_only()` disables TTA).
+    pub mirrors: MirrorSet,
+    /// Gaussian importance weighting of tiles (default true).
+    pub use_gaussian: bool,
+    /// Also write `CASE_probabilities.npy` (f32, classes x Z x Y x X in the original frame).
+    pub save_probabilities: bool,
+    /// Also write `CASE.png`, a montage of axial slices with the segmentation overlaid.
+    pub preview: bool,
+    /// Recompute cases whose segmentation exists (default: skip them, so interrupted runs resume).
+    pub overwrite: bool,
+    /// gzip level of the written segmentation (default 6... 1 is faster, 9 smaller).
+    pub compression_level: u32,
+    /// Apply the model folder's `postprocessing.json` when present (default true, as nnU-Net).
+    pub postprocess: bool,
+    /// Refuse a case whose estimated peak memory ([`estimate_peak_memory`]) exceeds this many bytes,
+    /// before reading it (default `None`: no check; the tools pass [`available_memory`]).
+    pub max_memory: Option<u64>,
+}
+
+impl Default for PredictOptions {
+    fn default() -> Self {
+        PredictOptions {
+            step_size: 0.5,
+            mirrors: MirrorSet::all(),
+            use_gaussian: true,
+            save_probabilities: false,
+            preview: false,
+            overwrite: false,
+            compression_level: 6,
+            postprocess: true,
+            max_memory: None,
+        }
+    }
+}
+
+/// The output paths of a case in `out_dir`.
+pub fn output_paths(out_dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    (
+        out_dir.join(format!("{name}.nii.gz")),
+        out_dir.join(format!("{name}_probabilities.npy")),
+        out_dir.join(format!("{name}.png")),
+    )
+}
+
+/// True when the case's outputs exist and are whole: the segmentation reads (header and all voxels), the
+/// probabilities (when `opts.save_probabilities`) have the bytes their header needs, the preview (when
+/// `opts.preview`) ends with its `IEND` chunk. A 0-byte or cut file (a copy gone wrong, a full disk in
+/// another tool) therefore does not count as finished.
+pub fn outputs_complete(seg: &Path, prob: &Path, png: &Path, opts: &PredictOptions) -> bool {
+    seg.is_file()
+        && (!opts.save_probabilities || npy::is_complete_npy(prob))
+        && (!opts.preview || preview::is_complete_png(png))
+        && nnu_volume::read_labels(seg).is_ok()
+}
+
+/// True when `file_name` is one of the outputs of case `name` ([`output_paths`]).
+pub fn is_case_output(file_name: &str, name: &str) -> bool {
+    file_name
+        .strip_prefix(name)
+        .is_some_and(|rest| matches!(rest, ".nii.gz" | "_probabilities.npy" | ".png"))
+}
+
+/// Reads all modalities of a case and checks that they share one grid. Returns the (z, y, x) channels and
+/// the first image's geometry (nnU-Net takes the first file's).
+pub fn read_case_images(
+    case: &Case,
+    expected_modalities: usize,
+) -> Result<(Vec<Volume<f32>>, Geometry), PipelineError> {
+    let first = case.first_file()?;
+    let mut vols = Vec::new();
+    for f in &case.files {
+        vols.extend(read_volume_channels(f)?);
+    }
+    if vols.len() != expected_modalities || vols.is_empty() {
+        return Err(PipelineError::Input {
+            path: first.to_path_buf(),
+            msg: format!(
+                "case '{}' has {} modalities, the model expects {}",
+                case.name,
+                vols.len(),
+                expected_modalities
+            ),
+        });
+    }
+    let g0 = vols[0].geometry;
+    let s0 = vols[0].shape_zyx();
+    for (i, v) in vols.iter().enumerate().skip(1) {
+        let path = case
+            .files
+            .get(i)
+            .map_or(first, |p| p.as_path())
+            .to_path_buf();
+        if v.shape_zyx() != s0 {
+            return Err(PipelineError::Input {
+                path,
+                msg: format!(
+                    "modality {i} has shape {:?}, modality 0 has {:?}",
+                    v.shape_zyx(),
+                    s0
+                ),
+            });
+        }
+        let off = (0..3).any(|a| {
+            (v.geometry.spacing[a] - g0.spacing[a]).abs() > 1e-3 * g0.spacing[a].abs().max(1e-6)
+        });
+        if off {
+            return Err(PipelineError::Input {
+                path,
+                msg: format!(
+                    "modality {i} has spacing {:?}, modality 0 has {:?}",
+                    v.geometry.spacing, g0.spacing
+                ),
+            });
+        }
+    }
+    Ok((vols, g0))
+}
+
+/// Converts the volume crate's geometry to the preprocessing crate's.
+pub fn itk_geometry(g: &Geometry) -> ItkGeometry {
+    ItkGeometry {
+        spacing: g.spacing,
+        origin: g.origin,
+        direction: g.direction,
+    }
+}
+
+/// A case read and preprocessed: the (c, z, y, x) network input, nnU-Net's properties, the first image's
+/// geometry and, when asked for, a copy of modality 0 for the preview.
+pub struct PreparedCase {
+    /// Preprocessed volume (c, z, y, x), transposed frame.
+    pub data: Array4<f32>,
+    /// nnU-Net's case properties, for the export.
+    pub props: CaseProperties,
+    /// Geometry of the first image.
+    pub geometry: Geometry,
+    /// Modality 0 as read, kept only for previews.
+    pub preview_image: Option<ndarray::Array3<f32>>,
+}
+
+/// Reads all modalities of `case` ([`read_case_images`]) and preprocesses them with the model's parameters.
+pub fn prepare_case(
+    case: &Case,
+    model: &ModelSpec,
+    keep_preview: bool,
+) -> Result<PreparedCase, PipelineError> {
+    let first = case.first_file()?;
+    let (vols, geometry) = read_case_images(case, model.num_modalities)?;
+    let preview_image = keep_preview
+        .then(|| vols.first().map(|v| v.data.clone()))
+        .flatten();
+    let channels: Vec<_> = vols.into_iter().map(|v| v.data).collect();
+    let (data, props) = preprocess_case(channels, &itk_geometry(&geometry), &model.params)
+        .map_err(|e| {
+            // Name the file the problem is in: the channel's own file for a bad voxel, else the first.
+            let file = match &e {
+                nnu_preprocessing::PreprocessError::NonFinite { channel, .. } => {
+                    case.files.get(*channel)
+                }
+                _ => None,
+            };
+            PipelineError::Input {
+                path: file.map_or(first, |p| p.as_path()).to_path_buf(),
+                msg: e.to_string(),
+            }
+        })?;
+    Ok(PreparedCase {
+        data,
+        props,
+        geometry,
+        preview_image,
+    })
+}
+
+/// Runs every tile of `data` (c, z, y, x, preprocessed) through `backend` with the mirrors of `opts` and
+/// merges the softmax outputs: nnU-Net's `_internal_predict_3D_3Dconv_tiled`. `progress(done, total)` is
+/// called after each tile. Returns the class probabilities (classes, z, y, x) in the preprocessed frame.
+pub fn predict_preprocessed(
+    data: &Array4<f32>,
+    backend: &mut dyn Backend,
+    patch: [usize; 3],
+    opts: &PredictOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(Array4<f32>, usize), PipelineError> {
+    let (c, z, y, x) = data.dim();
+    if backend.patch_size() != patch || backend.input_channels() != c {
+        return Err(PipelineError::Shape(format!(
+            "the model takes {} channel(s) of {:?}, the plans say {} of {:?}",
+            backend.input_channels(),
+            backend.patch_size(),
+            c,
+            patch
+        )));
+    }
+    let grid = TileGrid::new([z, y, x], patch, opts.step_size)?;
+    let agg_opts = AggregatorOptions {
+        mirrors: opts.mirrors,
+        use_gaussian: opts.use_gaussian,
+    };
+    let mut agg = Aggregator::new(backend.num_classes(), grid.clone(), agg_opts)?;
+    let mirrors: Vec<_> = opts.mirrors.iter().collect();
+    let n = mirrors.len();
+    let tile_len = c * patch[0] * patch[1] * patch[2];
+    let mut input = Array5::<f32>::zeros((n, c, patch[0], patch[1], patch[2]));
+    let total = grid.len();
+    for (done, tile) in grid.tiles().enumerate() {
+        {
+            let buf = input
+                .as_slice_mut()
+                .ok_or_else(|| PipelineError::Shape("input buffer".into()))?;
+            for (k, &m) in mirrors.iter().enumerate() {
+                extract_tile(
+                    data.view(),
+                    &grid,
+                    &tile,
+                    m,
+                    &mut buf[k * tile_len..(k + 1) * tile_len],
+                )?;
+            }
+        }
+        let logits = backend.run_all(input.view())?;
+        for (k, &m) in mirrors.iter().enumerate() {
+            agg.add(tile.index, m, logits.index_axis(Axis(0), k))?;
+        }
+        progress(done + 1, total);
+    }
+    Ok((agg.finish()?, total))
+}
+
+/// Predicts a preprocessed case (c, z, y, x) with one backend per fold and averages the folds'
+/// probabilities, as nnU-Net ensembles folds. `progress(done, total)` counts the tiles of all folds.
+/// Returns the probabilities (classes, z, y, x) in the preprocessed frame and the tiles of one fold.
+pub fn predict_folds(
+    data: &Array4<f32>,
+    backends: &mut [Box<dyn Backend>],
+    patch: [usize; 3],
+    opts: &PredictOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(Array4<f32>, usize), PipelineError> {
+    let nfolds = backends.len();
+    let mut probs: Option<Array4<f32>> = None;
+    let mut tiles = 0;
+    for (f, backend) in backends.iter_mut().enumerate() {
+        let mut fold_progress = |d: usize, t: usize| progress(f * t + d, nfolds * t);
+        let (p, n) = predict_preprocessed(data, backend.as_mut(), patch, opts, &mut fold_progress)?;
+        tiles = n;
+        match probs.as_mut() {
+            None => probs = Some(p),
+            Some(acc) => *acc += &p,
+        }
+    }
+    let mut probs = probs.ok_or_else(|| PipelineError::Shape("no probabilities".into()))?;
+    if nfolds > 1 {
+        probs.mapv_inplace(|v| v / nfolds as f32);
+    }
+    Ok((probs, tiles))
+}
+
+/// An upper bound of the memory one case needs at its peak, in bytes, from its headers alone: the largest
+/// of the three phases (reading and resampling; the sliding window with its class sums; the export to
+/// the original frame, with the probabilities there when `opts.save_probabilities`), each counting the
+/// arrays alive then, without the crop (an upper bound). The network itself is not counted.
+pub fn estimate_peak_memory(
+    case: &Case,
+    model: &ModelSpec,
+    opts: &PredictOptions,
+) -> Result<u64, PipelineError> {
+    let first = case.first_file()?;
+    let h = nnu_volume::read_header(first)?;
+    let n0 = h.shape_zyx.iter().map(|&d| d as u64).product::<u64>();
+    let planned = nnu_preprocessing::case::planned_shape(
+        h.shape_zyx,
+        h.geometry.spacing_zyx(),
+        &model.params,
+    )?;
+    let n1 = planned
+        .iter()
+        .zip(model.patch)
+        .map(|(&d, p)| d.max(p) as u64)
+        .product::<u64>();
+    let (m, c) = (model.num_modalities as u64, model.num_classes as u64);
+    let preview = if opts.preview { 4 * n0 } else { 0 };
+    let read = 4 * m * n0 + 4 * m * n1 + preview;
+    let window = 4 * m * n1 + 4 * (c + 1) * n1 + preview;
+    let probs = if opts.save_probabilities {
+        4 * c * n0
+    } else {
+        0
+    };
+    let export = 4 * c * n1 + preview + n0 + 4 * n0 + probs;
+    Ok(read.max(window).max(export))
+}
+
+/// Refuses `case` when its estimated peak memory exceeds `opts.max_memory`, naming the file.
+pub fn check_memory(
+    case: &Case,
+    model: &ModelSpec,
+    opts: &PredictOptions,
+) -> Result<(), PipelineError> {
+    let Some(max) = opts.max_memory else {
+        return Ok(());
+    };
+    // A header that cannot be read fails later, with the reader's own error.
+    let Ok(need) = estimate_peak_memory(case, model, opts) else {
+        return Ok(());
+    };
+    if need > max {
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        return Err(PipelineError::Input {
+            path: case.first_file()?.to_path_buf(),
+            msg: format!(
+                "this case needs up to {:.2} GiB of memory{}, {:.2} GiB are available (--max-memory); \
+                 not started",
+                gib(need),
+                if opts.save_probabilities {
+                    " (with its probabilities in the original frame)"
+                } else {
+                    ""
+                },
+                gib(max)
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The memory this process can still use, in bytes: the smaller of the system's available memory
+/// (`MemAvailable` of `/proc/meminfo`) and what the address-space limit (`RLIMIT_AS`) leaves above the
+/// process's current size. `None` when neither is known (not Linux).
+pub fn available_memory() -> Option<u64> {
+    let kib = |text: &str, key: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with(key))?;
+        line[key.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .map(|k| k * 1024)
+    };
+    let system = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| kib(&t, "MemAvailable:"));
+    let mut lim = std::mem::MaybeUninit::<libc::rlimit>::uninit();
+    // SAFETY: getrlimit fills the properly sized out-parameter when it returns 0; it is read only then.
+    let limit = (unsafe { libc::getrlimit(libc::RLIMIT_AS, lim.as_mut_ptr()) } == 0)
+        .then(|| unsafe { lim.assume_init() }.rlim_cur)
+        .filter(|&l| l != libc::RLIM_INFINITY)
+        .map(|l| {
+            let used = std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|t| kib(&t, "VmSize:"))
+                .unwrap_or(0);
+            // `rlim_t` is not `u64` on every platform.
+            #[allow(clippy::unnecessary_cast)]
+            let l = l as u64;
+            l.saturating_sub(used)
+        });
+    match (system, limit) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Exports merged probabilities (preprocessed frame) to the case's outputs: the segmentation NIfTI, and
+/// when asked the probabilities `.npy` and the preview PNG. Shared by the streaming and the bins paths.
+#[allow(clippy::too_many_arguments)]
+pub fn write_outputs(
+    probs: &Array4<f32>,
+    props: &CaseProperties,
+    model: &ModelSpec,
+    geometry: &Geometry,
+    preview_image: Option<ArrayView3<f32>>,
+    out_dir: &Path,
+    name: &str,
+    opts: &PredictOptions,
+) -> Result<(), PipelineError> {
+    let (seg_path, prob_path, png_path) = output_paths(out_dir, name);
+    std::fs::create_dir_all(out_dir).map_err(|e| PipelineError::io(out_dir, e))?;
+    // The case's files are staged and renamed together at the end: a failure anywhere (a full disk at
+    // the segmentation) leaves none of them.
+    let mut batch = nnu_fsio::Batch::new();
+    let export = ExportOptions::default();
+    let mut seg = export_segmentation(probs.view(), props, &model.params, &export)?;
+    if opts.postprocess {
+        if let Some(pp) = &model.postprocessing {
+            let vpv: f64 = geometry.spacing.iter().product();
+            remove_all_but_largest_component(&mut seg, pp, vpv);
+        }
+    }
+    if opts.save_probabilities {
+        let full = export_probabilities(probs.view(), props, &model.params, &export)?;
+        npy::stage_npy_f32(&mut batch, &prob_path, full.view().into_dyn())?;
+    }
+    if let Some(img) = preview_image {
+        preview::stage_preview(
+            &mut batch,
+            &png_path,
+            img,
+            seg.view(),
+            &geometry.direction,
+            &preview::PreviewOptions::default(),
+        )?;
+    }
+    // The segmentation is renamed last: its presence marks the case as done.
+    stage_volume(
+        &mut batch,
+        &seg_path,
+        seg.view(),
+        geometry,
+        &WriteOptions::default().compression_level(opts.compression_level),
+    )?;
+    batch.commit()?;
+    Ok(())
+}
