@@ -84,10 +84,29 @@ impl NamedTensor {
 pub struct Checkpoint {
     /// The file it came from.
     pub path: PathBuf,
-    /// `epoch`, when the checkpoint is a trainer dict.
+    /// `epoch` (nnU-Net v1) or `current_epoch` (nnunetv2), when the checkpoint is a trainer dict.
     pub epoch: Option<i64>,
-    /// The tensors of `state_dict`, in order.
+    /// The tensors of `state_dict` (v1) or `network_weights` (nnunetv2), in order.
     pub state_dict: Vec<NamedTensor>,
+    /// What an nnunetv2 trainer stored beside `network_weights`; `None` for v1 checkpoints and bare
+    /// state_dicts.
+    pub v2: Option<V2TrainerInfo>,
+}
+
+/// The entries of an nnunetv2 `checkpoint_final.pth` / `checkpoint_best.pth` beside the weights
+/// (`nnUNetTrainer.save_checkpoint`, nnunetv2 2.8.1). Other entries (optimizer, grad scaler, logging)
+/// are not read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct V2TrainerInfo {
+    /// `trainer_name`, e.g. `nnUNetTrainer`.
+    pub trainer_name: Option<String>,
+    /// `inference_allowed_mirroring_axes`: the spatial axes (0-based, in the network's axis order) test-time
+    /// mirroring may flip; `None` when the trainer disabled mirroring (stored as `None`).
+    pub inference_allowed_mirroring_axes: Option<Vec<usize>>,
+    /// `init_args['configuration']`, e.g. `3d_fullres`, when present.
+    pub configuration: Option<String>,
+    /// `init_args['fold']` as written (`0`, ..., or `all`), when present.
+    pub fold: Option<String>,
 }
 
 impl Checkpoint {
@@ -133,10 +152,21 @@ impl Checkpoint {
             Err(_) => false,
         };
         let root = crate::pickle::from_slice(&pkl).map_err(|e| e.in_file(&pkl_name))?;
-        let (sd, sd_path, epoch) = match root.as_dict() {
-            Some(d) => match d.get_str("state_dict") {
-                Some(sd) => (sd, "state_dict", d.get_str("epoch").and_then(Value::as_i64)),
-                None => (&root, "", None),
+        let (sd, sd_path, epoch, v2) = match root.as_dict() {
+            Some(d) => match (d.get_str("state_dict"), d.get_str("network_weights")) {
+                (Some(sd), _) => (
+                    sd,
+                    "state_dict",
+                    d.get_str("epoch").and_then(Value::as_i64),
+                    None,
+                ),
+                (None, Some(sd)) => (
+                    sd,
+                    "network_weights",
+                    d.get_str("current_epoch").and_then(Value::as_i64),
+                    Some(V2TrainerInfo::from_dict(d)?),
+                ),
+                (None, None) => (&root, "", None, None),
             },
             None => return Err(bad_value("", "a dict", &root)),
         };
@@ -179,6 +209,7 @@ impl Checkpoint {
             path: path.to_owned(),
             epoch,
             state_dict,
+            v2,
         })
     }
 
@@ -200,6 +231,40 @@ impl Checkpoint {
             })
             .map(NamedTensor::numel)
             .sum()
+    }
+}
+
+impl V2TrainerInfo {
+    fn from_dict(d: &crate::pickle::Dict) -> Result<V2TrainerInfo> {
+        let trainer_name = d
+            .get_str("trainer_name")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let inference_allowed_mirroring_axes = match d.get_str("inference_allowed_mirroring_axes") {
+            None | Some(Value::None) => None,
+            Some(v) => Some(
+                At {
+                    v,
+                    path: "inference_allowed_mirroring_axes",
+                }
+                .seq_usize()?,
+            ),
+        };
+        let init = d.get_str("init_args").and_then(Value::as_dict);
+        let configuration = init
+            .and_then(|i| i.get_str("configuration"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let fold = init.and_then(|i| i.get_str("fold")).map(|v| match v {
+            Value::Str(s) => s.to_string(),
+            v => v.to_string(),
+        });
+        Ok(V2TrainerInfo {
+            trainer_name,
+            inference_allowed_mirroring_axes,
+            configuration,
+            fold,
+        })
     }
 }
 

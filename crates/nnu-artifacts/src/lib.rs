@@ -40,8 +40,9 @@ pub mod pickle;
 pub mod plans;
 pub mod torch;
 mod typed;
+pub mod v2;
 
-pub use checkpoint::{Checkpoint, NamedTensor, TrainerInfo};
+pub use checkpoint::{Checkpoint, NamedTensor, TrainerInfo, V2TrainerInfo};
 pub use error::{Error, Result};
 pub use model::{FoldDir, ModelFolder};
 pub use plans::{Fold, IntensityProperties, Plans, Splits, StagePlan};

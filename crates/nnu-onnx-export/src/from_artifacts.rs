@@ -124,3 +124,67 @@ pub fn load_model_folder(
         checkpoint: ckpt_path,
     })
 }
+
+/// Everything needed to export one fold of an nnunetv2 model folder.
+#[derive(Debug, Clone)]
+pub struct LoadedV2Model {
+    /// The configuration's name (from the checkpoint's `init_args`, else the folder name
+    /// `Trainer__Plans__CONFIGURATION`, else `3d_fullres`).
+    pub configuration: String,
+    /// The typed network of that configuration.
+    pub arch: nnu_artifacts::v2::UNetArchitecture,
+    /// The configuration's `patch_size`.
+    pub patch_size: Vec<usize>,
+    /// The checkpoint's `network_weights`.
+    pub state_dict: StateDict,
+    /// `trainer_name` from the checkpoint (empty when absent).
+    pub trainer: String,
+    /// The checkpoint file read.
+    pub checkpoint: PathBuf,
+}
+
+/// The configuration a v2 model folder was trained with when the checkpoint does not say: the last
+/// `__`-separated part of the folder name (`nnUNetTrainer__nnUNetPlans__3d_fullres`), if it names a
+/// configuration of the plans, else [`nnu_artifacts::v2::DEFAULT_CONFIGURATION`].
+pub fn configuration_from_folder(model: &nnu_artifacts::v2::V2ModelFolder) -> String {
+    model
+        .dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.rsplit("__").next())
+        .filter(|c| model.plans.configuration_names.iter().any(|n| n == c))
+        .unwrap_or(nnu_artifacts::v2::DEFAULT_CONFIGURATION)
+        .to_owned()
+}
+
+/// Loads fold `fold` (`None` for `fold_all`) of an nnunetv2 model folder: `checkpoint_name`
+/// (`checkpoint_final.pth` or `checkpoint_best.pth`), the configuration it was trained with, and that
+/// configuration's network from `plans.json`.
+pub fn load_v2_model_folder(
+    model: &nnu_artifacts::v2::V2ModelFolder,
+    fold: Option<usize>,
+    checkpoint_name: &str,
+) -> Result<LoadedV2Model> {
+    let ckpt = model.checkpoint(fold, checkpoint_name)?;
+    let info = ckpt.v2.clone().unwrap_or(nnu_artifacts::V2TrainerInfo {
+        trainer_name: None,
+        inference_allowed_mirroring_axes: None,
+        configuration: None,
+        fold: None,
+    });
+    let configuration = info
+        .configuration
+        .clone()
+        .unwrap_or_else(|| configuration_from_folder(model));
+    let cfg = model.plans.configuration(&configuration)?;
+    let arch = cfg.network()?;
+    let checkpoint = ckpt.path.clone();
+    Ok(LoadedV2Model {
+        configuration,
+        arch,
+        patch_size: cfg.patch_size,
+        state_dict: state_dict_from_checkpoint(ckpt)?,
+        trainer: info.trainer_name.unwrap_or_default(),
+        checkpoint,
+    })
+}

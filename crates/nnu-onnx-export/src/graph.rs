@@ -37,7 +37,7 @@ pub(crate) struct GraphBuilder {
     ndim: usize,
 }
 
-fn ints_attr(name: &str, v: &[usize]) -> AttributeProto {
+pub(crate) fn ints_attr(name: &str, v: &[usize]) -> AttributeProto {
     AttributeProto {
         name: name.into(),
         r#type: AttributeType::Ints as i32,
@@ -46,7 +46,7 @@ fn ints_attr(name: &str, v: &[usize]) -> AttributeProto {
     }
 }
 
-fn int_attr(name: &str, v: i64) -> AttributeProto {
+pub(crate) fn int_attr(name: &str, v: i64) -> AttributeProto {
     AttributeProto {
         name: name.into(),
         r#type: AttributeType::Int as i32,
@@ -55,7 +55,7 @@ fn int_attr(name: &str, v: i64) -> AttributeProto {
     }
 }
 
-fn float_attr(name: &str, v: f32) -> AttributeProto {
+pub(crate) fn float_attr(name: &str, v: f32) -> AttributeProto {
     AttributeProto {
         name: name.into(),
         r#type: AttributeType::Float as i32,
@@ -64,7 +64,12 @@ fn float_attr(name: &str, v: f32) -> AttributeProto {
     }
 }
 
-fn node(op: &str, name: &str, inputs: Vec<String>, attrs: Vec<AttributeProto>) -> NodeProto {
+pub(crate) fn node(
+    op: &str,
+    name: &str,
+    inputs: Vec<String>,
+    attrs: Vec<AttributeProto>,
+) -> NodeProto {
     NodeProto {
         input: inputs,
         output: vec![name.to_string()],
@@ -85,7 +90,7 @@ fn pattern_string(p: &[Option<usize>]) -> String {
 }
 
 /// Spatial output extent of a convolution (floor division, as ONNX and PyTorch compute it).
-fn conv_out(inp: usize, k: usize, s: usize, pad: usize) -> usize {
+pub(crate) fn conv_out(inp: usize, k: usize, s: usize, pad: usize) -> usize {
     (inp + 2 * pad).saturating_sub(k) / s + 1
 }
 
@@ -133,7 +138,7 @@ impl GraphBuilder {
     }
 
     /// Removes `key` from the remaining tensors after checking its shape against `pattern`.
-    fn take(&mut self, key: &str, pattern: &[Option<usize>]) -> Result<WeightTensor> {
+    pub(crate) fn take(&mut self, key: &str, pattern: &[Option<usize>]) -> Result<WeightTensor> {
         let Some((_, t)) = self.weights.remove(key) else {
             return Err(ExportError::MissingKey { key: key.into() });
         };
@@ -153,7 +158,7 @@ impl GraphBuilder {
     }
 
     /// Adds a tensor as an initializer under its state_dict key (raw little-endian f32).
-    fn add_initializer(&mut self, key: &str, t: WeightTensor) {
+    pub(crate) fn add_initializer(&mut self, key: &str, t: WeightTensor) {
         let mut raw = Vec::with_capacity(t.data.len() * 4);
         for v in &t.data {
             raw.extend_from_slice(&v.to_le_bytes());
@@ -358,6 +363,20 @@ impl GraphBuilder {
             channels: classes,
             spatial: x.spatial.clone(),
         })
+    }
+
+    /// Number of spatial axes of the graph.
+    pub fn ndim(&self) -> usize {
+        self.ndim
+    }
+
+    /// Removes every remaining tensor whose key `alias` accepts, returning how many went. nnunetv2
+    /// state_dicts hold each parameter of `ConvDropoutNormReLU` twice (`.conv` and `.all_modules.0`) and
+    /// the encoder a second time under `decoder.encoder.`; the aliases are dropped before building.
+    pub fn drop_aliases(&mut self, alias: impl Fn(&str) -> bool) -> usize {
+        let before = self.weights.len();
+        self.weights.retain(|k, _| !alias(k));
+        before - self.weights.len()
     }
 
     /// Number of input channels the first encoder conv expects, read from its weight.

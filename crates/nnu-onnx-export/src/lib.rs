@@ -52,6 +52,7 @@ mod spec;
 mod state_dict;
 mod synthetic;
 mod topology;
+pub mod v2;
 
 use std::path::Path;
 
@@ -133,12 +134,6 @@ pub fn export_model(
     options: &ExportOptions,
 ) -> Result<ExportedModel> {
     spec.validate()?;
-    let ir_version = spec::ir_version_for_opset(options.opset)?;
-    let batch = match options.batch {
-        BatchDim::Dynamic => None,
-        BatchDim::Fixed(0) => return Err(ExportError::InvalidSpec("batch size 0".into())),
-        BatchDim::Fixed(n) => Some(n),
-    };
     let mut g = GraphBuilder::new(state_dict, spec.ndim());
     let input_channels = g.peek_in_channels("conv_blocks_context.0.blocks.0.conv.weight")?;
     let input = Value {
@@ -146,13 +141,44 @@ pub fn export_model(
         channels: input_channels,
         spatial: spec.patch_size.clone(),
     };
-    let mut heads = match spec.family {
+    let heads = match spec.family {
         Family::UnetPlusPlus => {
             topology::unet_plus_plus(&mut g, spec, &input, options.deep_supervision)?
         }
         Family::Unet => topology::generic_unet(&mut g, spec, &input, options.deep_supervision)?,
     };
     g.check_all_consumed()?;
+    assemble(
+        g,
+        heads,
+        input_channels,
+        &spec.patch_size,
+        options,
+        spec.family.module_name(),
+        &format!(
+            "{} (nnU-Net v1) exported from a state_dict; outputs are logits",
+            spec.family.module_name()
+        ),
+    )
+}
+
+/// Wraps a built graph into a model: heads sorted by deep-supervision position (`class` first), input and
+/// output value infos with the batch dimension of `options`, opset and IR version.
+pub(crate) fn assemble(
+    mut g: GraphBuilder,
+    mut heads: Vec<topology::HeadOutput>,
+    input_channels: usize,
+    patch_size: &[usize],
+    options: &ExportOptions,
+    graph_name: &str,
+    doc: &str,
+) -> Result<ExportedModel> {
+    let ir_version = spec::ir_version_for_opset(options.opset)?;
+    let batch = match options.batch {
+        BatchDim::Dynamic => None,
+        BatchDim::Fixed(0) => return Err(ExportError::InvalidSpec("batch size 0".into())),
+        BatchDim::Fixed(n) => Some(n),
+    };
     heads.sort_by_key(|h| h.position);
     let num_classes = heads.first().map_or(0, |h| h.value.channels);
     let outputs: Vec<OutputInfo> = heads
@@ -173,9 +199,9 @@ pub fn export_model(
         .sum();
 
     let mut input_dims = vec![input_channels];
-    input_dims.extend_from_slice(&spec.patch_size);
+    input_dims.extend_from_slice(patch_size);
     let graph = GraphProto {
-        name: spec.family.module_name().into(),
+        name: graph_name.into(),
         node: std::mem::take(&mut g.nodes),
         initializer: std::mem::take(&mut g.initializers),
         input: vec![value_info(INPUT_NAME, batch, &input_dims)],
@@ -193,10 +219,7 @@ pub fn export_model(
         }],
         producer_name: "nnu-onnx-export".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
-        doc_string: format!(
-            "{} (nnU-Net v1) exported from a state_dict; outputs are logits",
-            spec.family.module_name()
-        ),
+        doc_string: doc.into(),
         graph: Some(graph),
         ..Default::default()
     };

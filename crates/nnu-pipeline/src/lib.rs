@@ -44,6 +44,7 @@ pub mod predict;
 pub mod preview;
 pub mod run;
 pub mod stages;
+pub mod v2;
 
 /// Everything that can go wrong while composing the pipeline; each variant names the file or value.
 #[derive(Debug, thiserror::Error)]

@@ -86,6 +86,16 @@ pub fn params_from_plans(
 impl ModelSpec {
     /// Opens `dir` (an nnU-Net v1 model folder: `plans.pkl` and `fold_K/`) for 3-D inference.
     pub fn open(dir: &Path) -> Result<ModelSpec, PipelineError> {
+        if nnu_artifacts::v2::detect(dir) == nnu_artifacts::v2::ModelKind::V2 {
+            return Err(PipelineError::Input {
+                path: dir.to_path_buf(),
+                msg:
+                    "an nnunetv2 model folder (plans.json, dataset.json, fold_K/checkpoint_*.pth): \
+                      prediction with nnunetv2 models is not wired into this pipeline yet; \
+                      `nnu-inspect` lists it and `nnu-export-onnx --model` exports its folds"
+                        .into(),
+            });
+        }
         let folder = ModelFolder::open(dir)?;
         let params = params_from_plans(&folder.plans, &folder.plans_path)?;
         let stage = folder.plans.fullres_stage();

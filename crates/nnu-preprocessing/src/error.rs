@@ -87,6 +87,13 @@ pub enum PreprocessError {
         /// Its value.
         value: f64,
     },
+    /// An nnunetv2 plans setting this crate does not implement (a normalisation scheme, a resampling
+    /// function or order), named with its value.
+    #[error("unsupported nnunetv2 setting {what}")]
+    Unsupported {
+        /// The setting and its value, e.g. `normalization_schemes[0] = "MyNorm"`.
+        what: String,
+    },
     /// `postprocessing.json` content that cannot be understood.
     #[error("postprocessing.json: {0}")]
     Postprocessing(String),

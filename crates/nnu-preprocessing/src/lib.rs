@@ -9,6 +9,8 @@
 //!   `resample_data_or_seg`), as separable 1-D passes in f64, parallel with rayon;
 //! - [`normalize`]: the `CT`, `CT2`, `noNorm` and z-score schemes of `GenericPreprocessor`;
 //! - [`preprocess_case`]: all of it in nnU-Net's order, with the [`CaseProperties`] nnU-Net keeps;
+//! - [`v2`]: nnunetv2's order and schemes (`DefaultPreprocessor`: transpose, crop, normalise by scheme
+//!   name, then resample with the plans' function);
 //! - [`export`]: probabilities back to the original image (`save_segmentation_nifti_from_softmax`) and the
 //!   largest-connected-component postprocessing.
 //!
@@ -62,6 +64,7 @@ pub mod export;
 mod kernel;
 pub mod normalize;
 pub mod resample;
+pub mod v2;
 
 pub use case::{preprocess_case, CaseProperties, ItkGeometry, PreprocessParams};
 pub use crop::CropBbox;

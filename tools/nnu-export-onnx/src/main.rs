@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use nnu_artifacts::v2::{detect, ModelKind};
 use nnu_artifacts::Plans;
 use nnu_onnx_export::from_artifacts::{load_model_folder, spec_from_plans};
 use nnu_onnx_export::{
@@ -22,7 +23,8 @@ use nnu_onnx_export::{
 #[derive(Parser, Debug)]
 #[command(name = "nnu-export-onnx", version, about, long_about)]
 struct Args {
-    /// nnU-Net v1 model folder (with plans.pkl and fold_K/).
+    /// Model folder: nnU-Net v1 (plans.pkl, fold_K/) or nnunetv2 (plans.json, dataset.json,
+    /// fold_K/checkpoint_final.pth), told apart by the files it holds.
     #[arg(
         long,
         value_name = "MODEL_DIR",
@@ -32,7 +34,8 @@ struct Args {
     /// Fold to export: a number, or `all`.
     #[arg(long, default_value = "0")]
     fold: String,
-    /// Checkpoint name inside the fold folder (without `.model`).
+    /// Checkpoint name inside the fold folder (v1: without `.model`; v2: `checkpoint_final` or
+    /// `checkpoint_best`, `.pth` optional; the v1 default means `checkpoint_final.pth` for v2).
     #[arg(long, default_value = "model_final_checkpoint")]
     checkpoint: String,
     /// Output ONNX file (written atomically).
@@ -122,6 +125,8 @@ fn spinner(msg: &str) -> ProgressBar {
     pb
 }
 
+mod v2;
+
 fn run(args: Args) -> Result<(), Failure> {
     let batch = match args.batch.as_str() {
         "dynamic" => BatchDim::Dynamic,
@@ -184,6 +189,9 @@ fn run(args: Args) -> Result<(), Failure> {
                 )
             })?),
         };
+        if detect(&model) == ModelKind::V2 {
+            return v2::run_v2(&model, fold, &args.checkpoint, &args.output, &options);
+        }
         let loaded = load_model_folder(
             &model,
             fold,

@@ -1,13 +1,16 @@
-//! `nnu-inspect`: print what an nnU-Net v1 model folder holds: trainer, classes, patch, spacing,
+//! `nnu-inspect`: print what an nnU-Net v1 or nnunetv2 model folder holds: trainer, classes, patch, spacing,
 //! normalisation, parameters, folds.
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
+use nnu_artifacts::v2::{detect, ModelKind, V2ModelFolder};
 use nnu_artifacts::{Checkpoint, ModelFolder, Plans};
 
-/// Print what an nnU-Net v1 model folder holds: trainer, classes, patch size, spacing, normalisation,
+mod v2;
+
+/// Print what an nnU-Net v1 or nnunetv2 model folder holds (told apart by the files it holds): trainer, classes, patch size, spacing, normalisation,
 /// number of parameters and the folds found (MODEL_DIR/plans.pkl and MODEL_DIR/fold_K/model_final_checkpoint.model).
 #[derive(Parser, Debug)]
 #[command(name = "nnu-inspect", version, about)]
@@ -32,6 +35,16 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), nnu_artifacts::Error> {
+    if detect(&args.model_dir) == ModelKind::V2 {
+        let model = V2ModelFolder::open(&args.model_dir)?;
+        let checkpoints = if args.no_weights {
+            vec![None; model.folds.len()]
+        } else {
+            v2::load_checkpoints(&model)?
+        };
+        print!("{}", v2::describe(&model, &checkpoints)?);
+        return Ok(());
+    }
     let model = ModelFolder::open(&args.model_dir)?;
     let checkpoints = if args.no_weights {
         Vec::new()

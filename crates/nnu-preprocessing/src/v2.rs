@@ -1,0 +1,444 @@
+//! nnunetv2 (2.8.1) preprocessing: `DefaultPreprocessor.run_case_npy` for inference.
+//!
+//! The order differs from v1: `transpose_forward` first, crop to the nonzero box (holes filled), then the
+//! per-channel normalisation chosen by scheme name *before* resampling, then the resampling function the
+//! plans name (`resample_data_or_seg_to_shape` with its kwargs). Normalisation schemes
+//! (`nnunetv2/preprocessing/normalization/default_normalization_schemes.py`):
+//!
+//! - `CTNormalization`: clip to the plans' `percentile_00_5` / `percentile_99_5`, subtract `mean`, divide by
+//!   `max(std, 1e-8)`, in f32 (numpy applies Python-float statistics to f32 data in f32); the mask is never
+//!   used.
+//! - `ZScoreNormalization`: with `use_mask_for_norm`, mean and std over the nonzero mask (`seg >= 0`) and
+//!   only those voxels rewritten (the rest are 0 already); otherwise over all voxels; division by
+//!   `max(std, 1e-8)`.
+//! - `NoNormalization`, `RescaleTo01Normalization` (`(x - min) / max(max - min, 1e-8)`),
+//!   `RGBTo01Normalization` (`x / 255`, values must lie in `[0, 255]`).
+//!
+//! Deliberate differences: z-score statistics are accumulated in f64 (numpy sums f32 pairwise); infinite or
+//! NaN voxels are errors (nnunetv2 lets them spread through the statistics); `order_z` other than 0 is
+//! refused.
+
+use ndarray::{Array3, Array4, ArrayView3, ArrayViewMut3, Axis};
+
+use crate::case::{check_transpose, permute};
+use crate::crop::{common_shape, crop_to_bbox, nonzero_bbox, nonzero_mask, CropBbox};
+use crate::resample::{check_spacing, new_shape, resample_channel_into, Order, ResamplePlan};
+use crate::PreprocessError;
+
+const EPS: f64 = 1e-8;
+
+/// One channel's normalisation, as `DefaultPreprocessor._normalize` picks it by scheme name.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum V2Normalization {
+    /// `CTNormalization` with the plans' `foreground_intensity_properties_per_channel[c]`.
+    Ct {
+        /// `mean`
+        mean: f64,
+        /// `std`
+        std: f64,
+        /// `percentile_00_5`
+        lower: f64,
+        /// `percentile_99_5`
+        upper: f64,
+    },
+    /// `ZScoreNormalization` with `use_mask_for_norm[c]`.
+    ZScore {
+        /// Statistics over the nonzero mask only.
+        use_mask: bool,
+    },
+    /// `NoNormalization`
+    NoNorm,
+    /// `RescaleTo01Normalization`
+    RescaleTo01,
+    /// `RGBTo01Normalization`
+    RgbTo01,
+}
+
+impl V2Normalization {
+    /// The normalisation of scheme `scheme` for channel `channel`; `ct` holds the channel's
+    /// `(mean, std, percentile_00_5, percentile_99_5)` when the plans have them.
+    ///
+    /// # Errors
+    /// [`PreprocessError::Unsupported`] for an unknown scheme, [`PreprocessError::InvalidNormalization`] for
+    /// `CTNormalization` without intensity properties.
+    pub fn from_scheme(
+        scheme: &str,
+        use_mask: bool,
+        ct: Option<(f64, f64, f64, f64)>,
+        channel: usize,
+    ) -> Result<Self, PreprocessError> {
+        Ok(match scheme {
+            "CTNormalization" => {
+                let (mean, std, lower, upper) =
+                    ct.ok_or(PreprocessError::InvalidNormalization {
+                        channel,
+                        name: "foreground_intensity_properties_per_channel",
+                        value: f64::NAN,
+                    })?;
+                V2Normalization::Ct {
+                    mean,
+                    std,
+                    lower,
+                    upper,
+                }
+            }
+            "ZScoreNormalization" => V2Normalization::ZScore { use_mask },
+            "NoNormalization" => V2Normalization::NoNorm,
+            "RescaleTo01Normalization" => V2Normalization::RescaleTo01,
+            "RGBTo01Normalization" => V2Normalization::RgbTo01,
+            other => {
+                return Err(PreprocessError::Unsupported {
+                    what: format!("normalization_schemes[{channel}] = {other:?}"),
+                })
+            }
+        })
+    }
+}
+
+/// `resampling_fn_data` with its kwargs (`resample_data_or_seg_to_shape`, is_seg false).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct V2Resampling {
+    /// `order` (0, 1 or 3).
+    pub order: Order,
+    /// `force_separate_z`: `None` lets the spacings decide.
+    pub force_separate_z: Option<bool>,
+    /// `separate_z_anisotropy_threshold` (3 in nnunetv2).
+    pub anisotropy_threshold: f64,
+}
+
+impl V2Resampling {
+    /// Builds the resampling from the plans' function name and kwargs.
+    ///
+    /// # Errors
+    /// [`PreprocessError::Unsupported`] for another function than `resample_data_or_seg_to_shape` or an
+    /// `order_z` other than 0; [`PreprocessError::UnsupportedOrder`] for orders other than 0, 1, 3.
+    pub fn from_plans(
+        function: &str,
+        order: usize,
+        order_z: usize,
+        force_separate_z: Option<bool>,
+        anisotropy_threshold: f64,
+    ) -> Result<Self, PreprocessError> {
+        if function != "resample_data_or_seg_to_shape" {
+            return Err(PreprocessError::Unsupported {
+                what: format!("resampling function {function:?}"),
+            });
+        }
+        if order_z != 0 {
+            return Err(PreprocessError::Unsupported {
+                what: format!("order_z = {order_z} (only 0 is implemented)"),
+            });
+        }
+        Ok(V2Resampling {
+            order: Order::from_int(u32::try_from(order).unwrap_or(u32::MAX))?,
+            force_separate_z,
+            anisotropy_threshold,
+        })
+    }
+
+    /// `determine_do_sep_z_and_axis`: the axis resampled separately (order 0 along it), if any.
+    pub fn separate_z_axis(&self, current: [f64; 3], new: [f64; 3]) -> Option<usize> {
+        let aniso = |s: [f64; 3]| {
+            let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let min = s.iter().copied().fold(f64::INFINITY, f64::min);
+            max / min > self.anisotropy_threshold
+        };
+        let lowres = |s: [f64; 3]| {
+            let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            (0..3).filter(|&i| max / s[i] == 1.0).collect::<Vec<_>>()
+        };
+        let axes = match self.force_separate_z {
+            Some(false) => return None,
+            Some(true) => lowres(current),
+            None if aniso(current) => lowres(current),
+            None if aniso(new) => lowres(new),
+            None => return None,
+        };
+        (axes.len() == 1).then(|| axes[0])
+    }
+}
+
+/// What [`preprocess_case_v2`] needs from a configuration of the plans.
+#[derive(Debug, Clone, PartialEq)]
+pub struct V2PreprocessParams {
+    /// `transpose_forward`
+    pub transpose_forward: [usize; 3],
+    /// The configuration's `spacing` (transposed frame): 3 entries, or 2 for a 2-D configuration (the
+    /// first axis then keeps its spacing).
+    pub spacing: Vec<f64>,
+    /// One normalisation per channel.
+    pub normalization: Vec<V2Normalization>,
+    /// `resampling_fn_data` and its kwargs.
+    pub resampling: V2Resampling,
+}
+
+/// What nnunetv2 records about a case for export (`properties` of `run_case`), axis orders as it keeps them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct V2CaseProperties {
+    /// `spacing`: the image's spacing in numpy order (z, y, x), not transposed.
+    pub spacing: [f64; 3],
+    /// `shape_before_cropping` (transposed frame).
+    pub shape_before_cropping: [usize; 3],
+    /// `bbox_used_for_cropping`: `[start, end)` per axis of the transposed frame.
+    pub bbox_used_for_cropping: CropBbox,
+    /// `shape_after_cropping_and_before_resampling` (transposed frame).
+    pub shape_after_cropping_and_before_resampling: [usize; 3],
+    /// The target spacing used (transposed frame; for 2-D configurations with the first axis kept).
+    pub target_spacing: [f64; 3],
+    /// The shape after resampling (transposed frame), the network's input extent.
+    pub shape_after_resampling: [usize; 3],
+}
+
+/// Preprocesses one case as nnunetv2 2.8.1 `DefaultPreprocessor.run_case_npy` does for inference (see
+/// the module docs). `channels` are (z, y, x) volumes of one shape, `spacing_zyx` their spacing in numpy
+/// order. Returns the (c, z, y, x) preprocessed array in the transposed frame and the properties.
+///
+/// # Errors
+/// [`PreprocessError`] for no channels, mismatched shapes or channel counts, invalid spacings or transposes,
+/// an all-zero image, non-finite voxels, RGB values outside `[0, 255]`, or an empty resampled shape.
+pub fn preprocess_case_v2(
+    channels: Vec<Array3<f32>>,
+    spacing_zyx: [f64; 3],
+    params: &V2PreprocessParams,
+) -> Result<(Array4<f32>, V2CaseProperties), PreprocessError> {
+    let views: Vec<ArrayView3<f32>> = channels.iter().map(|c| c.view()).collect();
+    let shape = common_shape(&views)?;
+    if params.normalization.len() != channels.len() {
+        return Err(PreprocessError::ChannelCount {
+            what: "normalization schemes",
+            found: params.normalization.len(),
+            expected: channels.len(),
+        });
+    }
+    let tf = params.transpose_forward;
+    check_transpose(tf)?;
+    check_spacing(spacing_zyx)?;
+    for (c, ch) in views.iter().enumerate() {
+        if let Some((index, value)) = ch.indexed_iter().find(|(_, v)| !v.is_finite()) {
+            return Err(PreprocessError::NonFinite {
+                channel: c,
+                index: [index.0, index.1, index.2],
+                value: *value,
+            });
+        }
+    }
+    let original_spacing = permute(spacing_zyx, tf);
+    let target_spacing: [f64; 3] = match params.spacing.as_slice() {
+        &[a, b, c] => [a, b, c],
+        &[b, c] => [original_spacing[0], b, c],
+        other => {
+            return Err(PreprocessError::Unsupported {
+                what: format!("configuration spacing {other:?} (2 or 3 entries expected)"),
+            })
+        }
+    };
+    check_spacing(target_spacing)?;
+    // The box and mask in the image's frame; transposing first (as nnunetv2 does) gives the same box,
+    // permuted.
+    let bbox = nonzero_bbox(&views)?;
+    let needs_mask = params
+        .normalization
+        .iter()
+        .any(|n| matches!(n, V2Normalization::ZScore { use_mask: true }));
+    let mask = if needs_mask {
+        let m = nonzero_mask(&views)?;
+        Some(crop_to_bbox(m.view(), &bbox)?.permuted_axes(tf).to_owned())
+    } else {
+        None
+    };
+    drop(views);
+    let cropped = [0, 1, 2].map(|i| bbox[i][1] - bbox[i][0]);
+    let cropped_t = permute(cropped, tf);
+    let plan = ResamplePlan {
+        new_shape: new_shape(cropped_t, original_spacing, target_spacing)?,
+        separate_z_axis: params
+            .resampling
+            .separate_z_axis(original_spacing, target_spacing),
+    };
+    let [nz, ny, nx] = plan.new_shape;
+    let mut out = Array4::<f32>::zeros((channels.len(), nz, ny, nx));
+    for (c, (ch, dst)) in channels
+        .into_iter()
+        .zip(out.axis_iter_mut(Axis(0)))
+        .enumerate()
+    {
+        let mut src = crop_to_bbox(ch.view(), &bbox)?
+            .permuted_axes(tf)
+            .as_standard_layout()
+            .into_owned();
+        drop(ch);
+        normalize_v2(
+            src.view_mut(),
+            &params.normalization[c],
+            mask.as_ref().map(|m| m.view()),
+            c,
+        )?;
+        resample_channel_into(src.view(), dst, &plan, params.resampling.order)?;
+    }
+    let props = V2CaseProperties {
+        spacing: spacing_zyx,
+        shape_before_cropping: permute(shape, tf),
+        bbox_used_for_cropping: permute(bbox, tf),
+        shape_after_cropping_and_before_resampling: cropped_t,
+        target_spacing,
+        shape_after_resampling: plan.new_shape,
+    };
+    Ok((out, props))
+}
+
+/// Mean and population standard deviation (numpy's default `ddof=0`) of the selected voxels, in f64.
+fn mean_std<'a>(values: impl Iterator<Item = &'a f32> + Clone) -> (f64, f64, usize) {
+    let (n, sum) = values
+        .clone()
+        .fold((0usize, 0.0f64), |(n, s), &v| (n + 1, s + f64::from(v)));
+    if n == 0 {
+        return (f64::NAN, f64::NAN, 0);
+    }
+    let mean = sum / n as f64;
+    let var = values.fold(0.0f64, |a, &v| {
+        let d = f64::from(v) - mean;
+        a + d * d
+    }) / n as f64;
+    (mean, var.sqrt(), n)
+}
+
+/// Applies one channel's scheme in place (see the module docs for each scheme's arithmetic). `mask` is the
+/// cropped, transposed nonzero mask (needed for z-score with `use_mask`).
+///
+/// # Errors
+/// [`PreprocessError::InvalidNormalization`] for RGB values outside `[0, 255]` or a masked z-score with an
+/// empty mask; [`PreprocessError::ShapeMismatch`] when the mask does not fit.
+pub fn normalize_v2(
+    mut image: ArrayViewMut3<f32>,
+    norm: &V2Normalization,
+    mask: Option<ArrayView3<bool>>,
+    channel: usize,
+) -> Result<(), PreprocessError> {
+    match *norm {
+        V2Normalization::Ct {
+            mean,
+            std,
+            lower,
+            upper,
+        } => {
+            let (lo, hi, m, d) = (lower as f32, upper as f32, mean as f32, std.max(EPS) as f32);
+            image.par_mapv_inplace(|v| (v.clamp(lo, hi) - m) / d);
+        }
+        V2Normalization::ZScore { use_mask: true } => {
+            let mask = mask.ok_or(PreprocessError::InvalidNormalization {
+                channel,
+                name: "use_mask_for_norm (no mask)",
+                value: f64::NAN,
+            })?;
+            if mask.shape() != image.shape() {
+                return Err(PreprocessError::ShapeMismatch {
+                    what: "nonzero mask",
+                    shape: mask.shape().to_vec(),
+                    expected: image.shape().to_vec(),
+                });
+            }
+            let (mean, std, n) = {
+                let sel = image
+                    .iter()
+                    .zip(mask.iter())
+                    .filter(|(_, &m)| m)
+                    .map(|(v, _)| v);
+                mean_std(sel)
+            };
+            if n == 0 {
+                return Err(PreprocessError::InvalidNormalization {
+                    channel,
+                    name: "use_mask_for_norm (empty mask)",
+                    value: 0.0,
+                });
+            }
+            let (m, d) = (mean as f32, std.max(EPS) as f32);
+            image.zip_mut_with(&mask, |v, &inside| {
+                if inside {
+                    *v = (*v - m) / d;
+                }
+            });
+        }
+        V2Normalization::ZScore { use_mask: false } => {
+            let (mean, std, _) = mean_std(image.iter());
+            let (m, d) = (mean as f32, std.max(EPS) as f32);
+            image.par_mapv_inplace(|v| (v - m) / d);
+        }
+        V2Normalization::NoNorm => {}
+        V2Normalization::RescaleTo01 => {
+            let min = image.iter().copied().fold(f32::INFINITY, f32::min);
+            image.par_mapv_inplace(|v| v - min);
+            let max = image.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let d = f64::from(max).max(EPS) as f32;
+            image.par_mapv_inplace(|v| v / d);
+        }
+        V2Normalization::RgbTo01 => {
+            if let Some(&bad) = image.iter().find(|v| !(0.0..=255.0).contains(*v)) {
+                return Err(PreprocessError::InvalidNormalization {
+                    channel,
+                    name: "RGB value outside [0, 255]",
+                    value: f64::from(bad),
+                });
+            }
+            image.par_mapv_inplace(|v| v / 255.0);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array3;
+
+    #[test]
+    fn schemes_by_name() {
+        assert!(matches!(
+            V2Normalization::from_scheme("MyNorm", false, None, 1),
+            Err(PreprocessError::Unsupported { what }) if what.contains("MyNorm")
+        ));
+        assert!(V2Normalization::from_scheme("CTNormalization", false, None, 0).is_err());
+        assert_eq!(
+            V2Normalization::from_scheme("ZScoreNormalization", true, None, 0).unwrap(),
+            V2Normalization::ZScore { use_mask: true }
+        );
+    }
+
+    #[test]
+    fn rescale_and_rgb() {
+        let mut a = Array3::from_shape_vec((1, 1, 3), vec![2.0f32, 4.0, 6.0]).unwrap();
+        normalize_v2(a.view_mut(), &V2Normalization::RescaleTo01, None, 0).unwrap();
+        assert_eq!(a.as_slice().unwrap(), &[0.0, 0.5, 1.0]);
+        let mut a = Array3::from_shape_vec((1, 1, 2), vec![0.0f32, 255.0]).unwrap();
+        normalize_v2(a.view_mut(), &V2Normalization::RgbTo01, None, 0).unwrap();
+        assert_eq!(a.as_slice().unwrap(), &[0.0, 1.0]);
+        let mut a = Array3::from_shape_vec((1, 1, 2), vec![0.0f32, 256.0]).unwrap();
+        assert!(normalize_v2(a.view_mut(), &V2Normalization::RgbTo01, None, 0).is_err());
+    }
+
+    #[test]
+    fn separate_z_follows_force_and_threshold() {
+        let r = |force| V2Resampling {
+            order: Order::Cubic,
+            force_separate_z: force,
+            anisotropy_threshold: 3.0,
+        };
+        assert_eq!(r(None).separate_z_axis([4.0, 1.0, 1.0], [1.0; 3]), Some(0));
+        assert_eq!(r(None).separate_z_axis([1.0; 3], [1.0, 1.0, 3.5]), Some(2));
+        assert_eq!(r(None).separate_z_axis([2.0, 1.0, 1.0], [1.0; 3]), None);
+        assert_eq!(
+            r(Some(false)).separate_z_axis([4.0, 1.0, 1.0], [1.0; 3]),
+            None
+        );
+        assert_eq!(
+            r(Some(true)).separate_z_axis([2.0, 1.0, 1.0], [1.0; 3]),
+            Some(0)
+        );
+        // Two axes sharing the largest spacing: no separate axis.
+        assert_eq!(r(None).separate_z_axis([4.0, 4.0, 1.0], [1.0; 3]), None);
+        assert!(V2Resampling::from_plans("resample_torch_fornnunet", 3, 0, None, 3.0).is_err());
+        assert!(
+            V2Resampling::from_plans("resample_data_or_seg_to_shape", 3, 1, None, 3.0).is_err()
+        );
+    }
+}
