@@ -77,7 +77,7 @@ pub fn v2_preprocess_files(
     for f in files {
         let v = nnu_volume::read_volume(f.as_ref())?;
         if geometry.is_none() {
-            geometry = Some(v.geometry.clone());
+            geometry = Some(v.geometry);
         }
         channels.push(v.data);
     }
