@@ -8,7 +8,13 @@
 //! backend keeps the output named `class`, or the first output when none has that name, and discards
 //! the others (tract prunes them from the graph).
 //!
-//! [`TractBackend`] runs ONNX models on the CPU with [tract](https://github.com/sonos/tract): the input
+//! [`NativeBackend`] (cargo feature `native`, on by default) runs nnU-Net-family networks on the CPU
+//! with our own kernels (channel-blocked direct convolution, AVX-512 / AVX2 / portable, fp32 or bf16),
+//! importing the ONNX file itself (no tract): Conv, InstanceNormalization, LeakyRelu, Relu,
+//! ConvTranspose (kernel = stride), Concat, Add and Identity; anything else is
+//! [`EngineError::Unsupported`], which callers use to fall back to tract.
+//!
+//! [`TractBackend`] (cargo feature `tract`, on by default) runs ONNX models on the CPU with [tract](https://github.com/sonos/tract): the input
 //! fact is fixed to the patch shape, the graph optimised once, and the matrix products spread over a
 //! private thread pool of [`TractOptions::threads`] threads (tract-linalg's `multithread-mm`).
 //!
@@ -40,9 +46,14 @@ use std::path::PathBuf;
 
 use ndarray::{s, Array5, ArrayView5};
 
+#[cfg(feature = "native")]
 pub mod native;
+#[cfg(feature = "tract")]
 mod tract;
 
+#[cfg(feature = "native")]
+pub use crate::native::{NativeBackend, NativeOptions, Precision};
+#[cfg(feature = "tract")]
 pub use crate::tract::{TractBackend, TractOptions};
 
 /// Errors of the inference backends. Each variant names the model file or the offending value.
@@ -103,6 +114,27 @@ pub enum EngineError {
     OutOfMemory {
         /// Size of the failed allocation.
         bytes: usize,
+    },
+    /// The model uses an operator (or an operator variant) the native backend does not implement;
+    /// callers may fall back to tract.
+    #[error("{path}: node {node:?} ({op}): not supported by the native backend: {reason}")]
+    Unsupported {
+        /// The model file.
+        path: PathBuf,
+        /// ONNX operator type.
+        op: String,
+        /// Node name (its first output when unnamed).
+        node: String,
+        /// What is not supported.
+        reason: String,
+    },
+    /// The requested arithmetic precision is not available on this CPU.
+    #[error("{precision} precision is not available: {reason}")]
+    PrecisionUnavailable {
+        /// `bf16`, ...
+        precision: &'static str,
+        /// Why (which CPU feature is missing).
+        reason: String,
     },
     /// The backend failed while running the model.
     #[error("{backend}: inference failed: {message}")]

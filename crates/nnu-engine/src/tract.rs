@@ -145,10 +145,31 @@ impl TractBackend {
     /// The plan for the largest batch is built here, so shape errors surface at load time.
     pub fn load(path: impl AsRef<Path>, options: &TractOptions) -> Result<Self, EngineError> {
         let path = path.as_ref();
-        let mut model = tract_onnx::onnx()
+        let model = tract_onnx::onnx()
             .model_for_path(path)
             .map_err(|e| load_err(path, e))?;
+        Self::from_model(model, path, options)
+    }
 
+    /// As [`TractBackend::load`] from a serialised `ModelProto` in memory (an export built on the fly
+    /// from a checkpoint); `origin` names the model in messages.
+    pub fn from_onnx_bytes(
+        bytes: &[u8],
+        origin: impl AsRef<Path>,
+        options: &TractOptions,
+    ) -> Result<Self, EngineError> {
+        let path = origin.as_ref();
+        let model = tract_onnx::onnx()
+            .model_for_read(&mut &bytes[..])
+            .map_err(|e| load_err(path, e))?;
+        Self::from_model(model, path, options)
+    }
+
+    fn from_model(
+        mut model: InferenceModel,
+        path: &Path,
+        options: &TractOptions,
+    ) -> Result<Self, EngineError> {
         let inputs = model.input_outlets().map_err(|e| load_err(path, e))?.len();
         if inputs != 1 {
             return Err(not_seg(path, format!("{inputs} inputs, expected 1")));

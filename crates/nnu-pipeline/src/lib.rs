@@ -86,6 +86,9 @@ pub enum PipelineError {
     /// The inference backend.
     #[error(transparent)]
     Engine(#[from] nnu_engine::EngineError),
+    /// Building a fold's network from its checkpoint (no `model.onnx`).
+    #[error(transparent)]
+    Export(#[from] nnu_onnx_export::ExportError),
 }
 
 impl PipelineError {

@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use nnu_engine::{Backend, TractBackend, TractOptions};
+pub use nnu_engine::Precision;
+use nnu_engine::{Backend, EngineError, NativeBackend, NativeOptions, TractBackend, TractOptions};
 
 use crate::cases::{Case, Shard};
 use crate::model::ModelSpec;
@@ -53,43 +54,176 @@ pub fn shard_cases(cases: Vec<Case>, shard: Option<Shard>) -> Vec<Case> {
     }
 }
 
-/// Loads one tract backend per fold: `onnx` when given (a single model), else each fold's `model.onnx`.
+/// The CPU inference backend to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendKind {
+    /// The native backend, falling back to tract (with one printed line) when the model has an
+    /// operator the native backend does not implement.
+    #[default]
+    Auto,
+    /// The native backend only: an unsupported operator is an error naming it.
+    Native,
+    /// tract-onnx.
+    Tract,
+}
+
+/// How [`load_cpu_backends`] loads each fold's network.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuBackendOptions {
+    /// Which backend.
+    pub kind: BackendKind,
+    /// Threads of the backend's private pool.
+    pub threads: usize,
+    /// Convolution arithmetic of the native backend (tract is always fp32; bf16 with tract is an
+    /// error).
+    pub precision: Precision,
+}
+
+impl CpuBackendOptions {
+    /// `kind` with `threads` threads in fp32.
+    pub fn new(kind: BackendKind, threads: usize) -> Self {
+        CpuBackendOptions {
+            kind,
+            threads,
+            precision: Precision::F32,
+        }
+    }
+}
+
+/// Where a fold's network comes from.
+enum NetworkSource {
+    File(PathBuf),
+    /// Built in memory from `fold`'s checkpoint (the fold has no `model.onnx`).
+    Checkpoint {
+        fold: String,
+        number: Option<usize>,
+    },
+}
+
+/// Loads one tract backend per fold: `onnx` when given (a single model), else each fold's `model.onnx`
+/// (built in memory from the checkpoint when the fold has none).
 pub fn load_tract_backends(
     model: &ModelSpec,
     folds: &[usize],
     onnx: Option<&Path>,
     threads: usize,
 ) -> Result<Vec<Box<dyn Backend>>, PipelineError> {
-    let paths: Vec<PathBuf> = match onnx {
-        Some(p) => vec![p.to_path_buf()],
-        None => model
-            .fold_names(folds)?
-            .iter()
-            .map(|f| model.onnx_for_fold(f))
-            .collect::<Result<_, _>>()?,
+    load_cpu_backends(
+        model,
+        folds,
+        onnx,
+        &CpuBackendOptions::new(BackendKind::Tract, threads),
+    )
+}
+
+/// Loads one CPU backend per fold: `onnx` when given (a single model), else each fold's `model.onnx`,
+/// else the fold's network built in memory from its checkpoint with `nnu_onnx_export` (no export step
+/// needed). With [`BackendKind::Auto`], a model the native backend cannot run is loaded with tract
+/// after printing `note: native backend: <reason>; using tract` once.
+pub fn load_cpu_backends(
+    model: &ModelSpec,
+    folds: &[usize],
+    onnx: Option<&Path>,
+    options: &CpuBackendOptions,
+) -> Result<Vec<Box<dyn Backend>>, PipelineError> {
+    if options.kind == BackendKind::Tract && options.precision != Precision::F32 {
+        return Err(PipelineError::Input {
+            path: model.folder.dir.clone(),
+            msg: "--precision bf16 needs the native backend (tract runs fp32 only)".into(),
+        });
+    }
+    let sources: Vec<NetworkSource> = match onnx {
+        Some(p) => vec![NetworkSource::File(p.to_path_buf())],
+        None => {
+            let names = model.fold_names(folds)?;
+            let mut sources = Vec::with_capacity(names.len());
+            for name in names {
+                let entry = model.folder.folds.iter().find(|f| f.name == name);
+                match model.onnx_for_fold(&name) {
+                    Ok(p) => sources.push(NetworkSource::File(p)),
+                    Err(_) if entry.is_some_and(|f| f.checkpoint.is_some()) => {
+                        sources.push(NetworkSource::Checkpoint {
+                            number: entry.and_then(|f| f.fold),
+                            fold: name,
+                        })
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            sources
+        }
     };
-    let opts = TractOptions::default()
-        .threads(threads)
+    let native_opts = NativeOptions::default()
+        .threads(options.threads)
+        .precision(options.precision)
         .patch_size(model.patch)
         .input_channels(model.num_modalities);
-    paths
-        .iter()
-        .map(|p| {
-            let backend = TractBackend::load(p, &opts)?;
-            if backend.num_classes() != model.num_classes {
-                return Err(PipelineError::Input {
-                    path: p.clone(),
-                    msg: format!(
-                        "the network has {} output classes, {} has {} (a model of another task?)",
-                        backend.num_classes(),
-                        model.folder.plans_path.display(),
-                        model.num_classes
-                    ),
-                });
+    let tract_opts = TractOptions::default()
+        .threads(options.threads)
+        .patch_size(model.patch)
+        .input_channels(model.num_modalities);
+    let mut noted = false;
+    let mut backends = Vec::with_capacity(sources.len());
+    for source in sources {
+        let (path, bytes) = match source {
+            NetworkSource::File(p) => (p, None),
+            NetworkSource::Checkpoint { fold, number } => {
+                let loaded = nnu_onnx_export::from_artifacts::load_model_folder(
+                    &model.folder.dir,
+                    number,
+                    "model_final_checkpoint",
+                    None,
+                )?;
+                let exported = nnu_onnx_export::export_model(
+                    &loaded.spec,
+                    loaded.state_dict,
+                    &nnu_onnx_export::ExportOptions::default(),
+                )?;
+                let origin = model
+                    .folder
+                    .dir
+                    .join(fold)
+                    .join(nnu_artifacts::model::FINAL_CHECKPOINT);
+                (origin, Some(exported.to_bytes()))
             }
-            Ok(Box::new(backend) as Box<dyn Backend>)
-        })
-        .collect()
+        };
+        let native = || match &bytes {
+            Some(b) => NativeBackend::from_onnx_bytes(b, &path, &native_opts),
+            None => NativeBackend::load(&path, &native_opts),
+        };
+        let tract = || match &bytes {
+            Some(b) => TractBackend::from_onnx_bytes(b, &path, &tract_opts),
+            None => TractBackend::load(&path, &tract_opts),
+        };
+        let backend: Box<dyn Backend> = match options.kind {
+            BackendKind::Native => Box::new(native()?),
+            BackendKind::Tract => Box::new(tract()?),
+            BackendKind::Auto => match native() {
+                Ok(b) => Box::new(b),
+                Err(e @ EngineError::Unsupported { .. }) => {
+                    if !noted {
+                        eprintln!("note: native backend: {e}; using tract");
+                        noted = true;
+                    }
+                    Box::new(tract()?)
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        if backend.num_classes() != model.num_classes {
+            return Err(PipelineError::Input {
+                path,
+                msg: format!(
+                    "the network has {} output classes, {} has {} (a model of another task?)",
+                    backend.num_classes(),
+                    model.folder.plans_path.display(),
+                    model.num_classes
+                ),
+            });
+        }
+        backends.push(backend);
+    }
+    Ok(backends)
 }
 
 /// Refuses a run in which an output file would be one of its input files (`-o` set to the images'

@@ -1,4 +1,4 @@
-//! `nnu-infer`: run an ONNX model (tract, CPU) or an `.om` offline model (AscendCL, one worker per
+//! `nnu-infer`: run an ONNX model (native kernels or tract, CPU) or an `.om` offline model (AscendCL, one worker per
 //! Ascend device) over tile bins and write output dumps with a latency summary, the counterpart of
 //! Huawei's `benchmark` / `ais_bench` (and of the recipe's `onnx_infer.py` with `--loop`).
 use std::path::PathBuf;
@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use nnu_bins::DumpNaming;
-use nnu_engine::{Backend, TractBackend, TractOptions};
+use nnu_engine::{
+    Backend, EngineError, NativeBackend, NativeOptions, Precision, TractBackend, TractOptions,
+};
 use nnu_pipeline::infer::{InferInput, InferOptions, InferPlan, SUMMARY_FILE};
 
 #[cfg(feature = "acl")]
@@ -16,6 +18,11 @@ mod acl;
 /// Inference backends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum BackendKind {
+    /// The native CPU backend (MODEL.onnx), falling back to tract with a one-line note when the model
+    /// has an operator it does not implement.
+    Auto,
+    /// The native CPU backend only (an unsupported operator is an error naming it).
+    Native,
     /// tract-onnx on the CPU (MODEL.onnx).
     Tract,
     /// AscendCL on Ascend NPUs (MODEL.om), one worker per `--device` (cargo feature `acl`, on by default).
@@ -43,7 +50,7 @@ struct Args {
     /// there (like `ais_bench --output_dirname`).
     #[arg(long, value_name = "DUMP_DIR", required_unless_present = "loop_count")]
     output: Option<PathBuf>,
-    /// Threads for the matrix products (tract only; default: all cores).
+    /// Threads of the CPU backend (native, tract; default: all cores).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
     /// Dump numbering: 1 = `benchmark` (NAME_1.bin), 0 = `ais_bench` (NAME_0.bin).
@@ -53,16 +60,19 @@ struct Args {
     /// one device).
     #[arg(long = "loop", value_name = "N", conflicts_with = "input")]
     loop_count: Option<usize>,
-    /// Patches per backend call when the model's batch axis is dynamic (tract only; default 1, measured
-    /// fastest).
+    /// Patches per backend call when the model's batch axis is dynamic (CPU backends; default 1, measured
+    /// fastest with tract).
     #[arg(long, value_name = "B")]
     batch: Option<usize>,
     /// Recompute dumps that already exist.
     #[arg(long)]
     overwrite: bool,
     /// Inference backend.
-    #[arg(long, value_enum, default_value_t = BackendKind::Tract)]
+    #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
     backend: BackendKind,
+    /// Convolution arithmetic of the native backend: bf16 needs a CPU with AVX512_BF16.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Fp32)]
+    precision: PrecisionArg,
     /// Ascend device ids, comma-separated, one worker thread each taking the next tile (acl only;
     /// default 0).
     #[arg(long, value_name = "ID,ID,..")]
@@ -71,6 +81,15 @@ struct Args {
     /// ($ASCEND_TOOLKIT_HOME, $ASCEND_HOME_PATH, /usr/local/Ascend/...), then LD_LIBRARY_PATH.
     #[arg(long, value_name = "PATH")]
     acl_lib: Option<PathBuf>,
+}
+
+/// `--precision` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum PrecisionArg {
+    /// 32-bit float.
+    Fp32,
+    /// bfloat16 products with fp32 accumulation (AVX512_BF16 CPUs).
+    Bf16,
 }
 
 fn main() -> ExitCode {
@@ -106,22 +125,50 @@ fn run(args: &Args) -> AnyResult<()> {
     };
     let mut options = InferOptions::new(args.output.clone(), naming);
     options.overwrite = args.overwrite;
+    let precision = match args.precision {
+        PrecisionArg::Fp32 => Precision::F32,
+        PrecisionArg::Bf16 => Precision::Bf16,
+    };
     match args.backend {
-        BackendKind::Tract => {
+        BackendKind::Auto | BackendKind::Native | BackendKind::Tract => {
             if args.device.is_some() || args.acl_lib.is_some() {
                 return Err("--device and --acl-lib apply to --backend acl only".into());
             }
-            let mut opts = TractOptions::default().max_batch(args.batch.unwrap_or(1));
-            if let Some(t) = args.threads {
-                opts = opts.threads(t);
-            }
-            let mut backend = TractBackend::load(&args.model, &opts)?;
-            run_one_backend(&mut backend, &input, &options)
+            let threads = args
+                .threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let batch = args.batch.unwrap_or(1);
+            let tract = || -> AnyResult<TractBackend> {
+                if precision != Precision::F32 {
+                    return Err(
+                        "--precision bf16 needs the native backend (tract runs fp32 only)".into(),
+                    );
+                }
+                let opts = TractOptions::default().max_batch(batch).threads(threads);
+                Ok(TractBackend::load(&args.model, &opts)?)
+            };
+            let native_opts = NativeOptions::default()
+                .max_batch(batch)
+                .threads(threads)
+                .precision(precision);
+            let mut backend: Box<dyn Backend> = match args.backend {
+                BackendKind::Tract => Box::new(tract()?),
+                BackendKind::Native => Box::new(NativeBackend::load(&args.model, &native_opts)?),
+                _ => match NativeBackend::load(&args.model, &native_opts) {
+                    Ok(b) => Box::new(b),
+                    Err(e @ EngineError::Unsupported { .. }) => {
+                        eprintln!("note: native backend: {e}; using tract");
+                        Box::new(tract()?)
+                    }
+                    Err(e) => return Err(e.into()),
+                },
+            };
+            run_one_backend(backend.as_mut(), &input, &options)
         }
         BackendKind::Acl => {
-            if args.threads.is_some() || args.batch.is_some() {
+            if args.threads.is_some() || args.batch.is_some() || precision != Precision::F32 {
                 return Err(
-                    "--threads and --batch apply to --backend tract only (an .om model has a static batch)"
+                    "--threads, --batch and --precision apply to the CPU backends only (an .om model has a static batch)"
                         .into(),
                 );
             }

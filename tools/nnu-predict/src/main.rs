@@ -3,14 +3,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use nnu_pipeline::cases::{discover_cases, Shard};
 use nnu_pipeline::model::ModelSpec;
 use nnu_pipeline::predict::predict_case;
 use nnu_pipeline::run::{
-    check_outputs_not_inputs, dice_per_label, load_tract_backends, report_failures, run_cases,
-    select_fold_cases, shard_cases,
+    check_outputs_not_inputs, dice_per_label, load_cpu_backends, report_failures, run_cases,
+    select_fold_cases, shard_cases, BackendKind, CpuBackendOptions, Precision,
 };
 use nnu_pipeline::stages::{available_memory, is_case_output, output_paths, PredictOptions};
 use nnu_pipeline::PipelineError;
@@ -79,6 +79,33 @@ struct Args {
     /// (writes to -o, default nnu-demo-output).
     #[arg(long)]
     demo: bool,
+    /// CPU inference backend: auto = native, or tract (with a one-line note) when the network has an
+    /// operator the native backend lacks; native fails on such an operator instead.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    backend: BackendArg,
+    /// Convolution arithmetic of the native backend: bf16 needs a CPU with AVX512_BF16.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Fp32)]
+    precision: PrecisionArg,
+}
+
+/// `--backend` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum BackendArg {
+    /// native, falling back to tract on an unsupported operator.
+    Auto,
+    /// Our own CPU kernels.
+    Native,
+    /// tract-onnx.
+    Tract,
+}
+
+/// `--precision` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum PrecisionArg {
+    /// 32-bit float.
+    Fp32,
+    /// bfloat16 products with fp32 accumulation (AVX512_BF16 CPUs).
+    Bf16,
 }
 
 /// Parses a size in bytes with an optional binary suffix: 512M, 16G, 1.5T, 4096.
@@ -180,16 +207,29 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
         let (seg, prob, png) = output_paths(dir, name);
         vec![seg, prob, png]
     })?;
-    let mut backends = load_tract_backends(&model, &args.folds, args.onnx.as_deref(), threads)?;
+    let backend_opts = CpuBackendOptions {
+        kind: match args.backend {
+            BackendArg::Auto => BackendKind::Auto,
+            BackendArg::Native => BackendKind::Native,
+            BackendArg::Tract => BackendKind::Tract,
+        },
+        threads,
+        precision: match args.precision {
+            PrecisionArg::Fp32 => Precision::F32,
+            PrecisionArg::Bf16 => Precision::Bf16,
+        },
+    };
+    let mut backends = load_cpu_backends(&model, &args.folds, args.onnx.as_deref(), &backend_opts)?;
     nnu_pipeline::prepare_output_dir(&out_dir)?;
     // Temporaries of a killed run, for this run's cases only (other shards may be writing theirs).
     nnu_pipeline::remove_stale_temps(&out_dir, |f| {
         cases.iter().any(|c| is_case_output(f, &c.name))
     });
     eprintln!(
-        "model {} ({} fold(s), patch {:?}, {} classes); {} case(s) -> {}",
+        "model {} ({} fold(s), {} backend, patch {:?}, {} classes); {} case(s) -> {}",
         model_dir.display(),
         backends.len(),
+        backends.first().map_or("no", |b| b.name()),
         model.patch,
         model.num_classes,
         cases.len(),

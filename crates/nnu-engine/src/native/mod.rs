@@ -1,3 +1,373 @@
-//! The native CPU engine for nnU-Net networks.
+//! The native CPU backend: nnU-Net-family networks run by our own kernels (channel-blocked direct
+//! convolution, see [`kernels`]), imported from ONNX without tract.
+//!
+//! Loading decodes the ONNX file ([`onnx`]), keeps the nodes the final head needs, fuses
+//! `Conv -> InstanceNormalization -> LeakyRelu` and turns the graph into steps over tensors whose
+//! buffers are planned once ([`NativeBackend::planned_bytes`]). A batch is run one sample after the
+//! other through the same buffers, on a private rayon pool of [`NativeOptions::threads`] threads.
 
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use ndarray::{s, Array5, ArrayView4, ArrayView5, ArrayViewMut4};
+
+use crate::{check_input_shape, Backend, EngineError};
+
+mod import;
 pub mod kernels;
+pub mod onnx;
+mod plan;
+
+use import::{ImportOptions, ImportedModel, Step};
+pub use kernels::Precision;
+use kernels::{Act, ChannelStats, Isa, LANES};
+
+/// Options of [`NativeBackend::load`], builder style (as [`crate::TractOptions`]).
+///
+/// Defaults: all available cores, fp32, batches of one patch (the model's batch when it fixes one),
+/// patch size and channel count from the model's input shape, the best instruction set of this CPU.
+#[derive(Debug, Clone)]
+pub struct NativeOptions {
+    threads: usize,
+    precision: Precision,
+    patch_size: Option<[usize; 3]>,
+    input_channels: Option<usize>,
+    max_batch: usize,
+    isa: Option<Isa>,
+}
+
+impl Default for NativeOptions {
+    fn default() -> Self {
+        NativeOptions {
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            precision: Precision::F32,
+            patch_size: None,
+            input_channels: None,
+            max_batch: 1,
+            isa: None,
+        }
+    }
+}
+
+impl NativeOptions {
+    /// Threads of the backend's private pool (default: all available cores; 0 counts as 1).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// Arithmetic of the convolutions (default [`Precision::F32`]). [`Precision::Bf16`] needs a CPU
+    /// with AVX512_BF16; elsewhere loading fails with [`EngineError::PrecisionUnavailable`].
+    pub fn precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
+    }
+
+    /// Spatial patch shape (z, y, x). Required when the model's spatial axes are dynamic; when the
+    /// model fixes them, a different value is an [`EngineError::PatchMismatch`].
+    pub fn patch_size(mut self, patch_size: [usize; 3]) -> Self {
+        self.patch_size = Some(patch_size);
+        self
+    }
+
+    /// Input channel count, required only when the model leaves it dynamic.
+    pub fn input_channels(mut self, channels: usize) -> Self {
+        self.input_channels = Some(channels);
+        self
+    }
+
+    /// Largest batch one [`Backend::run`] call takes (default 1; a model that fixes its batch uses
+    /// that). Samples run one after the other through the same buffers, so this only sets how many
+    /// patches a call may carry.
+    pub fn max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch.max(1);
+        self
+    }
+
+    /// Instruction set of the kernels (default: the best this CPU has, [`kernels::detect_isa`]).
+    /// Asking for one the CPU lacks is refused by the kernels.
+    pub fn isa(mut self, isa: Isa) -> Self {
+        self.isa = Some(isa);
+        self
+    }
+}
+
+/// ONNX inference on the CPU with the native kernels.
+pub struct NativeBackend {
+    origin: PathBuf,
+    model: ImportedModel,
+    slot_of: Vec<usize>,
+    planned_bytes: usize,
+    slots: Vec<Option<Act>>,
+    stats: ChannelStats,
+    max_batch: usize,
+    precision: Precision,
+    pool: rayon::ThreadPool,
+}
+
+impl fmt::Debug for NativeBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NativeBackend")
+            .field("origin", &self.origin)
+            .field("patch", &self.model.patch)
+            .field("input_channels", &self.model.input_channels)
+            .field("classes", &self.model.classes)
+            .field("steps", &self.model.steps.len())
+            .field("planned_bytes", &self.planned_bytes)
+            .field("max_batch", &self.max_batch)
+            .finish()
+    }
+}
+
+fn load_err(path: &Path, e: impl fmt::Display) -> EngineError {
+    EngineError::Load {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+impl NativeBackend {
+    /// Loads an ONNX model with one `(n, c, z, y, x)` input, keeps its output named `class` (else its
+    /// first output) and plans it for `options`' patch size.
+    ///
+    /// An operator outside the supported set (see the module doc of `import`) is
+    /// [`EngineError::Unsupported`], naming the node; callers may fall back to tract on it.
+    pub fn load(path: impl AsRef<Path>, options: &NativeOptions) -> Result<Self, EngineError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| load_err(path, e))?;
+        Self::from_onnx_bytes(&bytes, path, options)
+    }
+
+    /// As [`NativeBackend::load`] from a serialised `ModelProto` in memory (an export built on the
+    /// fly from a checkpoint); `origin` names the model in messages.
+    pub fn from_onnx_bytes(
+        bytes: &[u8],
+        origin: impl AsRef<Path>,
+        options: &NativeOptions,
+    ) -> Result<Self, EngineError> {
+        let origin = origin.as_ref();
+        if options.precision == Precision::Bf16 && !kernels::bf16_supported() {
+            return Err(EngineError::PrecisionUnavailable {
+                precision: "bf16",
+                reason: "this CPU lacks AVX512_BF16 (use fp32)".to_string(),
+            });
+        }
+        let model = onnx::decode_model(bytes).map_err(|e| load_err(origin, e))?;
+        let imported = import::import(
+            &model,
+            &ImportOptions {
+                origin: origin.to_path_buf(),
+                patch_size: options.patch_size,
+                input_channels: options.input_channels,
+                precision: options.precision,
+                isa: options.isa.unwrap_or_else(kernels::detect_isa),
+            },
+        )?;
+        drop(model);
+        let memory = plan::plan(&imported);
+        let slots = memory
+            .slot_elements
+            .iter()
+            .map(|&e| Act::try_zeros(LANES, [e / LANES, 1, 1]).map(Some))
+            .collect::<Result<Vec<_>, _>>()?;
+        let threads = options.threads.max(1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("nnu-native-{i}"))
+            .num_threads(threads)
+            .build()
+            .map_err(|e| EngineError::ThreadPool {
+                threads,
+                message: e.to_string(),
+            })?;
+        Ok(NativeBackend {
+            origin: origin.to_path_buf(),
+            max_batch: imported.fixed_batch.unwrap_or(options.max_batch),
+            planned_bytes: memory.bytes(),
+            slot_of: memory.slot_of,
+            model: imported,
+            slots,
+            stats: ChannelStats {
+                sum: Vec::new(),
+                sumsq: Vec::new(),
+                count: 0,
+            },
+            precision: options.precision,
+            pool,
+        })
+    }
+
+    /// The model file (or the name given to [`NativeBackend::from_onnx_bytes`]).
+    pub fn path(&self) -> &Path {
+        &self.origin
+    }
+
+    /// Bytes of the activation buffers planned for one sample (allocated once at load, reused by
+    /// every pass); the packed weights come on top.
+    pub fn planned_bytes(&self) -> usize {
+        self.planned_bytes
+    }
+
+    /// Scalar weights of the network (convolutions, biases, norm parameters) the final head needs.
+    pub fn parameters(&self) -> usize {
+        self.model.parameters
+    }
+
+    /// Arithmetic of the convolutions.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Number of execution steps after fusion (for diagnostics).
+    pub fn steps(&self) -> usize {
+        self.model.steps.len()
+    }
+}
+
+/// Runs every step for one sample through the planned buffers.
+fn run_sample(
+    model: &ImportedModel,
+    slot_of: &[usize],
+    slots: &mut [Option<Act>],
+    stats: &mut ChannelStats,
+    input: ArrayView4<f32>,
+    output: ArrayViewMut4<f32>,
+) -> Result<(), EngineError> {
+    let missing = || EngineError::Run {
+        backend: "native",
+        message: "a planned buffer is in use twice (a bug in the plan)".to_string(),
+    };
+    let shape = |t: usize| model.tensors[t];
+    {
+        let sh = shape(model.input);
+        let act = slots[slot_of[model.input]].as_mut().ok_or_else(missing)?;
+        act.reshape(sh.channels, sh.dims)?;
+        act.load_cdhw(input);
+    }
+    for step in &model.steps {
+        match step {
+            Step::Conv {
+                srcs,
+                conv,
+                dst,
+                norm,
+                act,
+            } => {
+                let mut out = slots[slot_of[*dst]].take().ok_or_else(missing)?;
+                let sh = shape(*dst);
+                let result = (|| {
+                    out.reshape(sh.channels, sh.dims)?;
+                    let ins = srcs
+                        .iter()
+                        .map(|&t| slots[slot_of[t]].as_ref().ok_or_else(missing))
+                        .collect::<Result<Vec<&Act>, _>>()?;
+                    match norm {
+                        Some(n) => {
+                            stats.sum.clear();
+                            stats.sum.resize(sh.channels, 0.0);
+                            stats.sumsq.clear();
+                            stats.sumsq.resize(sh.channels, 0.0);
+                            stats.count = 0;
+                            kernels::conv3d(&ins, conv, &mut out, Some(stats))?;
+                            kernels::norm_act(&mut out, stats, &n.gamma, &n.beta, n.eps, *act);
+                        }
+                        None => {
+                            kernels::conv3d(&ins, conv, &mut out, None)?;
+                            if *act != kernels::Activation::None {
+                                kernels::activate(&mut out, *act);
+                            }
+                        }
+                    }
+                    Ok(())
+                })();
+                slots[slot_of[*dst]] = Some(out);
+                result?;
+            }
+            Step::ConvTranspose {
+                src,
+                conv,
+                dst,
+                act,
+            } => {
+                let mut out = slots[slot_of[*dst]].take().ok_or_else(missing)?;
+                let sh = shape(*dst);
+                let result = (|| {
+                    out.reshape(sh.channels, sh.dims)?;
+                    let x = slots[slot_of[*src]].as_ref().ok_or_else(missing)?;
+                    kernels::conv_transpose3d(x, conv, &mut out)?;
+                    if *act != kernels::Activation::None {
+                        kernels::activate(&mut out, *act);
+                    }
+                    Ok(())
+                })();
+                slots[slot_of[*dst]] = Some(out);
+                result?;
+            }
+            Step::Activate { t, act } => {
+                let x = slots[slot_of[*t]].as_mut().ok_or_else(missing)?;
+                kernels::activate(x, *act);
+            }
+            Step::Add { acc, other } => {
+                let mut a = slots[slot_of[*acc]].take().ok_or_else(missing)?;
+                let result = slots[slot_of[*other]]
+                    .as_ref()
+                    .ok_or_else(missing)
+                    .map(|b| {
+                        kernels::add_assign(&mut a, b);
+                    });
+                slots[slot_of[*acc]] = Some(a);
+                result?;
+            }
+        }
+    }
+    let out = slots[slot_of[model.output]].as_ref().ok_or_else(missing)?;
+    out.store_cdhw(output);
+    Ok(())
+}
+
+impl Backend for NativeBackend {
+    fn name(&self) -> &'static str {
+        "native"
+    }
+
+    fn run(&mut self, input: ArrayView5<f32>) -> Result<Array5<f32>, EngineError> {
+        let m = &self.model;
+        check_input_shape(&input, m.input_channels, m.patch, self.max_batch)?;
+        let n = input.shape()[0];
+        let [z, y, x] = m.patch;
+        let mut out = Array5::<f32>::zeros((n, m.classes, z, y, x));
+        let (model, slot_of, slots, stats) =
+            (&self.model, &self.slot_of, &mut self.slots, &mut self.stats);
+        self.pool.install(|| {
+            for i in 0..n {
+                run_sample(
+                    model,
+                    slot_of,
+                    slots,
+                    stats,
+                    input.slice(s![i, .., .., .., ..]),
+                    out.slice_mut(s![i, .., .., .., ..]),
+                )?;
+            }
+            Ok::<(), EngineError>(())
+        })?;
+        Ok(out)
+    }
+
+    fn num_classes(&self) -> usize {
+        self.model.classes
+    }
+
+    fn patch_size(&self) -> [usize; 3] {
+        self.model.patch
+    }
+
+    fn input_channels(&self) -> usize {
+        self.model.input_channels
+    }
+
+    fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+}
