@@ -1,0 +1,88 @@
+//! Loading CPU backends per fold: the native backend straight from a checkpoint (no `model.onnx`, the
+//! network built in memory by `nnu-onnx-export`) against PyTorch's output of the reference networks, and
+//! the same from tract; bf16 with tract is refused.
+
+use std::path::{Path, PathBuf};
+
+use ndarray::Array5;
+use nnu_engine::Precision;
+use nnu_pipeline::model::ModelSpec;
+use nnu_pipeline::run::{load_cpu_backends, BackendKind, CpuBackendOptions};
+
+fn reference(name: &str) -> Option<PathBuf> {
+    let r = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/reference")
+        .join(name);
+    if r.join("fold_0/model_final_checkpoint.model").is_file() {
+        Some(r)
+    } else {
+        eprintln!(
+            "skipped: {} is absent (the reference networks live in shared/ beside the checkout)",
+            r.display()
+        );
+        None
+    }
+}
+
+fn read_f32(path: &Path, shape: (usize, usize, usize, usize, usize)) -> Array5<f32> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let v: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    Array5::from_shape_vec(shape, v).expect("reference file size")
+}
+
+fn check_from_checkpoint(name: &str, kind: BackendKind, expected_backend: &str) {
+    let Some(dir) = reference(name) else { return };
+    assert!(
+        !dir.join("fold_0/model.onnx").exists(),
+        "the fold must have no model.onnx for this test"
+    );
+    let model = ModelSpec::open(&dir).expect("model folder");
+    let mut backends = load_cpu_backends(&model, &[0], None, &CpuBackendOptions::new(kind, 2))
+        .expect("backend from the checkpoint");
+    assert_eq!(backends.len(), 1);
+    let b = &mut backends[0];
+    assert_eq!(b.name(), expected_backend);
+    let input = read_f32(&dir.join("input.bin"), (1, 1, 32, 32, 32));
+    let expected = read_f32(&dir.join("output_class.bin"), (1, 3, 32, 32, 32));
+    let got = b.run(input.view()).expect("run");
+    let diff = got
+        .iter()
+        .zip(expected.iter())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    eprintln!("{name} from its checkpoint, {expected_backend}: max abs to PyTorch {diff:e}");
+    assert!(diff <= 1e-4, "{name}: {diff}");
+}
+
+#[test]
+fn native_from_checkpoint_matches_pytorch_unetpp() {
+    check_from_checkpoint("unetpp-small", BackendKind::Auto, "native");
+}
+
+#[test]
+fn native_from_checkpoint_matches_pytorch_unet() {
+    check_from_checkpoint("unet-small", BackendKind::Native, "native");
+}
+
+#[test]
+fn tract_from_checkpoint_matches_pytorch() {
+    check_from_checkpoint("unet-small", BackendKind::Tract, "tract");
+}
+
+#[test]
+fn bf16_with_tract_is_refused() {
+    let Some(dir) = reference("unet-small") else { return };
+    let model = ModelSpec::open(&dir).expect("model folder");
+    let opts = CpuBackendOptions {
+        kind: BackendKind::Tract,
+        threads: 1,
+        precision: Precision::Bf16,
+    };
+    let err = load_cpu_backends(&model, &[0], None, &opts)
+        .err()
+        .expect("bf16 with tract");
+    assert!(err.to_string().contains("bf16"), "{err}");
+}
