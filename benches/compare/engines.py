@@ -12,12 +12,12 @@ Runs, each in its own process under GNU `/usr/bin/time -v` (peak RSS per engine)
   sgemm                      flops.py: the network's FLOPs and numpy's sgemm rate (4096^3, T threads, with
                              OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset), giving the fp32 FLOP limit
 Each engine makes one warm-up call, then N timed passes; the median is reported. Then the small reference
-networks (../shared/reference/*/model_ds.onnx, 32^3) per pass: native fp32 against onnxruntime, and with
+networks (fixtures/reference/*/model_ds.onnx, 32^3) per pass: native fp32 against onnxruntime, and with
 --demo `nnu-predict --demo` with the native and the tract backend.
 
 The network is `nnu-export-onnx --random-weights --batch 1` (default: the full Task003 UNet++, patch 128^3,
 46 M parameters, 4.75 TFLOP: minutes per engine on 2 cores). For a quick run pass a smaller plans file, e.g.
-`--plans ../shared/reference/unetpp-small/plans.pkl` (UNet++ at 32^3) with `--base 32 --max 320`.
+`--plans fixtures/reference/unetpp-small/plans.pkl` (UNet++ at 32^3) with `--base 32 --max 320`.
 
 Prints seconds per patch, peak RSS and the ratios the issue's targets use; writes OUT/engines.json.
 Offline only (Python is never used at run time).
@@ -204,7 +204,7 @@ def main():
                             "limit_s": fl["bound_s_at_sgemm"]}
 
     if "small" not in skip:
-        ref = os.path.join(os.path.dirname(ROOT), "shared", "reference")
+        ref = os.path.join(ROOT, "fixtures", "reference")
         for d in sorted(os.listdir(ref)) if os.path.isdir(ref) else []:
             m = os.path.join(ref, d, "model_ds.onnx")
             if not os.path.isfile(m):

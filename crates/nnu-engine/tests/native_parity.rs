@@ -1,4 +1,4 @@
-//! Parity of the native backend with PyTorch on the reference networks in `../shared/reference/`
+//! Parity of the native backend with PyTorch on the reference networks in `fixtures/reference/`
 //! (`output_class.bin` is PyTorch's final head for `input.bin`; we ask for 1e-4 max abs as of tract),
 //! and with tract on our own exports (`nnu-onnx-export` with seeded synthetic weights).
 
@@ -16,19 +16,11 @@ use prost::Message;
 
 const TOLERANCE: f32 = 1e-4;
 
-fn reference_dir(name: &str) -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/reference")
-        .join(name);
-    if dir.join("model_ds.onnx").is_file() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipped: {} is absent (the reference networks sit beside the checkout)",
-            dir.display()
-        );
-        None
-    }
+/// A model folder of `fixtures/reference` (made by `scripts/goldens/reference_make.py`).
+fn reference_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/reference")
+        .join(name)
 }
 
 fn read_f32(path: &Path, shape: (usize, usize, usize, usize, usize)) -> Array5<f32> {
@@ -49,9 +41,7 @@ fn max_abs_diff(a: &Array5<f32>, b: &Array5<f32>) -> f32 {
 }
 
 fn check_reference(name: &str, threads: usize) {
-    let Some(dir) = reference_dir(name) else {
-        return;
-    };
+    let dir = reference_dir(name);
     let mut backend = NativeBackend::load(
         dir.join("model_ds.onnx"),
         &NativeOptions::default().threads(threads),
@@ -404,9 +394,7 @@ fn native_patch_mismatch_and_garbage() {
 /// Mirrored patches as one batch give the same logits as one by one (the first matches PyTorch).
 #[test]
 fn native_batches_match_pytorch_reference() {
-    let Some(dir) = reference_dir("unet-small") else {
-        return;
-    };
+    let dir = reference_dir("unet-small");
     let input = read_f32(&dir.join("input.bin"), (1, 1, 32, 32, 32));
     let expected = read_f32(&dir.join("output_class.bin"), (1, 3, 32, 32, 32));
     let mut batch = Array5::<f32>::zeros((3, 1, 32, 32, 32));
@@ -442,9 +430,7 @@ fn native_batches_match_pytorch_reference() {
 /// refused with a clear error where it does not.
 #[test]
 fn bf16_runs_or_is_refused() {
-    let Some(dir) = reference_dir("unetpp-small") else {
-        return;
-    };
+    let dir = reference_dir("unetpp-small");
     let opts = NativeOptions::default()
         .threads(2)
         .precision(nnu_engine::Precision::Bf16);
@@ -455,9 +441,7 @@ fn bf16_runs_or_is_refused() {
         return;
     }
     for name in ["unetpp-small", "unet-small"] {
-        let Some(dir) = reference_dir(name) else {
-            continue;
-        };
+        let dir = reference_dir(name);
         let input = read_f32(&dir.join("input.bin"), (1, 1, 32, 32, 32));
         let expected = read_f32(&dir.join("output_class.bin"), (1, 3, 32, 32, 32));
         let mut bf = NativeBackend::load(dir.join("model_ds.onnx"), &opts).expect("bf16 load");

@@ -9,19 +9,11 @@ use nnu_engine::Precision;
 use nnu_pipeline::model::ModelSpec;
 use nnu_pipeline::run::{load_cpu_backends, BackendKind, CpuBackendOptions};
 
-fn reference(name: &str) -> Option<PathBuf> {
-    let r = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/reference")
-        .join(name);
-    if r.join("fold_0/model_final_checkpoint.model").is_file() {
-        Some(r)
-    } else {
-        eprintln!(
-            "skipped: {} is absent (the reference networks live in shared/ beside the checkout)",
-            r.display()
-        );
-        None
-    }
+/// A model folder of `fixtures/reference` (made by `scripts/goldens/reference_make.py`).
+fn reference(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/reference")
+        .join(name)
 }
 
 fn read_f32(path: &Path, shape: (usize, usize, usize, usize, usize)) -> Array5<f32> {
@@ -34,7 +26,7 @@ fn read_f32(path: &Path, shape: (usize, usize, usize, usize, usize)) -> Array5<f
 }
 
 fn check_from_checkpoint(name: &str, kind: BackendKind, expected_backend: &str) {
-    let Some(dir) = reference(name) else { return };
+    let dir = reference(name);
     assert!(
         !dir.join("fold_0/model.onnx").exists(),
         "the fold must have no model.onnx for this test"
@@ -74,7 +66,7 @@ fn tract_from_checkpoint_matches_pytorch() {
 
 #[test]
 fn bf16_with_tract_is_refused() {
-    let Some(dir) = reference("unet-small") else { return };
+    let dir = reference("unet-small");
     let model = ModelSpec::open(&dir).expect("model folder");
     let opts = CpuBackendOptions {
         kind: BackendKind::Tract,
