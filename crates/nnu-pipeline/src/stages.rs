@@ -38,6 +38,9 @@ pub struct PredictOptions {
     pub save_probabilities: bool,
     /// Also write `CASE.png`, a montage of axial slices with the segmentation overlaid.
     pub preview: bool,
+    /// How previews are drawn (label names, window...; default `PreviewOptions::default()`, titled with
+    /// the case name).
+    pub preview_options: preview::PreviewOptions,
     /// Recompute cases whose segmentation exists (default: skip them, so interrupted runs resume).
     pub overwrite: bool,
     /// gzip level of the written segmentation (default 6... 1 is faster, 9 smaller).
@@ -57,6 +60,7 @@ impl Default for PredictOptions {
             use_gaussian: true,
             save_probabilities: false,
             preview: false,
+            preview_options: preview::PreviewOptions::default(),
             overwrite: false,
             compression_level: 6,
             postprocess: true,
@@ -430,8 +434,9 @@ pub fn write_outputs(
             &png_path,
             img,
             seg.view(),
-            &geometry.direction,
-            &preview::PreviewOptions::default(),
+            geometry,
+            name,
+            &opts.preview_options,
         )?;
     }
     // The segmentation is renamed last: its presence marks the case as done.

@@ -192,7 +192,7 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
     } else {
         MirrorSet::all()
     };
-    let opts = PredictOptions {
+    let mut opts = PredictOptions {
         step_size: args.step_size,
         mirrors,
         save_probabilities: args.save_probabilities,
@@ -207,6 +207,9 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
         let (seg, prob, png) = output_paths(dir, name);
         vec![seg, prob, png]
     })?;
+    if demo.is_some() {
+        opts.preview_options.label_names = nnu_demo::LABEL_NAMES.map(String::from).to_vec();
+    }
     let backend_opts = CpuBackendOptions {
         kind: match args.backend {
             BackendArg::Auto => BackendKind::Auto,

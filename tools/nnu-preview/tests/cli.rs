@@ -1,0 +1,91 @@
+//! `nnu-preview` on small written volumes: a preview and a difference view are written as PNGs, bad input
+//! gives `error:` and exit status 2.
+
+use std::process::Command;
+
+use ndarray::{s, Array3};
+use nnu_volume::{write_volume, Geometry, WriteOptions};
+
+const EXE: &str = env!("CARGO_BIN_EXE_nnu-preview");
+
+#[test]
+fn writes_previews_and_refuses_bad_input() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let g = Geometry {
+        spacing: [0.8, 0.8, 2.5],
+        ..Geometry::default()
+    };
+    let img = Array3::<i16>::from_shape_fn((16, 40, 48), |(_, y, x)| {
+        if (y as i32 - 20).pow(2) + (x as i32 - 24).pow(2) < 300 {
+            60
+        } else {
+            -1000
+        }
+    });
+    let mut seg = Array3::<u8>::zeros((16, 40, 48));
+    seg.slice_mut(s![4..12, 12..28, 14..30]).fill(1);
+    let mut reference = seg.clone();
+    reference.slice_mut(s![4..12, 12..28, 26..34]).fill(2);
+    let p = |n: &str| dir.path().join(n);
+    let w = WriteOptions::default();
+    write_volume(&p("img.nii.gz"), img.view(), &g, &w).expect("write");
+    write_volume(&p("seg.nii.gz"), seg.view(), &g, &w).expect("write");
+    write_volume(&p("ref.nii.gz"), reference.view(), &g, &w).expect("write");
+    let short = Array3::<u8>::zeros((16, 40, 47));
+    write_volume(&p("short.nii.gz"), short.view(), &g, &w).expect("write");
+
+    let run = |args: &[&str]| {
+        Command::new(EXE)
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .expect("run nnu-preview")
+    };
+    let o = run(&[
+        "img.nii.gz",
+        "seg.nii.gz",
+        "-o",
+        "a.png",
+        "--labels",
+        "liver",
+        "--window",
+        "-600,1500",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&[
+        "img.nii.gz",
+        "seg.nii.gz",
+        "--reference",
+        "ref.nii.gz",
+        "-o",
+        "d.png",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in ["a.png", "d.png"] {
+        let bytes = std::fs::read(p(f)).expect("png written");
+        assert_eq!(&bytes[1..4], b"PNG", "{f}");
+    }
+    for (args, what) in [
+        (
+            vec!["img.nii.gz", "short.nii.gz", "-o", "x.png"],
+            "short.nii.gz",
+        ),
+        (
+            vec!["img.nii.gz", "seg.nii.gz", "-o", "x.png", "--window", "40"],
+            "window",
+        ),
+        (
+            vec!["img.nii.gz", "missing.nii.gz", "-o", "x.png"],
+            "missing.nii.gz",
+        ),
+    ] {
+        let o = run(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(what),
+            "{args:?}: {err}"
+        );
+        assert!(!p("x.png").exists());
+    }
+}
