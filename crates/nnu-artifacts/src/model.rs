@@ -61,7 +61,7 @@ impl ModelFolder {
             .find(|p| p.is_file())
             .ok_or_else(|| Error::MissingFile {
                 path: dir.join("plans.pkl"),
-                what: "the model folder's plans (plans.pkl or plans.json)".into(),
+                what: "the nnU-Net v1 plans file that training writes into the model folder".into(),
             })?;
         let plans = Plans::load(&plans_path)?;
         let entries = std::fs::read_dir(&dir).map_err(|source| Error::Io {

@@ -37,6 +37,7 @@ use std::path::{Path, PathBuf};
 
 pub mod bins;
 pub mod cases;
+pub mod cli;
 pub mod infer;
 pub mod model;
 pub mod npy;
@@ -124,7 +125,7 @@ pub fn prepare_output_dir(dir: &Path) -> Result<(), PipelineError> {
     if dir.exists() && !dir.is_dir() {
         return Err(PipelineError::Input {
             path: dir.to_path_buf(),
-            msg: "the output folder exists and is not a folder".into(),
+            msg: "the output path is a file, not a folder".into(),
         });
     }
     std::fs::create_dir_all(dir).map_err(|e| PipelineError::Input {

@@ -18,7 +18,9 @@ pub enum TilingError {
         shape: [usize; 3],
     },
     /// `step_size` outside nnU-Net's accepted range (0, 1].
-    #[error("step_size {step_size} is outside (0, 1]")]
+    #[error(
+        "step size {step_size} is outside (0, 1] (the window step as a fraction of the patch size)"
+    )]
     InvalidStepSize {
         /// The value given.
         step_size: f64,

@@ -20,7 +20,13 @@ use rayon::prelude::*;
 /// per-class means. With --surface, adds HD95, ASSD (MedPy 0.5.2 conventions) and the normalised surface
 /// Dice for every label but 0.
 #[derive(Parser, Debug)]
-#[command(name = "nnu-evaluate", version, about, long_about)]
+#[command(
+    name = "nnu-evaluate",
+    version,
+    about,
+    long_about,
+    after_help = "Example:\n  nnu-evaluate --ref labelsTs --pred predictions --labels 0,1,2 --surface"
+)]
 struct Args {
     /// Folder with the reference segmentations.
     #[arg(long = "ref", value_name = "REF_DIR")]

@@ -197,3 +197,11 @@ fn missing_cases_and_bad_geometry_are_errors() {
     assert!(err.contains("case_00.nii.gz: spacing mismatch"), "{err}");
     assert!(!pred.join("summary.json").exists());
 }
+
+#[path = "../../readme_synopsis.rs"]
+mod readme;
+
+#[test]
+fn readme_synopsis_matches_help() {
+    readme::check(env!("CARGO_BIN_EXE_nnu-evaluate"), "nnu-evaluate", false);
+}

@@ -21,11 +21,18 @@ use nnu_onnx_export::{
 /// final head's logits). With --random-weights, writes the network of --plans (default: Task003
 /// 3d_fullres, patch 128^3, 5 poolings) with seeded He-initialised weights.
 #[derive(Parser, Debug)]
-#[command(name = "nnu-export-onnx", version, about, long_about)]
+#[command(
+    name = "nnu-export-onnx",
+    version,
+    about,
+    long_about,
+    after_help = "Example:\n  nnu-export-onnx -m MODEL_DIR --fold 0 -o MODEL_DIR/fold_0/model.onnx"
+)]
 struct Args {
     /// Model folder: nnU-Net v1 (plans.pkl, fold_K/) or nnunetv2 (plans.json, dataset.json,
     /// fold_K/checkpoint_final.pth), told apart by the files it holds.
     #[arg(
+        short = 'm',
         long,
         value_name = "MODEL_DIR",
         required_unless_present = "random_weights"

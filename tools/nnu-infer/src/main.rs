@@ -33,14 +33,26 @@ enum BackendKind {
 /// dumps, numbered like `benchmark` (_1) or `ais_bench` (_0), with a latency summary on stdout and in
 /// DUMP_DIR/summary.json. Complete dumps are skipped, so an interrupted run resumes.
 #[derive(Parser, Debug)]
-#[command(name = "nnu-infer", version, about, long_about = None)]
+#[command(
+    name = "nnu-infer",
+    version,
+    about,
+    long_about = None,
+    override_usage = "nnu-infer -m MODEL -i BIN_DIR|FILE.info -o DUMP_DIR [OPTIONS]\n       nnu-infer -m MODEL --loop N [OPTIONS]",
+    after_help = "Example:\n  nnu-infer -m MODEL_DIR/fold_0/model.onnx -i bins -o result/cpu\n\nExit status: 0 every tile done (or already done), 1 some tiles failed (named), 2 bad arguments or\nunusable model, input or output folder (nothing done)."
+)]
 struct Args {
-    /// The model: ONNX for tract (its output named `class`, else its first output, is dumped), an ATC
-    /// offline model for acl (output 0, the final head, is dumped).
-    #[arg(long, value_name = "MODEL.onnx|MODEL.om")]
+    /// The model: a file, ONNX for tract (its output named `class`, else its first output, is dumped) or
+    /// an ATC offline model for acl (output 0, the final head, is dumped); or a model folder, whose
+    /// `fold_K/model.onnx` (tract) or `fold_K/model.om` (acl) is used, K from --fold.
+    #[arg(short = 'm', long, value_name = "MODEL.onnx|MODEL.om|MODEL_DIR")]
     model: PathBuf,
+    /// With a model folder as --model: the fold whose model is run.
+    #[arg(long, default_value_t = 0)]
+    fold: usize,
     /// A folder of input tiles (`*.bin`) or a `.info` file listing them.
     #[arg(
+        short = 'i',
         long,
         value_name = "BIN_DIR|FILE.info",
         required_unless_present = "loop_count"
@@ -48,7 +60,12 @@ struct Args {
     input: Option<PathBuf>,
     /// Folder of the output dumps and summary.json (created if missing). With acl, every device writes
     /// there (like `ais_bench --output_dirname`).
-    #[arg(long, value_name = "DUMP_DIR", required_unless_present = "loop_count")]
+    #[arg(
+        short = 'o',
+        long,
+        value_name = "DUMP_DIR",
+        required_unless_present = "loop_count"
+    )]
     output: Option<PathBuf>,
     /// Threads of the CPU backend (native, tract; default: all cores).
     #[arg(long, value_name = "N")]
@@ -93,9 +110,14 @@ enum PrecisionArg {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    args.model = resolve_model(&args.model, args.fold, args.backend);
     match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(nnu_pipeline::cli::EXIT_OK),
+        Err(e) if e.is::<TilesFailed>() => {
+            eprintln!("error: {e}");
+            ExitCode::from(nnu_pipeline::cli::EXIT_FAILED)
+        }
         Err(e) => {
             // One line, even when a runtime's message spans several.
             let text = e.to_string();
@@ -105,10 +127,35 @@ fn main() -> ExitCode {
                 .filter(|l| !l.is_empty())
                 .collect();
             eprintln!("error: {}", line.join(" "));
-            ExitCode::FAILURE
+            ExitCode::from(nnu_pipeline::cli::EXIT_USAGE)
         }
     }
 }
+
+/// `--model` as given when it is a file; for a model folder, its `fold_K/model.onnx` (tract) or
+/// `fold_K/model.om` (acl), the layout `nnu-predict` reads.
+fn resolve_model(model: &std::path::Path, fold: usize, backend: BackendKind) -> PathBuf {
+    if !model.is_dir() {
+        return model.to_path_buf();
+    }
+    let file = match backend {
+        BackendKind::Tract => "model.onnx",
+        BackendKind::Acl => "model.om",
+    };
+    model.join(format!("fold_{fold}")).join(file)
+}
+
+/// Some inputs could not be run (each was listed); the others' dumps are written. Exit status 1.
+#[derive(Debug)]
+struct TilesFailed(String);
+
+impl std::fmt::Display for TilesFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TilesFailed {}
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -192,12 +239,11 @@ fn run_one_backend(
     println!("{summary}");
     report_summary_file(options);
     if !summary.failed.is_empty() {
-        return Err(format!(
+        return Err(Box::new(TilesFailed(format!(
             "{} of {} input(s) could not be run (listed above); the others' dumps are written",
             summary.failed.len(),
             summary.failed.len() + summary.processed
-        )
-        .into());
+        ))));
     }
     Ok(())
 }
@@ -228,7 +274,7 @@ fn run_acl(_: &Args, _: &InferInput, _: &InferOptions) -> AnyResult<()> {
 
 fn report_skipped(skipped: usize) {
     if skipped > 0 {
-        eprintln!("{skipped} inputs already have complete dumps; skipping them");
+        eprintln!("{skipped} already done (complete dumps), skipped");
     }
 }
 

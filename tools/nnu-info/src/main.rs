@@ -12,7 +12,13 @@ use nnu_bins::{write_info_set, InfoOptions};
 /// per line, files sorted by name), plus the shards sth1.info..sthN.info next to OUT.info (contiguous,
 /// each re-indexed from 0, the last taking the remainder), as the recipe's gen_dataset_info.py does.
 #[derive(Parser, Debug)]
-#[command(name = "nnu-info", version, about, long_about)]
+#[command(
+    name = "nnu-info",
+    version,
+    about,
+    long_about,
+    after_help = "Example:\n  nnu-info bins tiles.info --shards 4 -m MODEL_DIR     # tiles.info, sth1.info .. sth4.info\n\nExit status: 0 written, 2 bad arguments or unusable input (nothing written)."
+)]
 struct Args {
     /// Folder holding the tile .bin files (written into the list as given: relative stays relative).
     bin_dir: PathBuf,
@@ -21,25 +27,54 @@ struct Args {
     /// Number of shards sth1.info..sthN.info to write next to OUT.info (one per device); 0 writes none.
     #[arg(long, default_value_t = nnu_bins::info::DEFAULT_SHARDS)]
     shards: usize,
-    /// The input_width column (the patch edge).
-    #[arg(long, default_value_t = nnu_bins::info::DEFAULT_SIZE)]
-    width: u32,
-    /// The input_height column (the patch edge).
-    #[arg(long, default_value_t = nnu_bins::info::DEFAULT_SIZE)]
-    height: u32,
+    /// nnU-Net v1 model folder: --width and --height default to its patch size (x and y).
+    #[arg(short = 'm', long, value_name = "MODEL_DIR")]
+    model: Option<PathBuf>,
+    /// The input_width column (the patch's x edge). Default: from --model, else 128 (the recipe's).
+    #[arg(long)]
+    width: Option<u32>,
+    /// The input_height column (the patch's y edge). Default: from --model, else 128 (the recipe's).
+    #[arg(long)]
+    height: Option<u32>,
     /// Write absolute paths (BIN_DIR made absolute first).
     #[arg(long)]
     absolute: bool,
 }
 
+/// Exit status for bad arguments or unusable input (the workspace's convention: 0 done, 1 some cases
+/// failed, 2 nothing done).
+const EXIT_USAGE: u8 = 2;
+
+/// The patch's (x, y) edges from a model folder's plans (full-resolution stage; z, y, x stored).
+fn patch_xy(model: &std::path::Path) -> Result<(u32, u32), String> {
+    let plans = nnu_artifacts::Plans::load(model.join("plans.pkl")).map_err(|e| e.to_string())?;
+    let patch = &plans.fullres_stage().patch_size;
+    let edge = |i: usize| patch.get(patch.len().wrapping_sub(i)).map(|&v| v as u32);
+    match (edge(1), edge(2)) {
+        (Some(x), Some(y)) => Ok((x, y)),
+        _ => Err(format!("{}: the plans have no patch_size", model.display())),
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    let (mut width, mut height) = (nnu_bins::info::DEFAULT_SIZE, nnu_bins::info::DEFAULT_SIZE);
+    if let Some(model) = &args.model {
+        match patch_xy(model) {
+            Ok((x, y)) => (width, height) = (x, y),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
+    let (width, height) = (args.width.unwrap_or(width), args.height.unwrap_or(height));
     let bin_dir = if args.absolute {
         match std::fs::canonicalize(&args.bin_dir) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("error: {}: {e}", args.bin_dir.display());
-                return ExitCode::FAILURE;
+                return ExitCode::from(EXIT_USAGE);
             }
         }
     } else {
@@ -47,8 +82,8 @@ fn main() -> ExitCode {
     };
     let opts = InfoOptions {
         shards: args.shards,
-        width: args.width,
-        height: args.height,
+        width,
+        height,
     };
     match write_info_set(&bin_dir, &args.out_info, opts) {
         Ok(summary) => {
@@ -63,7 +98,7 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(EXIT_USAGE)
         }
     }
 }

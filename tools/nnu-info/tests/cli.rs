@@ -56,3 +56,47 @@ fn writes_the_list_and_four_shards() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: /nonexistent-dir: "));
 }
+
+#[path = "../../readme_synopsis.rs"]
+mod readme;
+
+/// `-m MODEL_DIR` sets the width and height columns from the model's patch (32 x 32 here), the 128
+/// defaults otherwise; an explicit --width wins.
+#[test]
+fn model_sets_the_patch_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let bins = dir.path().join("bins");
+    std::fs::create_dir(&bins).unwrap();
+    std::fs::write(bins.join("c_0_4_0_4_0_4_0.bin"), b"").unwrap();
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/reference/unet-small");
+    let run = |extra: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_nnu-info"))
+            .current_dir(dir.path())
+            .args(["bins", "all.info", "--shards", "0"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read_to_string(dir.path().join("all.info")).unwrap()
+    };
+    assert!(run(&[]).trim_end().ends_with(" 128 128"));
+    let m = model.to_str().unwrap();
+    assert!(run(&["-m", m]).trim_end().ends_with(" 32 32"));
+    assert!(run(&["-m", m, "--width", "64"])
+        .trim_end()
+        .ends_with(" 64 32"));
+    // A folder without plans: exit 2, naming plans.pkl.
+    let o = Command::new(env!("CARGO_BIN_EXE_nnu-info"))
+        .current_dir(dir.path())
+        .args(["bins", "all.info", "-m", "bins"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("plans.pkl"));
+}
+
+#[test]
+fn readme_synopsis_matches_help() {
+    readme::check(env!("CARGO_BIN_EXE_nnu-info"), "nnu-info", false);
+}

@@ -13,10 +13,24 @@ mod v2;
 /// Print what an nnU-Net v1 or nnunetv2 model folder holds (told apart by the files it holds): trainer, classes, patch size, spacing, normalisation,
 /// number of parameters and the folds found (MODEL_DIR/plans.pkl and MODEL_DIR/fold_K/model_final_checkpoint.model).
 #[derive(Parser, Debug)]
-#[command(name = "nnu-inspect", version, about)]
+#[command(
+    name = "nnu-inspect",
+    version,
+    about,
+    after_help = "Example:\n  nnu-inspect Task003_Liver/nnUNetPlusPlusTrainerV2__nnUNetPlansv2.1\n\nExit status: 0 printed, 2 unusable model folder (the file and the problem are named)."
+)]
 struct Args {
     /// The model folder, e.g. .../nnUNetPlusPlusTrainerV2__nnUNetPlansv2.1.
-    model_dir: PathBuf,
+    #[arg(value_name = "MODEL_DIR", required_unless_present = "model")]
+    model_dir: Option<PathBuf>,
+    /// The model folder, as with the other tools (instead of MODEL_DIR).
+    #[arg(
+        short = 'm',
+        long,
+        value_name = "MODEL_DIR",
+        conflicts_with = "model_dir"
+    )]
+    model: Option<PathBuf>,
     /// Skip loading the checkpoints (no parameter counts; only the plans and the file listing).
     #[arg(long)]
     no_weights: bool,
@@ -29,14 +43,18 @@ fn main() -> ExitCode {
         Err(e) => {
             // Every error of nnu-artifacts starts with the file it concerns.
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            // The workspace's convention: 2 = unusable input, nothing done.
+            ExitCode::from(2)
         }
     }
 }
 
 fn run(args: &Args) -> Result<(), nnu_artifacts::Error> {
-    if detect(&args.model_dir) == ModelKind::V2 {
-        let model = V2ModelFolder::open(&args.model_dir)?;
+    let Some(dir) = args.model_dir.as_ref().or(args.model.as_ref()) else {
+        unreachable!("clap requires MODEL_DIR or --model")
+    };
+    if detect(dir) == ModelKind::V2 {
+        let model = V2ModelFolder::open(dir)?;
         let checkpoints = if args.no_weights {
             vec![None; model.folds.len()]
         } else {
@@ -45,7 +63,7 @@ fn run(args: &Args) -> Result<(), nnu_artifacts::Error> {
         print!("{}", v2::describe(&model, &checkpoints)?);
         return Ok(());
     }
-    let model = ModelFolder::open(&args.model_dir)?;
+    let model = ModelFolder::open(dir)?;
     let checkpoints = if args.no_weights {
         Vec::new()
     } else {

@@ -158,7 +158,7 @@ fn each_damaged_folder_is_one_line_naming_the_file() {
             .output()
             .expect("run");
         let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{}: {err}", dir.display());
+        assert_eq!(o.status.code(), Some(2), "{}: {err}", dir.display());
         assert!(
             o.stdout.is_empty(),
             "{}: printed a description",

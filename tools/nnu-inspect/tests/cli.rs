@@ -7,19 +7,14 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_nnu-inspect"))
 }
 
-fn reference() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("skipped: {} is absent", p.display());
-        None
-    }
+/// `fixtures/reference` (made by `scripts/goldens/reference_make.py`).
+fn reference() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/reference")
 }
 
 #[test]
 fn prints_the_reference_models() {
-    let Some(r) = reference() else { return };
+    let r = reference();
     for (model, trainer) in [
         ("unetpp-small", "nnUNetPlusPlusTrainerV2"),
         ("unet-small", "nnUNetTrainerV2"),
@@ -66,4 +61,20 @@ fn help_works() {
     let out = bin().arg("--help").output().expect("run");
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("MODEL_DIR"));
+}
+
+#[path = "../../readme_synopsis.rs"]
+mod readme;
+
+#[test]
+fn model_flag_as_in_the_other_tools() {
+    let r = reference().join("unet-small");
+    let o = bin().arg("-m").arg(&r).output().expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("nnUNetTrainerV2"));
+}
+
+#[test]
+fn readme_synopsis_matches_help() {
+    readme::check(env!("CARGO_BIN_EXE_nnu-inspect"), "nnu-inspect", false);
 }

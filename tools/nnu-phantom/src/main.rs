@@ -10,10 +10,15 @@ use nnu_volume::WriteOptions;
 /// Write synthetic abdominal CT phantoms (int16 HU) with liver/tumour labels in nnU-Net's raw layout:
 /// OUT/imagesTr/phantom_XXX_0000.nii.gz, OUT/labelsTr/phantom_XXX.nii.gz and OUT/dataset.json.
 #[derive(Parser, Debug)]
-#[command(name = "nnu-phantom", version, about)]
+#[command(
+    name = "nnu-phantom",
+    version,
+    about,
+    after_help = "Example:\n  nnu-phantom -o phantoms --cases 2 --shape 48,96,96 --spacing 2.5,1.5,1.5 --seed 7\n\nExit status: 0 written, 2 bad arguments or unwritable output folder."
+)]
 struct Args {
     /// Output folder (created if missing).
-    #[arg(long)]
+    #[arg(short = 'o', long = "output", alias = "out", value_name = "DIR")]
     out: PathBuf,
     /// Number of cases; case i uses seed SEED + i.
     #[arg(long, default_value_t = 1)]
@@ -121,7 +126,8 @@ fn main() -> ExitCode {
                     eprintln!("error: {}: {e}", args.out.display())
                 }
             }
-            ExitCode::FAILURE
+            // The workspace's convention: 2 = bad arguments or unusable output, nothing done.
+            ExitCode::from(2)
         }
     }
 }

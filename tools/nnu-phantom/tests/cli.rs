@@ -70,3 +70,43 @@ fn bad_arguments_fail_with_a_message() {
     let help = bin().arg("--help").output().expect("runs");
     assert!(String::from_utf8_lossy(&help.stdout).contains("--spacing"));
 }
+
+#[path = "../../readme_synopsis.rs"]
+mod readme;
+
+/// `-o/--output` as in every tool; the old `--out` still works (hidden alias).
+#[test]
+fn output_flag_and_its_old_spelling() {
+    for flag in ["-o", "--output", "--out"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("p");
+        let o = bin()
+            .arg(flag)
+            .arg(&out)
+            .args(["--shape", "6,10,12", "--threads", "1"])
+            .output()
+            .expect("runs");
+        assert!(
+            o.status.success(),
+            "{flag}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            out.join("imagesTr/phantom_000_0000.nii.gz").is_file(),
+            "{flag}"
+        );
+    }
+    let help = bin().arg("--help").output().expect("runs");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("-o, --output"), "{help}");
+    assert!(help.contains("Example:"), "{help}");
+    assert!(
+        !help.contains("--out "),
+        "the old spelling is hidden: {help}"
+    );
+}
+
+#[test]
+fn readme_synopsis_matches_help() {
+    readme::check(env!("CARGO_BIN_EXE_nnu-phantom"), "nnu-phantom", false);
+}

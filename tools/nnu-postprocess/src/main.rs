@@ -6,6 +6,7 @@ use clap::Parser;
 use nnu_bins::{read_all_shape, DumpIndex};
 use nnu_pipeline::bins::{postprocess_from_dumps, properties_path, read_properties};
 use nnu_pipeline::cases::discover_cases;
+use nnu_pipeline::cli;
 use nnu_pipeline::model::ModelSpec;
 use nnu_pipeline::run::{report_failures, run_cases};
 use nnu_pipeline::stages::{is_case_output, PredictOptions};
@@ -16,10 +17,15 @@ use nnu_tiling::MirrorSet;
 /// folders) into segmentations in the input images' geometry: softmax per pass, mirror mean, Gaussian
 /// weighting, resampling back. A case with missing or short dumps is reported and not written.
 #[derive(Parser, Debug)]
-#[command(name = "nnu-postprocess", version, about)]
+#[command(
+    name = "nnu-postprocess",
+    version,
+    about,
+    after_help = "Example:\n  nnu-postprocess -m MODEL_DIR -i imagesTs --shape-file all_shape.txt --dumps result/ -o predictions\n\nExit status: 0 every case written, 1 some cases failed (named), 2 bad arguments or unusable model,\ninput, dumps or output folder (nothing done)."
+)]
 struct Args {
     /// nnU-Net v1 model folder (plans.pkl).
-    #[arg(long)]
+    #[arg(short = 'm', long, value_name = "MODEL_DIR")]
     model: PathBuf,
     /// The images that were preprocessed (file, folder or .txt list).
     #[arg(short = 'i', long)]
@@ -49,11 +55,11 @@ struct Args {
 
 fn main() -> ExitCode {
     match run(Args::parse()) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(true) => ExitCode::from(cli::EXIT_OK),
+        Ok(false) => ExitCode::from(cli::EXIT_FAILED),
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(2)
+            ExitCode::from(cli::EXIT_USAGE)
         }
     }
 }
@@ -92,10 +98,17 @@ fn run(args: Args) -> Result<bool, PipelineError> {
         max_memory: nnu_pipeline::stages::available_memory(),
         ..PredictOptions::default()
     };
+    let t0 = std::time::Instant::now();
+    let total = records.len();
+    eprintln!("{total} case(s) -> {}", args.output.display());
+    let mut k = 0;
     let failures = run_cases(
         &records,
         |record| record.case.clone(),
         |record| {
+            // One line per case with the count, rate and ETA: progress in a terminal and in a log alike.
+            k += 1;
+            let progress = cli::progress_line("done", k, total, "cases", t0.elapsed());
             let case = cases
                 .iter()
                 .find(|c| c.name == record.case)
@@ -114,12 +127,21 @@ fn run(args: Args) -> Result<bool, PipelineError> {
                 &opts,
             )?;
             eprintln!(
-                "{}: written to {}",
+                "{}: written to {} ({progress})",
                 case.name,
                 args.output.join(format!("{}.nii.gz", case.name)).display()
             );
             Ok(())
         },
+    );
+    eprintln!(
+        "{}",
+        cli::summary_line(
+            t0.elapsed().as_secs_f64(),
+            total - failures.len(),
+            failures.len(),
+            0
+        )
     );
     Ok(report_failures(&failures))
 }

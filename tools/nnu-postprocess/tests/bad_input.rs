@@ -194,7 +194,7 @@ fn unreadable_inputs_and_output_stop_the_run_with_one_line() {
         (
             postprocess(&s, &[&s.dumps], &file),
             file.clone(),
-            "is not a folder",
+            "is a file, not a folder",
         ),
     ];
     for (cmd, file, problem) in cases {

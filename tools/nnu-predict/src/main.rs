@@ -6,6 +6,7 @@ use std::time::Instant;
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use nnu_pipeline::cases::{discover_cases, Shard};
+use nnu_pipeline::cli::{self, LogProgress};
 use nnu_pipeline::model::ModelSpec;
 use nnu_pipeline::predict::predict_case;
 use nnu_pipeline::run::{
@@ -20,17 +21,34 @@ use nnu_tiling::MirrorSet;
 /// mirroring, Gaussian merge, export; no scratch files. Finished cases are skipped, so an interrupted run
 /// resumes where it stopped.
 #[derive(Parser, Debug)]
-#[command(name = "nnu-predict", version, about, long_about = None)]
+#[command(
+    name = "nnu-predict",
+    version,
+    about,
+    long_about = None,
+    override_usage = "nnu-predict -m MODEL_DIR -i IMAGES [-o OUT] [OPTIONS]\n       nnu-predict --demo",
+    after_help = "Example:\n  nnu-predict -m Task003_Liver/nnUNetPlusPlusTrainerV2__nnUNetPlansv2.1 -i imagesTs -o predictions --folds 0\n\nExit status: 0 every case done (or already done), 1 some cases failed (named), 2 bad arguments or\nunusable model, input or output folder (nothing done)."
+)]
 struct Args {
     /// nnU-Net v1 model folder (plans.pkl, fold_K/...).
-    #[arg(long, required_unless_present = "demo")]
+    #[arg(
+        short = 'm',
+        long,
+        value_name = "MODEL_DIR",
+        required_unless_present = "demo"
+    )]
     model: Option<PathBuf>,
     /// A NIfTI image, a folder (nnU-Net raw naming CASE_0000.nii.gz or MSD naming CASE.nii.gz), or a .txt
     /// list of image paths.
-    #[arg(short = 'i', long, required_unless_present = "demo")]
+    #[arg(
+        short = 'i',
+        long,
+        value_name = "IMAGES",
+        required_unless_present = "demo"
+    )]
     input: Option<PathBuf>,
-    /// Output folder (created if missing).
-    #[arg(short = 'o', long)]
+    /// Output folder (created if missing). Default: ./nnu-predictions (./nnu-demo-output with --demo).
+    #[arg(short = 'o', long, value_name = "OUT")]
     output: Option<PathBuf>,
     /// ONNX model to use instead of each fold's model.onnx (one model, no fold ensemble).
     #[arg(long)]
@@ -44,8 +62,8 @@ struct Args {
     /// Mirror only along these array axes (0 = z, 1 = y, 2 = x), e.g. 1,2.
     #[arg(long, value_delimiter = ',')]
     mirror_axes: Vec<usize>,
-    /// Sliding-window step as a fraction of the patch size.
-    #[arg(long, default_value_t = 0.5)]
+    /// Sliding-window step as a fraction of the patch size, in (0, 1] (nnU-Net's step_size).
+    #[arg(long, default_value_t = cli::DEFAULT_STEP_SIZE, value_parser = cli::parse_step_size)]
     step_size: f64,
     /// Worker threads (default: all cores).
     #[arg(long)]
@@ -135,12 +153,15 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(w) = cli::step_size_warning(args.step_size) {
+        eprintln!("{w}");
+    }
     match run(args) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(true) => ExitCode::from(cli::EXIT_OK),
+        Ok(false) => ExitCode::from(cli::EXIT_FAILED),
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(2)
+            ExitCode::from(cli::EXIT_USAGE)
         }
     }
 }
@@ -244,28 +265,39 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
     )
     .expect("static template")
     .progress_chars("=> ");
+    let mut skipped = 0;
+    let mut log = LogProgress::new(std::time::Duration::from_secs(30));
     let failures = run_cases(
         &cases,
         |case| case.name.clone(),
         |case| {
-            let bar = ProgressBar::new(0)
+            // The bar appears only once tiles run, so a case that is already done leaves no empty bar.
+            let bar = ProgressBar::hidden()
                 .with_style(style.clone())
                 .with_prefix(case.name.clone());
             let mut progress = |done: usize, total: usize| {
+                if bar.is_hidden() && !log.enabled() {
+                    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                }
                 bar.set_length(total as u64);
                 bar.set_position(done as u64);
+                log.update(&case.name, done, total);
             };
             let r = predict_case(case, &model, &mut backends, &out_dir, &opts, &mut progress);
             match &r {
                 Ok(r) if r.held_by.is_some() => {
                     bar.finish_and_clear();
+                    skipped += 1;
                     eprintln!(
                         "{}: skipped, another run (pid {}) is working on it",
                         r.name,
                         r.held_by.unwrap_or_default()
                     );
                 }
-                Ok(r) if r.skipped => bar.finish_with_message("exists"),
+                Ok(r) if r.skipped => {
+                    bar.finish_and_clear();
+                    skipped += 1;
+                }
                 Ok(r) => {
                     bar.finish_and_clear();
                     eprintln!(
@@ -283,10 +315,13 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
         },
     );
     eprintln!(
-        "done in {:.1} s: {} ok, {} failed",
-        t0.elapsed().as_secs_f64(),
-        cases.len() - failures.len(),
-        failures.len()
+        "{}",
+        cli::summary_line(
+            t0.elapsed().as_secs_f64(),
+            cases.len() - failures.len() - skipped,
+            failures.len(),
+            skipped
+        )
     );
     let all_ok = report_failures(&failures);
     if let Some(d) = &demo {

@@ -235,7 +235,7 @@ fn an_unusable_output_folder_is_one_error_before_any_work() {
     write_phantom(&images, "b.nii.gz", 2);
     let file = write_bytes(r, "a_file", b"x");
     for (out, problem) in [
-        (file.clone(), "is not a folder"),
+        (file.clone(), "is a file, not a folder"),
         (file.join("sub"), "cannot create the output folder"),
     ] {
         let o = run_cmd(predict(&images, &out, &[]));

@@ -8,6 +8,7 @@ use nnu_pipeline::bins::{
     human_bytes, is_case_tile, preprocess_to_bins, preprocess_to_npy, DiskBudget,
 };
 use nnu_pipeline::cases::discover_cases;
+use nnu_pipeline::cli;
 use nnu_pipeline::model::ModelSpec;
 use nnu_pipeline::run::{report_failures, run_cases};
 use nnu_pipeline::PipelineError;
@@ -17,16 +18,21 @@ use nnu_tiling::MirrorSet;
 /// sliding-window tile x mirror as a raw f32 .bin (the recipe's format) plus its line in all_shape.txt;
 /// or, with --npy, the preprocessed volume CASE.npy and its properties CASE.json.
 #[derive(Parser, Debug)]
-#[command(name = "nnu-preprocess", version, about)]
+#[command(
+    name = "nnu-preprocess",
+    version,
+    about,
+    after_help = "Example:\n  nnu-preprocess -m MODEL_DIR -i imagesTs -o bins --shape-file all_shape.txt\n\nExit status: 0 every case done (or already done), 1 some cases failed (named), 2 bad arguments or\nunusable model, input or output folder (nothing done)."
+)]
 struct Args {
     /// nnU-Net v1 model folder (plans.pkl).
-    #[arg(long)]
+    #[arg(short = 'm', long, value_name = "MODEL_DIR")]
     model: PathBuf,
     /// A NIfTI image, a folder of images (CASE_0000.nii.gz or CASE.nii.gz), or a .txt list.
-    #[arg(short = 'i', long)]
+    #[arg(short = 'i', long, value_name = "IMAGES")]
     input: PathBuf,
     /// Output folder for the bins (or .npy files).
-    #[arg(short = 'o', long)]
+    #[arg(short = 'o', long, value_name = "BINS")]
     output: PathBuf,
     /// Write CASE.npy (f32, channels x Z x Y x X) and CASE.json instead of tile bins.
     #[arg(long)]
@@ -40,8 +46,8 @@ struct Args {
     /// Write only the unmirrored tile (m0) of each window.
     #[arg(long)]
     disable_tta: bool,
-    /// Sliding-window step as a fraction of the patch size.
-    #[arg(long, default_value_t = 0.5)]
+    /// Sliding-window step as a fraction of the patch size, in (0, 1] (nnU-Net's step_size).
+    #[arg(long, default_value_t = cli::DEFAULT_STEP_SIZE, value_parser = cli::parse_step_size)]
     step_size: f64,
     /// Rewrite tiles that exist.
     #[arg(long)]
@@ -52,12 +58,16 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+    let args = Args::parse();
+    if let Some(w) = cli::step_size_warning(args.step_size) {
+        eprintln!("{w}");
+    }
+    match run(args) {
+        Ok(true) => ExitCode::from(cli::EXIT_OK),
+        Ok(false) => ExitCode::from(cli::EXIT_FAILED),
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(2)
+            ExitCode::from(cli::EXIT_USAGE)
         }
     }
 }
@@ -122,16 +132,24 @@ fn run(args: Args) -> Result<bool, PipelineError> {
     let style = ProgressStyle::with_template("{prefix:>16} [{bar:30}] {pos}/{len} bins, ETA {eta}")
         .expect("static template")
         .progress_chars("=> ");
+    let t0 = std::time::Instant::now();
+    let (mut ok, mut skipped) = (0, 0);
+    let mut log = cli::LogProgress::new(std::time::Duration::from_secs(30));
     failures.extend(run_cases(
         runnable,
         |case| case.name.clone(),
         |case| {
-            let bar = ProgressBar::new(0)
+            // Shown once bins are written, so a case that is already done leaves no empty bar.
+            let bar = ProgressBar::hidden()
                 .with_style(style.clone())
                 .with_prefix(case.name.clone());
             let mut progress = |d: usize, t: usize| {
+                if bar.is_hidden() && !log.enabled() {
+                    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                }
                 bar.set_length(t as u64);
                 bar.set_position(d as u64);
+                log.update(&case.name, d, t);
             };
             let r = preprocess_to_bins(
                 case,
@@ -144,14 +162,18 @@ fn run(args: Args) -> Result<bool, PipelineError> {
                 &mut progress,
             );
             match &r {
+                Ok(r) if r.skipped => {
+                    bar.finish_and_clear();
+                    skipped += 1;
+                }
                 Ok(r) => {
                     bar.finish_and_clear();
+                    ok += 1;
                     eprintln!(
-                        "{}: {} tiles, {} bins written{}",
+                        "{}: {} tiles, {} bins written",
                         case.name,
                         r.record.num_tiles(),
                         r.written,
-                        if r.skipped { " (all existed)" } else { "" }
                     );
                 }
                 Err(_) => bar.abandon(),
@@ -159,5 +181,9 @@ fn run(args: Args) -> Result<bool, PipelineError> {
             r.map(|_| ())
         },
     ));
+    eprintln!(
+        "{}",
+        cli::summary_line(t0.elapsed().as_secs_f64(), ok, failures.len(), skipped)
+    );
     Ok(report_failures(&failures))
 }

@@ -157,7 +157,7 @@ fn an_unusable_output_folder_is_one_error() {
     let image = write_phantom(root.path(), "a.nii.gz", 1);
     let file = write_bytes(root.path(), "a_file", b"x");
     for (out, problem) in [
-        (file.clone(), "is not a folder"),
+        (file.clone(), "is a file, not a folder"),
         (file.join("sub"), "cannot create the output folder"),
     ] {
         let o = run_cmd(preprocess(&demo_model(), &image, &out, &[]));
