@@ -193,7 +193,7 @@ fn tiles_on_two_devices_with_both_numberings_and_resume() {
     // A second run finds every dump complete and runs nothing.
     let o = nnu_infer(&args, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains(&format!("{n} inputs already have complete dumps")));
+    assert!(stderr(&o).contains(&format!("{n} already done (complete dumps), skipped")));
     let s = summary(&out);
     assert_eq!(
         (s["processed"].as_u64(), s["skipped"].as_u64()),
