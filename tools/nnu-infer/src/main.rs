@@ -133,13 +133,13 @@ fn main() -> ExitCode {
 }
 
 /// `--model` as given when it is a file; for a model folder, its `fold_K/model.onnx` (tract) or
-/// `fold_K/model.om` (acl), the layout `nnu-predict` reads.
+/// `fold_K/model.om` (acl), the layout `nnu-predict` reads (the CPU backends all read the ONNX).
 fn resolve_model(model: &std::path::Path, fold: usize, backend: BackendKind) -> PathBuf {
     if !model.is_dir() {
         return model.to_path_buf();
     }
     let file = match backend {
-        BackendKind::Tract => "model.onnx",
+        BackendKind::Auto | BackendKind::Native | BackendKind::Tract => "model.onnx",
         BackendKind::Acl => "model.om",
     };
     model.join(format!("fold_{fold}")).join(file)
