@@ -96,6 +96,16 @@ pub fn is_case_output(file_name: &str, name: &str) -> bool {
         .is_some_and(|rest| matches!(rest, ".nii.gz" | "_probabilities.npy" | ".png"))
 }
 
+/// Whether `file_name` is one of the files a run writes for case `name`: its outputs
+/// ([`is_case_output`]) or its lock file (`nnu_fsio::CaseLock`). A killed run's temporaries of these are
+/// what the next run clears.
+pub fn is_case_file(file_name: &str, name: &str) -> bool {
+    is_case_output(file_name, name)
+        || nnu_fsio::CaseLock::path_for(std::path::Path::new(""), name)
+            .file_name()
+            .is_some_and(|lock| lock == file_name)
+}
+
 /// Reads all modalities of a case and checks that they share one grid. Returns the (z, y, x) channels and
 /// the first image's geometry (nnU-Net takes the first file's).
 pub fn read_case_images(
@@ -327,6 +337,19 @@ pub fn estimate_peak_memory(
     Ok(read.max(window).max(export))
 }
 
+/// Whether an uncompressed image's header promises more voxel data than the file holds. Such a file is
+/// refused by the reader ("truncated: the header needs ... bytes"), the true problem, rather than for the
+/// memory its lying header would need.
+fn header_claims_more_than_file(path: &std::path::Path) -> bool {
+    let (Ok(h), Ok(meta)) = (nnu_volume::read_header(path), std::fs::metadata(path)) else {
+        return false;
+    };
+    let data = (h.voxels() as u64)
+        .saturating_mul(h.channels as u64)
+        .saturating_mul(h.datatype.size() as u64);
+    !h.gzipped && data > meta.len()
+}
+
 /// Refuses `case` when its estimated peak memory exceeds `opts.max_memory`, naming the file.
 pub fn check_memory(
     case: &Case,
@@ -340,7 +363,7 @@ pub fn check_memory(
     let Ok(need) = estimate_peak_memory(case, model, opts) else {
         return Ok(());
     };
-    if need > max {
+    if need > max && !header_claims_more_than_file(case.first_file()?) {
         let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
         return Err(PipelineError::Input {
             path: case.first_file()?.to_path_buf(),

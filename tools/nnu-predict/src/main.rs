@@ -13,7 +13,7 @@ use nnu_pipeline::run::{
     check_outputs_not_inputs, dice_per_label, load_cpu_backends, report_failures, run_cases,
     select_fold_cases, shard_cases, BackendKind, CpuBackendOptions, Precision,
 };
-use nnu_pipeline::stages::{available_memory, is_case_output, output_paths, PredictOptions};
+use nnu_pipeline::stages::{available_memory, is_case_file, output_paths, PredictOptions};
 use nnu_pipeline::PipelineError;
 use nnu_tiling::MirrorSet;
 
@@ -246,9 +246,7 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
     let mut backends = load_cpu_backends(&model, &args.folds, args.onnx.as_deref(), &backend_opts)?;
     nnu_pipeline::prepare_output_dir(&out_dir)?;
     // Temporaries of a killed run, for this run's cases only (other shards may be writing theirs).
-    nnu_pipeline::remove_stale_temps(&out_dir, |f| {
-        cases.iter().any(|c| is_case_output(f, &c.name))
-    });
+    nnu_pipeline::remove_stale_temps(&out_dir, |f| cases.iter().any(|c| is_case_file(f, &c.name)));
     eprintln!(
         "model {} ({} fold(s), {} backend, patch {:?}, {} classes); {} case(s) -> {}",
         model_dir.display(),

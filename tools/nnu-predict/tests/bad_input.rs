@@ -157,9 +157,11 @@ fn model_problems_are_one_line_and_nothing_is_written() {
             "expected a dict",
         ),
         (
+            // Without model.onnx the network is built from the checkpoint in memory, which needs the
+            // trainer's .pkl beside it to know the network family.
             model(&folder("no_onnx", Some(&plans), false, true)),
-            r.join("no_onnx/fold_0/model.onnx"),
-            "nnu-export-onnx",
+            r.join("no_onnx/fold_0/model_final_checkpoint.model.pkl"),
+            "missing",
         ),
         (
             // A fold with only model.onnx is a valid deployment folder; one with neither is not.
