@@ -84,8 +84,9 @@ struct Args {
     /// Recompute dumps that already exist.
     #[arg(long)]
     overwrite: bool,
-    /// Inference backend.
-    #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
+    /// Inference backend. Default tract: the native backend is exact but still slower than tract on the
+    /// full Task003 UNet++ (docs/performance.md).
+    #[arg(long, value_enum, default_value_t = BackendKind::Tract)]
     backend: BackendKind,
     /// Convolution arithmetic of the native backend: bf16 needs a CPU with AVX512_BF16.
     #[arg(long, value_enum, default_value_t = PrecisionArg::Fp32)]

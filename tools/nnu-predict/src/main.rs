@@ -97,9 +97,11 @@ struct Args {
     /// (writes to -o, default nnu-demo-output).
     #[arg(long)]
     demo: bool,
-    /// CPU inference backend: auto = native, or tract (with a one-line note) when the network has an
-    /// operator the native backend lacks; native fails on such an operator instead.
-    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    /// CPU inference backend. Default tract: the native backend is exact but, as measured on the full
+    /// Task003 UNet++, still slower than tract (docs/performance.md). auto = native, or tract (with a
+    /// one-line note) when the network has an operator the native backend lacks; native fails on such an
+    /// operator instead.
+    #[arg(long, value_enum, default_value_t = BackendArg::Tract)]
     backend: BackendArg,
     /// Convolution arithmetic of the native backend: bf16 needs a CPU with AVX512_BF16.
     #[arg(long, value_enum, default_value_t = PrecisionArg::Fp32)]
