@@ -255,13 +255,16 @@ mod x86 {
         };
         let bias = ctx.conv.bias.as_ptr() as *const f32;
         let max_chunk = ctx.chunks.iter().map(|c| c.len()).max().unwrap_or(0);
-        SCRATCH.with_borrow_mut(|scratch| {
+        // No closure here: a closure would not inherit this function's target features, and the
+        // SIMD intrinsics inside it would become calls.
+        let mut scratch = SCRATCH.take();
+        {
             // rows of `wp` positions of 8 u32: half a block each
             let need = (max_chunk * kz_n * ky_n * wp).div_ceil(2);
             if px > 0 && scratch.len() < need {
                 scratch.resize(need, Block([0.0; LANES]));
             }
-            let scratch = scratch.as_mut_ptr() as *mut u32;
+            let scratch_ptr = scratch.as_mut_ptr() as *mut u32;
             let mut rows: Vec<Row<u32>> = Vec::with_capacity(max_chunk * kz_n * ky_n);
             for (ci, chunk) in ctx.chunks.iter().enumerate() {
                 let last = ci + 1 == ctx.chunks.len();
@@ -281,7 +284,7 @@ mod x86 {
                                     let src = (blk.data.0 as *const u32)
                                         .add((iz * iy_n + iy) * ix_n * PAIRS);
                                     let x = if px > 0 {
-                                        let dst = scratch.add(rows.len() * wp * PAIRS);
+                                        let dst = scratch_ptr.add(rows.len() * wp * PAIRS);
                                         stage_row(src, dst, ix_n, px, PAIRS);
                                         dst as *const u32
                                     } else {
@@ -326,7 +329,8 @@ mod x86 {
                     }
                 }
             }
-        });
+        }
+        SCRATCH.set(scratch);
     }
 
     pub(super) fn run(

@@ -520,11 +520,14 @@ unsafe fn conv_item<V: V16>(ctx: &ConvCtx, g: usize, oz: usize, st: &mut [f64]) 
     let wp = ix_n + 2 * px;
     let out_sob = oz_n * oy_n * ox_n * LANES;
     let max_chunk = ctx.chunks.iter().map(|c| c.len()).max().unwrap_or(0);
-    SCRATCH.with_borrow_mut(|scratch| {
+    // No closure here: a closure would not inherit this function's target features, and the
+    // SIMD intrinsics inside it would become calls.
+    let mut scratch = SCRATCH.take();
+    {
         if px > 0 && scratch.len() < max_chunk * kz_n * ky_n * wp {
             scratch.resize(max_chunk * kz_n * ky_n * wp, Block([0.0; LANES]));
         }
-        let scratch = scratch.as_mut_ptr() as *mut f32;
+        let scratch_ptr = scratch.as_mut_ptr() as *mut f32;
         let mut rows: Vec<Row<f32>> = Vec::with_capacity(max_chunk * kz_n * ky_n);
         for (ci, chunk) in ctx.chunks.iter().enumerate() {
             let last = ci + 1 == ctx.chunks.len();
@@ -546,7 +549,7 @@ unsafe fn conv_item<V: V16>(ctx: &ConvCtx, g: usize, oz: usize, st: &mut [f64]) 
                                     .0
                                     .add(((blk.ib * iz_n + iz) * iy_n + iy) * ix_n * LANES);
                                 if px > 0 {
-                                    let dst = scratch.add(rows.len() * wp * LANES);
+                                    let dst = scratch_ptr.add(rows.len() * wp * LANES);
                                     stage_row(src as *const f32, dst, ix_n, px, LANES);
                                     dst as *const f32
                                 } else {
@@ -592,7 +595,8 @@ unsafe fn conv_item<V: V16>(ctx: &ConvCtx, g: usize, oz: usize, st: &mut [f64]) 
                 }
             }
         }
-    });
+    }
+    SCRATCH.set(scratch);
 }
 
 #[cfg(target_arch = "x86_64")]
