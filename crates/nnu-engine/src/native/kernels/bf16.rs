@@ -15,13 +15,14 @@ use crate::EngineError;
 const PAIRS: usize = LANES / 2;
 
 /// f32 to bf16, rounding to nearest even (as `vcvtneps2bf16` for finite values).
-fn to_bf16(x: f32) -> u32 {
+pub(super) fn to_bf16(x: f32) -> u32 {
     let b = x.to_bits();
     (b.wrapping_add(0x7fff + ((b >> 16) & 1))) >> 16
 }
 
 /// Packs weights for [`super::Precision::Bf16`]: per group of `nob` output blocks (at `ob0 * taps *
-/// pairs * 16`), `[kz][ky][kx][input channel pair][nob][16 output lanes]`, each u32 holding the bf16 of
+/// pairs * 16`), `[input channel pair][kz][ky][kx][nob][16 output lanes]` (the f32 order, see
+/// [`super::PackedConv`]), each u32 holding the bf16 of
 /// the pair's even channel in its low half and of the odd channel in its high half.
 pub(super) fn pack_weights(
     spec: &ConvSpec,
@@ -39,8 +40,8 @@ pub(super) fn pack_weights(
     w.resize(n, 0u32);
     for g in groups {
         let off = g.ob0 * taps * pairs * LANES;
-        for t in 0..taps {
-            for p in 0..pairs {
+        for p in 0..pairs {
+            for t in 0..taps {
                 for o in 0..g.nob {
                     for l in 0..LANES {
                         let oc = (g.ob0 + o) * LANES + l;
@@ -50,7 +51,7 @@ pub(super) fn pack_weights(
                         } else {
                             0
                         };
-                        w[off + ((t * pairs + p) * g.nob + o) * LANES + l] = lo | (hi << 16);
+                        w[off + ((p * taps + t) * g.nob + o) * LANES + l] = lo | (hi << 16);
                     }
                 }
             }
@@ -95,8 +96,8 @@ mod x86 {
     use rayon::prelude::*;
 
     use super::super::conv::{
-        chunk_blocks, init_acc, row_stats, run_items, stage_row, store_acc, tap_coord, InBlock,
-        Init, Micro, Row, SendPtr, SCRATCH,
+        init_acc, row_stats, run_items, stage_row, store_acc, tap_coord, InBlock, Init, Micro, Row,
+        SendPtr, SCRATCH,
     };
     use super::super::simd::Avx512;
     use super::super::{Act, Block, ChannelStats, ConvSpec, PackedConv, LANES};
@@ -142,7 +143,7 @@ mod x86 {
                     let x = row.x.add(xoff + kx * PAIRS);
                     let w = row.w.add(kx * m.w_kx);
                     for p in 0..row.lanes {
-                        let wp = w.add(p * NOB * LANES);
+                        let wp = w.add(p * m.w_l);
                         let mut wv =
                             [std::mem::transmute::<__m512i, __m512bh>(_mm512_setzero_si512()); NOB];
                         for o in 0..NOB {
@@ -221,20 +222,22 @@ mod x86 {
         conv: &'a PackedConv,
         in_dims: [usize; 3],
         out_dims: [usize; 3],
-        /// Input blocks (their `data` now points at the converted pairs) in chunks.
-        chunks: Vec<&'a [InBlock]>,
+        /// Input blocks (their `data` now points at the converted pairs).
+        blocks: &'a [InBlock],
+        /// Output rows per work item.
+        oy_step: usize,
         out: SendPtr<f32>,
         want_stats: bool,
     }
     // SAFETY: read-only pointers except `out`, written at disjoint planes per work item.
     unsafe impl Sync for Ctx<'_> {}
 
-    /// Output plane `oz` of group `g`.
+    /// Output rows `ys * oy_step ..` of plane `oz` of group `g`, in the f32 driver's slab order.
     ///
     /// # Safety
-    /// The CPU has AVX512F and AVX512_BF16; no other thread touches that plane of that group.
+    /// The CPU has AVX512F and AVX512_BF16; no other thread touches those rows of that group.
     #[target_feature(enable = "avx512f,avx512bf16")]
-    unsafe fn item(ctx: &Ctx, g: usize, oz: usize, st: &mut [f64]) {
+    unsafe fn item(ctx: &Ctx, g: usize, oz: usize, ys: usize, st: &mut [f64]) {
         let spec = ctx.spec;
         let group = &ctx.conv.groups[g];
         let [kz_n, ky_n, kx_n] = spec.kernel;
@@ -247,6 +250,8 @@ mod x86 {
         let nob = group.nob;
         let wp = ix_n + 2 * px;
         let out_sob = oz_n * oy_n * ox_n * LANES;
+        let oy_lo = ys * ctx.oy_step;
+        let oy_hi = (oy_lo + ctx.oy_step).min(oy_n);
         let weights = unsafe {
             ctx.conv
                 .weights_bf16
@@ -254,54 +259,57 @@ mod x86 {
                 .add(group.ob0 * taps * pairs * LANES)
         };
         let bias = ctx.conv.bias.as_ptr() as *const f32;
-        let max_chunk = ctx.chunks.iter().map(|c| c.len()).max().unwrap_or(0);
-        // No closure here: a closure would not inherit this function's target features, and the
-        // SIMD intrinsics inside it would become calls.
-        let mut scratch = SCRATCH.take();
-        {
-            // rows of `wp` positions of 8 u32: half a block each
-            let need = (max_chunk * kz_n * ky_n * wp).div_ceil(2);
-            if px > 0 && scratch.len() < need {
-                scratch.resize(need, Block([0.0; LANES]));
+        let mut kzs = [(0usize, 0usize); 16];
+        let mut n_kz = 0;
+        for kz in 0..kz_n {
+            if let Some(iz) = tap_coord(oz, kz, sz, pz, iz_n) {
+                if n_kz < kzs.len() {
+                    kzs[n_kz] = (kz, iz);
+                    n_kz += 1;
+                }
             }
-            let scratch_ptr = scratch.as_mut_ptr() as *mut u32;
-            let mut rows: Vec<Row<u32>> = Vec::with_capacity(max_chunk * kz_n * ky_n);
-            for (ci, chunk) in ctx.chunks.iter().enumerate() {
-                let last = ci + 1 == ctx.chunks.len();
-                for oy in 0..oy_n {
+        }
+        let n_slabs = ctx.blocks.len() * n_kz;
+        // No closure here: it would not inherit this function's target features.
+        let mut scratch = SCRATCH.take();
+        // rows of `wp` positions of 8 u32: half a block each
+        let need = (ky_n * wp).div_ceil(2);
+        if px > 0 && scratch.len() < need {
+            scratch.resize(need, Block([0.0; LANES]));
+        }
+        let scratch_ptr = scratch.as_mut_ptr() as *mut u32;
+        let mut rows: Vec<Row<u32>> = Vec::with_capacity(ky_n);
+        let mut slab = 0;
+        for blk in ctx.blocks {
+            for &(kz, iz) in &kzs[..n_kz] {
+                let first = slab == 0;
+                let last = slab + 1 == n_slabs;
+                slab += 1;
+                for oy in oy_lo..oy_hi {
                     rows.clear();
-                    for blk in chunk.iter() {
-                        for kz in 0..kz_n {
-                            let Some(iz) = tap_coord(oz, kz, sz, pz, iz_n) else {
-                                continue;
+                    for ky in 0..ky_n {
+                        let Some(iy) = tap_coord(oy, ky, sy, py, iy_n) else {
+                            continue;
+                        };
+                        // SAFETY: in-bounds row of the converted block; scratch sized above.
+                        unsafe {
+                            let src =
+                                (blk.data.0 as *const u32).add((iz * iy_n + iy) * ix_n * PAIRS);
+                            let x = if px > 0 {
+                                let dst = scratch_ptr.add(rows.len() * wp * PAIRS);
+                                stage_row(src, dst, ix_n, px, PAIRS);
+                                dst as *const u32
+                            } else {
+                                src
                             };
-                            for ky in 0..ky_n {
-                                let Some(iy) = tap_coord(oy, ky, sy, py, iy_n) else {
-                                    continue;
-                                };
-                                // SAFETY: in-bounds row of the converted block; scratch sized above.
-                                unsafe {
-                                    let src = (blk.data.0 as *const u32)
-                                        .add((iz * iy_n + iy) * ix_n * PAIRS);
-                                    let x = if px > 0 {
-                                        let dst = scratch_ptr.add(rows.len() * wp * PAIRS);
-                                        stage_row(src, dst, ix_n, px, PAIRS);
-                                        dst as *const u32
-                                    } else {
-                                        src
-                                    };
-                                    let w = weights.add(
-                                        ((kz * ky_n + ky) * kx_n * pairs + blk.ic0 / 2)
-                                            * nob
-                                            * LANES,
-                                    );
-                                    rows.push(Row {
-                                        x,
-                                        w,
-                                        lanes: blk.lanes.div_ceil(2),
-                                    });
-                                }
-                            }
+                            let w = weights.add(
+                                ((blk.ic0 / 2) * taps + (kz * ky_n + ky) * kx_n) * nob * LANES,
+                            );
+                            rows.push(Row {
+                                x,
+                                w,
+                                lanes: blk.lanes.div_ceil(2),
+                            });
                         }
                     }
                     let out = unsafe {
@@ -313,11 +321,12 @@ mod x86 {
                         rows: &rows,
                         kw: kx_n,
                         in_sx: sx * PAIRS,
-                        w_kx: pairs * nob * LANES,
+                        w_kx: nob * LANES,
+                        w_l: taps * nob * LANES,
                         out,
                         out_sx: LANES,
                         out_sob,
-                        init: if ci == 0 {
+                        init: if first {
                             Init::Bias(unsafe { bias.add(group.ob0 * LANES) })
                         } else {
                             Init::Accumulate
@@ -372,14 +381,19 @@ mod x86 {
                 ..*blk
             })
             .collect();
-        let taps = spec.kernel.iter().product();
         let out_dims = out.dims();
+        let planes = conv.groups.len() * out_dims[0];
+        let wanted = 8 * rayon::current_num_threads();
+        let ysplit = wanted.div_ceil(planes).clamp(1, out_dims[1]);
+        let oy_step = out_dims[1].div_ceil(ysplit);
+        let ysplit = out_dims[1].div_ceil(oy_step);
         let ctx = Ctx {
             spec,
             conv,
             in_dims,
             out_dims,
-            chunks: conv_blocks.chunks(chunk_blocks(taps, 2)).collect(),
+            blocks: &conv_blocks,
+            oy_step,
             out: SendPtr(out.as_mut_slice().as_mut_ptr()),
             want_stats: stats.is_some(),
         };
@@ -387,12 +401,14 @@ mod x86 {
         run_items(
             &conv.groups,
             out_dims[0],
+            ysplit,
             voxels,
             spec.out_channels,
             stats,
-            |g, oz, st| {
-                // SAFETY: `PackedConv::new` checked AVX512_BF16; item (g, oz) writes only its own plane.
-                unsafe { item(&ctx, g, oz, st) }
+            |g, oz, ys, st| {
+                // SAFETY: `PackedConv::new` checked AVX512_BF16; item (g, oz, ys) writes only its own
+                // rows.
+                unsafe { item(&ctx, g, oz, ys, st) }
             },
         );
         Ok(())

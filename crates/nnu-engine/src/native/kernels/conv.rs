@@ -33,7 +33,7 @@ pub(super) fn make_groups(blocks: usize, vectors_per_block: usize) -> Vec<Group>
     let mut w_off = 0;
     while ob0 < blocks {
         let left = blocks - ob0;
-        let nob = if left >= 4 {
+        let nob = if left >= 4 && std::env::var_os("NNU_NOB4").is_some() {
             4
         } else if left >= 2 {
             2
@@ -65,9 +65,10 @@ pub(super) fn block_slice_mut(v: &mut [Block]) -> &mut [f32] {
 
 /// A convolution's weights and bias, repacked once for the chosen [`Isa`] and [`Precision`].
 ///
-/// f32 layout, per group of `nob` output blocks: `[kz][ky][kx][in channel][nob][16 output lanes]`, so
-/// the micro-kernel reads the `nob` weight vectors of one (tap, input channel) contiguously and walks the
-/// input channels of a block with a fixed stride. Output lanes beyond `out_channels` are 0.
+/// f32 layout, per group of `nob` output blocks: `[in channel][kz][ky][kx][nob][16 output lanes]`, so
+/// the micro-kernel reads the `nob` weight vectors of one (input channel, tap) contiguously, and the
+/// weights one input block and one `kz` need (a "slab", the unit the driver keeps in L1 while it sweeps
+/// the output rows) are 16 runs of `ky * kx * nob * 16` values. Output lanes beyond `out_channels` are 0.
 pub struct PackedConv {
     spec: ConvSpec,
     precision: Precision,
@@ -75,8 +76,10 @@ pub struct PackedConv {
     pub(super) groups: Vec<Group>,
     pub(super) weights: Vec<Block>,
     pub(super) bias: Vec<Block>,
-    /// bf16 weights (pairs of input channels per u32), when `precision` is bf16.
+    /// bf16 weights (pairs of input channels per u32), when `precision` is bf16 without AMX.
     pub(super) weights_bf16: Vec<u32>,
+    /// Weights for the AMX tiles, when `precision` is bf16 and `isa` is [`Isa::Amx`].
+    amx: Option<super::amx::AmxWeights>,
 }
 
 impl PackedConv {
@@ -126,6 +129,13 @@ impl PackedConv {
                 "bf16 precision needs a CPU with AVX512_BF16 (vdpbf16ps); this one has none".into(),
             ));
         }
+        // An image layer of a few channels stays in f32: its input block is mostly padding in bf16,
+        // and it is a sliver of the network's work.
+        let precision = if precision == Precision::Bf16 && spec.in_channels < LANES {
+            Precision::F32
+        } else {
+            precision
+        };
         let cin = spec.in_channels;
         let out_blocks = blocks_of(spec.out_channels);
         let groups = make_groups(out_blocks, taps * cin);
@@ -138,16 +148,29 @@ impl PackedConv {
         };
         let mut weights = Vec::new();
         let mut weights_bf16 = Vec::new();
-        if precision == Precision::F32 {
+        let mut bias_blocks = try_blocks(out_blocks)?;
+        if let Some(b) = bias {
+            block_slice_mut(&mut bias_blocks)[..b.len()].copy_from_slice(b);
+        }
+        let mut amx = None;
+        if precision == Precision::Bf16 && isa == Isa::Amx {
+            amx = Some(super::amx::AmxWeights::new(
+                spec.out_channels,
+                cin,
+                taps,
+                &w_at,
+                &bias_blocks,
+            )?);
+        } else if precision == Precision::F32 {
             weights = try_blocks(out_blocks * taps * cin)?;
             let w = block_slice_mut(&mut weights);
             for g in &groups {
-                for t in 0..taps {
-                    for ic in 0..cin {
+                for ic in 0..cin {
+                    for t in 0..taps {
                         for o in 0..g.nob {
                             for l in 0..LANES {
                                 let oc = (g.ob0 + o) * LANES + l;
-                                w[g.w_off + ((t * cin + ic) * g.nob + o) * LANES + l] =
+                                w[g.w_off + ((ic * taps + t) * g.nob + o) * LANES + l] =
                                     w_at(oc, ic, t);
                             }
                         }
@@ -157,10 +180,6 @@ impl PackedConv {
         } else {
             weights_bf16 = super::bf16::pack_weights(&spec, &groups, &w_at)?;
         }
-        let mut bias_blocks = try_blocks(out_blocks)?;
-        if let Some(b) = bias {
-            block_slice_mut(&mut bias_blocks)[..b.len()].copy_from_slice(b);
-        }
         Ok(PackedConv {
             spec,
             precision,
@@ -169,6 +188,7 @@ impl PackedConv {
             weights,
             bias: bias_blocks,
             weights_bf16,
+            amx,
         })
     }
 
@@ -280,6 +300,9 @@ pub(super) struct Micro<'a, T> {
     pub(super) in_sx: usize,
     /// Elements between the weights of consecutive x taps.
     pub(super) w_kx: usize,
+    /// Elements between the weights of consecutive input channels (f32 micro-kernel only; the bf16
+    /// one walks channel pairs `nob * 16` apart).
+    pub(super) w_l: usize,
     /// Output of `x = 0` of the first block.
     pub(super) out: *mut f32,
     /// Elements between consecutive outputs along x.
@@ -352,7 +375,7 @@ unsafe fn micro<V: V16, const NOB: usize, const NX: usize, const SX: usize>(
                 let x = row.x.add(xoff + kx * LANES);
                 let w = row.w.add(kx * m.w_kx);
                 for l in 0..row.lanes {
-                    let wl = w.add(l * NOB * LANES);
+                    let wl = w.add(l * m.w_l);
                     let mut wv = [V::zero(); NOB];
                     for (o, wo) in wv.iter_mut().enumerate() {
                         *wo = V::load(wl.add(o * LANES));
@@ -415,8 +438,8 @@ pub(super) unsafe fn row_dispatch<V: V16>(m: &Micro<f32>, nob: usize, sx: usize,
             (2, 1) => row_f32::<V, 2, 12, 1>(m, ox_n),
             (2, 2) => row_f32::<V, 2, 12, 2>(m, ox_n),
             (2, _) => row_f32::<V, 2, 1, 0>(m, ox_n),
-            (_, 1) => row_f32::<V, 1, 8, 1>(m, ox_n),
-            (_, 2) => row_f32::<V, 1, 8, 2>(m, ox_n),
+            (_, 1) => row_f32::<V, 1, 16, 1>(m, ox_n),
+            (_, 2) => row_f32::<V, 1, 16, 2>(m, ox_n),
             _ => row_f32::<V, 1, 1, 0>(m, ox_n),
         }
     }
@@ -428,8 +451,10 @@ pub(super) struct ConvCtx<'a> {
     pub(super) groups: &'a [Group],
     pub(super) in_dims: [usize; 3],
     pub(super) out_dims: [usize; 3],
-    /// Input blocks in chunks processed one after the other.
-    pub(super) chunks: Vec<&'a [InBlock]>,
+    /// Input blocks of all concatenated sources.
+    pub(super) blocks: &'a [InBlock],
+    /// Output rows per work item.
+    pub(super) oy_step: usize,
     pub(super) out: SendPtr<f32>,
     pub(super) bias: *const f32,
     pub(super) weights: *const f32,
@@ -501,13 +526,19 @@ pub(super) fn tap_coord(o: usize, k: usize, stride: usize, pad: usize, n: usize)
     (i < n).then_some(i)
 }
 
-/// One work item: output plane `oz` of group `g`.
+/// One work item: output rows `ys * oy_step ..` of plane `oz` of group `g`.
+///
+/// Loop order (Georganas et al.'s, for weights that stay in L1): for each input block and each valid
+/// `kz` (a slab of `ky * kx * 16` input channel-taps whose weights are at most `9 * 16 * nob * 64` bytes),
+/// sweep every output row of the item and every `x` tile of it, loading the accumulators from the output
+/// (or the bias, for the first slab) and storing them back. The statistics of a row are gathered after
+/// its last slab.
 ///
 /// # Safety
-/// The CPU runs `V`; `ctx` describes valid inputs, weights and an output of `out_dims`, whose plane `oz`
-/// of group `g` no other thread touches.
+/// The CPU runs `V`; `ctx` describes valid inputs, weights and an output of `out_dims`, whose rows of
+/// this item no other thread touches.
 #[inline(always)]
-unsafe fn conv_item<V: V16>(ctx: &ConvCtx, g: usize, oz: usize, st: &mut [f64]) {
+unsafe fn conv_item<V: V16>(ctx: &ConvCtx, g: usize, oz: usize, ys: usize, st: &mut [f64]) {
     let spec = ctx.spec;
     let group = &ctx.groups[g];
     let [kz_n, ky_n, kx_n] = spec.kernel;
@@ -515,60 +546,60 @@ unsafe fn conv_item<V: V16>(ctx: &ConvCtx, g: usize, oz: usize, st: &mut [f64]) 
     let [pz, py, px] = spec.pad;
     let [iz_n, iy_n, ix_n] = ctx.in_dims;
     let [oz_n, oy_n, ox_n] = ctx.out_dims;
-    let cin = spec.in_channels;
+    let taps = kz_n * ky_n * kx_n;
     let nob = group.nob;
     let wp = ix_n + 2 * px;
     let out_sob = oz_n * oy_n * ox_n * LANES;
-    let max_chunk = ctx.chunks.iter().map(|c| c.len()).max().unwrap_or(0);
-    // No closure here: a closure would not inherit this function's target features, and the
+    let oy_lo = ys * ctx.oy_step;
+    let oy_hi = (oy_lo + ctx.oy_step).min(oy_n);
+    let kzs: Vec<(usize, usize)> = (0..kz_n)
+        .filter_map(|kz| tap_coord(oz, kz, sz, pz, iz_n).map(|iz| (kz, iz)))
+        .collect();
+    let n_slabs = ctx.blocks.len() * kzs.len();
+    // No closure from here on: a closure would not inherit this function's target features, and the
     // SIMD intrinsics inside it would become calls.
     let mut scratch = SCRATCH.take();
-    {
-        if px > 0 && scratch.len() < max_chunk * kz_n * ky_n * wp {
-            scratch.resize(max_chunk * kz_n * ky_n * wp, Block([0.0; LANES]));
-        }
-        let scratch_ptr = scratch.as_mut_ptr() as *mut f32;
-        let mut rows: Vec<Row<f32>> = Vec::with_capacity(max_chunk * kz_n * ky_n);
-        for (ci, chunk) in ctx.chunks.iter().enumerate() {
-            let last = ci + 1 == ctx.chunks.len();
-            for oy in 0..oy_n {
+    if px > 0 && scratch.len() < ky_n * wp {
+        scratch.resize(ky_n * wp, Block([0.0; LANES]));
+    }
+    let scratch_ptr = scratch.as_mut_ptr() as *mut f32;
+    let mut rows: Vec<Row<f32>> = Vec::with_capacity(ky_n);
+    let mut slab = 0;
+    for blk in ctx.blocks {
+        for &(kz, iz) in &kzs {
+            let first = slab == 0;
+            let last = slab + 1 == n_slabs;
+            slab += 1;
+            for oy in oy_lo..oy_hi {
                 rows.clear();
-                for blk in chunk.iter() {
-                    for kz in 0..kz_n {
-                        let Some(iz) = tap_coord(oz, kz, sz, pz, iz_n) else {
-                            continue;
-                        };
-                        for ky in 0..ky_n {
-                            let Some(iy) = tap_coord(oy, ky, sy, py, iy_n) else {
-                                continue;
-                            };
-                            // SAFETY: in-bounds row of the source; scratch sized above.
-                            let x = unsafe {
-                                let src = blk
-                                    .data
-                                    .0
-                                    .add(((blk.ib * iz_n + iz) * iy_n + iy) * ix_n * LANES);
-                                if px > 0 {
-                                    let dst = scratch_ptr.add(rows.len() * wp * LANES);
-                                    stage_row(src as *const f32, dst, ix_n, px, LANES);
-                                    dst as *const f32
-                                } else {
-                                    src as *const f32
-                                }
-                            };
-                            let w = unsafe {
-                                ctx.weights.add(
-                                    group.w_off
-                                        + ((kz * ky_n + ky) * kx_n * cin + blk.ic0) * nob * LANES,
-                                )
-                            };
-                            rows.push(Row {
-                                x,
-                                w,
-                                lanes: blk.lanes,
-                            });
+                for ky in 0..ky_n {
+                    let Some(iy) = tap_coord(oy, ky, sy, py, iy_n) else {
+                        continue;
+                    };
+                    // SAFETY: in-bounds row of the source; scratch holds `ky_n` padded rows.
+                    let x = unsafe {
+                        let src = blk
+                            .data
+                            .0
+                            .add(((blk.ib * iz_n + iz) * iy_n + iy) * ix_n * LANES);
+                        if px > 0 {
+                            let dst = scratch_ptr.add(rows.len() * wp * LANES);
+                            stage_row(src as *const f32, dst, ix_n, px, LANES);
+                            dst as *const f32
+                        } else {
+                            src as *const f32
                         }
-                    }
+                    };
+                    let w = unsafe {
+                        ctx.weights.add(
+                            group.w_off + (blk.ic0 * taps + (kz * ky_n + ky) * kx_n) * nob * LANES,
+                        )
+                    };
+                    rows.push(Row {
+                        x,
+                        w,
+                        lanes: blk.lanes,
+                    });
                 }
                 let out = unsafe {
                     ctx.out
@@ -579,11 +610,12 @@ unsafe fn conv_item<V: V16>(ctx: &ConvCtx, g: usize, oz: usize, st: &mut [f64]) 
                     rows: &rows,
                     kw: kx_n,
                     in_sx: sx * LANES,
-                    w_kx: cin * nob * LANES,
+                    w_kx: nob * LANES,
+                    w_l: taps * nob * LANES,
                     out,
                     out_sx: LANES,
                     out_sob,
-                    init: if ci == 0 {
+                    init: if first {
                         Init::Bias(unsafe { ctx.bias.add(group.ob0 * LANES) })
                     } else {
                         Init::Accumulate
@@ -601,41 +633,37 @@ unsafe fn conv_item<V: V16>(ctx: &ConvCtx, g: usize, oz: usize, st: &mut [f64]) 
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn conv_item_avx512(ctx: &ConvCtx, g: usize, oz: usize, st: &mut [f64]) {
-    unsafe { conv_item::<Avx512>(ctx, g, oz, st) }
+unsafe fn conv_item_avx512(ctx: &ConvCtx, g: usize, oz: usize, ys: usize, st: &mut [f64]) {
+    unsafe { conv_item::<Avx512>(ctx, g, oz, ys, st) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn conv_item_avx2(ctx: &ConvCtx, g: usize, oz: usize, st: &mut [f64]) {
-    unsafe { conv_item::<Avx2>(ctx, g, oz, st) }
+unsafe fn conv_item_avx2(ctx: &ConvCtx, g: usize, oz: usize, ys: usize, st: &mut [f64]) {
+    unsafe { conv_item::<Avx2>(ctx, g, oz, ys, st) }
 }
 
-fn conv_item_portable(ctx: &ConvCtx, g: usize, oz: usize, st: &mut [f64]) {
+fn conv_item_portable(ctx: &ConvCtx, g: usize, oz: usize, ys: usize, st: &mut [f64]) {
     // SAFETY: portable code runs everywhere; the context is valid (built by `conv3d`).
-    unsafe { conv_item::<Portable>(ctx, g, oz, st) }
+    unsafe { conv_item::<Portable>(ctx, g, oz, ys, st) }
 }
 
-/// Input blocks per chunk so that one group's chunk of weights stays within about 512 KiB of L2.
-pub(super) fn chunk_blocks(taps: usize, bytes_per_weight: usize) -> usize {
-    let per_block = MAX_NOB * LANES * LANES * taps * bytes_per_weight;
-    ((512 << 10) / per_block).max(1)
-}
-
-/// Runs `item(g, oz, stats)` over all (group, output plane) pairs on rayon's current pool and fills
-/// `stats` when wanted.
+/// Runs `item(g, oz, ys, stats)` over all (group, output plane, row split `ys < ysplit`) triples on
+/// rayon's current pool and fills `stats` when wanted.
 pub(super) fn run_items<F>(
     groups: &[Group],
     oz_n: usize,
+    ysplit: usize,
     voxels: usize,
     out_channels: usize,
     stats: Option<&mut ChannelStats>,
     item: F,
 ) where
-    F: Fn(usize, usize, &mut [f64]) + Sync,
+    F: Fn(usize, usize, usize, &mut [f64]) + Sync,
 {
     let want = stats.is_some();
-    let n_items = groups.len() * oz_n;
+    let per_group = oz_n * ysplit;
+    let n_items = groups.len() * per_group;
     let partial: Vec<Vec<f64>> = (0..n_items)
         .into_par_iter()
         .map(|i| {
@@ -644,7 +672,8 @@ pub(super) fn run_items<F>(
             } else {
                 Vec::new()
             };
-            item(i / oz_n, i % oz_n, &mut st);
+            let (g, r) = (i / per_group, i % per_group);
+            item(g, r / ysplit, r % ysplit, &mut st);
             st
         })
         .collect();
@@ -653,7 +682,7 @@ pub(super) fn run_items<F>(
         stats.sumsq = vec![0.0; out_channels];
         stats.count = voxels;
         for (i, st) in partial.iter().enumerate() {
-            let g = &groups[i / oz_n];
+            let g = &groups[i / per_group];
             for o in 0..g.nob {
                 for l in 0..LANES {
                     let c = (g.ob0 + o) * LANES + l;
@@ -690,16 +719,26 @@ pub fn conv3d(
     }
     out.reshape(spec.out_channels, out_dims)?;
     if conv.precision == Precision::Bf16 {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(amx) = &conv.amx {
+            return super::amx::run(spec, amx, &blocks, in_dims, out, stats);
+        }
         return super::bf16::conv3d_bf16(conv, &blocks, in_dims, out, stats);
     }
-    let taps = spec.kernel.iter().product();
-    let chunks: Vec<&[InBlock]> = blocks.chunks(chunk_blocks(taps, 4)).collect();
+    // Enough items for the pool's threads to balance: split the rows of a plane when the planes of all
+    // groups are few (the deep layers).
+    let planes = conv.groups.len() * out_dims[0];
+    let wanted = 8 * rayon::current_num_threads();
+    let ysplit = wanted.div_ceil(planes).clamp(1, out_dims[1]);
+    let oy_step = out_dims[1].div_ceil(ysplit);
+    let ysplit = out_dims[1].div_ceil(oy_step);
     let ctx = ConvCtx {
         spec,
         groups: &conv.groups,
         in_dims,
         out_dims,
-        chunks,
+        blocks: &blocks,
+        oy_step,
         out: SendPtr(out.as_mut_slice().as_mut_ptr()),
         bias: conv.bias.as_ptr() as *const f32,
         weights: conv.weights.as_ptr() as *const f32,
@@ -710,18 +749,19 @@ pub fn conv3d(
     run_items(
         &conv.groups,
         out_dims[0],
+        ysplit,
         voxels,
         spec.out_channels,
         stats,
-        |g, oz, st| {
+        |g, oz, ys, st| {
             match isa {
-                // SAFETY: `PackedConv::new` checked that the CPU runs `isa`; each (g, oz) item writes
-                // only its own output plane of its own blocks.
+                // SAFETY: `PackedConv::new` checked that the CPU runs `isa`; each (g, oz, ys) item
+                // writes only its own output rows of its own blocks.
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => unsafe { conv_item_avx512(&ctx, g, oz, st) },
+                Isa::Avx512 | Isa::Amx => unsafe { conv_item_avx512(&ctx, g, oz, ys, st) },
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => unsafe { conv_item_avx2(&ctx, g, oz, st) },
-                _ => conv_item_portable(&ctx, g, oz, st),
+                Isa::Avx2 => unsafe { conv_item_avx2(&ctx, g, oz, ys, st) },
+                _ => conv_item_portable(&ctx, g, oz, ys, st),
             }
         },
     );

@@ -155,6 +155,7 @@ unsafe fn item<V: V16>(ctx: &Ctx, g: usize, iz: usize) {
                         kw: 1,
                         in_sx: LANES,
                         w_kx: 0,
+                        w_l: nob * LANES,
                         // SAFETY: output position (oz, oy, c) of the group's first block.
                         out: unsafe {
                             ctx.out
@@ -207,13 +208,14 @@ pub fn conv_transpose3d(
     run_items(
         &conv.groups,
         in_dims[0],
+        1,
         0,
         conv.out_channels,
         None,
-        |g, iz, _| match isa {
+        |g, iz, _, _| match isa {
             // SAFETY: `new` checked the CPU runs `isa`; item (g, iz) writes only its own planes.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { item_avx512(&ctx, g, iz) },
+            Isa::Avx512 | Isa::Amx => unsafe { item_avx512(&ctx, g, iz) },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => unsafe { item_avx2(&ctx, g, iz) },
             // SAFETY: as above, portable code.

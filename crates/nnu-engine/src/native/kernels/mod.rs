@@ -18,6 +18,7 @@
 //!
 //! This module does not know graphs, ONNX or buffer planning; it computes one operator at a time.
 
+mod amx;
 mod bf16;
 mod conv;
 mod convt;
@@ -30,6 +31,7 @@ use ndarray::{ArrayView4, ArrayViewMut4};
 
 use crate::EngineError;
 
+pub use amx::amx_supported;
 pub use conv::{conv3d, PackedConv};
 pub use convt::{conv_transpose3d, PackedConvTranspose};
 pub use elementwise::{activate, add_assign, norm_act};
@@ -195,6 +197,9 @@ impl Act {
 /// Instruction set a kernel runs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {
+    /// AVX-512 with AMX tiles: bf16 convolutions on the tile matrix unit ([`amx_supported`]), every f32
+    /// kernel as [`Isa::Avx512`].
+    Amx,
     /// AVX-512F (16-lane registers, 32 of them).
     Avx512,
     /// AVX2 with FMA (each 16-lane block in two 8-lane registers).
@@ -208,6 +213,7 @@ impl Isa {
     pub fn supported(self) -> bool {
         match self {
             Isa::Portable => true,
+            Isa::Amx => amx_supported(),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
             #[cfg(target_arch = "x86_64")]
@@ -222,8 +228,13 @@ impl Isa {
 }
 
 /// The best instruction set of this CPU (run-time detection; [`Isa::Portable`] on other architectures).
+/// AMX counts only where the OS grants its tiles; the environment variable `NNU_AMX=0` leaves it out
+/// (to compare the AVX512_BF16 path on the same machine).
 pub fn detect_isa() -> Isa {
-    [Isa::Avx512, Isa::Avx2]
+    let amx_allowed = std::env::var("NNU_AMX").map_or(true, |v| v != "0");
+    [Isa::Amx, Isa::Avx512, Isa::Avx2]
+        .into_iter()
+        .filter(|isa| *isa != Isa::Amx || amx_allowed)
         .into_iter()
         .find(|isa| isa.supported())
         .unwrap_or(Isa::Portable)

@@ -28,7 +28,7 @@ impl Lcg {
 }
 
 fn isas() -> Vec<Isa> {
-    [Isa::Avx512, Isa::Avx2, Isa::Portable]
+    [Isa::Amx, Isa::Avx512, Isa::Avx2, Isa::Portable]
         .into_iter()
         .filter(|i| i.supported())
         .collect()
@@ -570,32 +570,67 @@ fn conv3d_bf16_within_bf16_bound() {
         let (want, mag) = ref_conv(&x_all, &spec, &w, Some(&b));
         let acts: Vec<Act> = xs.iter().map(|x| act_of(x.view())).collect();
         let refs: Vec<&Act> = acts.iter().collect();
-        let conv =
-            PackedConv::new(spec.clone(), &w, Some(&b), Precision::Bf16, Isa::Avx512).unwrap();
-        let mut out = Act::try_zeros(1, [1, 1, 1]).unwrap();
-        let mut stats = ChannelStats::default();
-        let res = conv3d(&refs, &conv, &mut out, Some(&mut stats));
-        if case.sources[..case.sources.len() - 1]
-            .iter()
-            .any(|c| c % 2 == 1)
+        for isa in [Isa::Avx512, Isa::Amx]
+            .into_iter()
+            .filter(|i| i.supported())
         {
-            assert!(res.is_err(), "odd channel split must be refused in bf16");
-            continue;
+            let conv = PackedConv::new(spec.clone(), &w, Some(&b), Precision::Bf16, isa).unwrap();
+            let mut out = Act::try_zeros(1, [1, 1, 1]).unwrap();
+            let mut stats = ChannelStats::default();
+            let res = conv3d(&refs, &conv, &mut out, Some(&mut stats));
+            if isa == Isa::Avx512
+                && case.sources[..case.sources.len() - 1]
+                    .iter()
+                    .any(|c| c % 2 == 1)
+            {
+                // the AVX512_BF16 path pairs channels; AMX converts any split
+                assert!(
+                    res.is_err(),
+                    "odd channel split must be refused in AVX512_BF16"
+                );
+                continue;
+            }
+            res.unwrap();
+            let got = to_array(&out);
+            assert_close(&got, &want, &mag, 8e-3, &format!("bf16 {isa:?} {spec:?}"));
+            assert_pad_lanes_zero(&out);
+            assert_stats_match(&out, &stats, &format!("bf16 {isa:?} {spec:?}"));
+            let n = want.len() as f64;
+            let mean = want.sum() / n;
+            let sd = (want.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+            let rms = (got
+                .iter()
+                .zip(want.iter())
+                .map(|(g, w)| (*g as f64 - w).powi(2))
+                .sum::<f64>()
+                / n)
+                .sqrt();
+            eprintln!(
+                "bf16 {isa:?} {spec:?}: rms error / output sd = {:.2e}",
+                rms / sd
+            );
         }
-        res.unwrap();
-        let got = to_array(&out);
-        assert_close(&got, &want, &mag, 8e-3, &format!("bf16 {spec:?}"));
-        assert_pad_lanes_zero(&out);
-        let n = want.len() as f64;
-        let mean = want.sum() / n;
-        let sd = (want.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
-        let rms = (got
-            .iter()
-            .zip(want.iter())
-            .map(|(g, w)| (*g as f64 - w).powi(2))
-            .sum::<f64>()
-            / n)
-            .sqrt();
-        eprintln!("bf16 {spec:?}: rms error / output sd = {:.2e}", rms / sd);
+    }
+}
+
+/// The statistics a convolution gathered equal the sums of what it wrote (row sums are f32, totals f64).
+fn assert_stats_match(out: &Act, stats: &ChannelStats, what: &str) {
+    let got = to_array(out);
+    assert_eq!(stats.count, out.dims().iter().product::<usize>(), "{what}");
+    for c in 0..out.channels() {
+        let ch = got.index_axis(ndarray::Axis(0), c);
+        let s: f64 = ch.iter().map(|v| *v as f64).sum();
+        let a: f64 = ch.iter().map(|v| v.abs() as f64).sum();
+        let q: f64 = ch.iter().map(|v| (*v as f64) * (*v as f64)).sum();
+        assert!(
+            (stats.sum[c] - s).abs() <= 1e-5 * a + 1e-6,
+            "{what}: sum of channel {c}: {} vs {s}",
+            stats.sum[c]
+        );
+        assert!(
+            (stats.sumsq[c] - q).abs() <= 1e-5 * q + 1e-6,
+            "{what}: sumsq of channel {c}: {} vs {q}",
+            stats.sumsq[c]
+        );
     }
 }
