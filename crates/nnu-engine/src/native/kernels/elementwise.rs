@@ -3,7 +3,10 @@
 
 use rayon::prelude::*;
 
-use super::{Act, Activation, ChannelStats, LANES};
+use super::simd::V16;
+#[cfg(target_arch = "x86_64")]
+use super::simd::{Avx2, Avx512};
+use super::{Act, Activation, ChannelStats, Isa, LANES};
 
 /// Voxels per parallel chunk (large enough to amortise scheduling).
 const CHUNK_VOXELS: usize = 4096;
@@ -23,23 +26,90 @@ fn apply(v: f32, act: Activation) -> f32 {
     }
 }
 
+/// `v = act(v * sc + sh)` over `n` voxels of one block: LeakyReLU with a slope in [0, 1] is
+/// `max(v, slope * v)`, ReLU `max(v, 0)`.
+///
+/// # Safety
+/// The CPU runs `V`; `v` holds `n * 16` f32.
+#[inline(always)]
+unsafe fn ssa_run<V: V16>(
+    v: *mut f32,
+    n: usize,
+    sc: &[f32; LANES],
+    sh: &[f32; LANES],
+    act: Activation,
+) {
+    unsafe {
+        let (s, h) = (V::load(sc.as_ptr()), V::load(sh.as_ptr()));
+        let zero = V::zero();
+        let slope_arr = [match act {
+            Activation::LeakyRelu(a) => a,
+            _ => 0.0,
+        }; LANES];
+        let slope = V::load(slope_arr.as_ptr());
+        for i in 0..n {
+            let p = v.add(i * LANES);
+            let x = h.fma(V::load(p), s);
+            let y = match act {
+                Activation::None => x,
+                Activation::Relu => x.max(zero),
+                Activation::LeakyRelu(_) => x.max(x.mul(slope)),
+            };
+            y.store(p);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn ssa_avx512(v: *mut f32, n: usize, sc: &[f32; LANES], sh: &[f32; LANES], act: Activation) {
+    unsafe { ssa_run::<Avx512>(v, n, sc, sh, act) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn ssa_avx2(v: *mut f32, n: usize, sc: &[f32; LANES], sh: &[f32; LANES], act: Activation) {
+    unsafe { ssa_run::<Avx2>(v, n, sc, sh, act) }
+}
+
 /// `t = act(t * scale + shift)` with per-channel `scale`/`shift` given per block as 16-lane arrays.
 fn scale_shift_act(t: &mut Act, scale: &[[f32; LANES]], shift: &[[f32; LANES]], act: Activation) {
     let voxels = t.voxels();
     if voxels == 0 {
         return;
     }
+    let slope_ok = !matches!(act, Activation::LeakyRelu(a) if !(0.0..=1.0).contains(&a));
+    let isa = super::detect_isa();
     t.as_mut_slice()
         .par_chunks_mut(CHUNK_VOXELS * LANES)
         .enumerate()
         .for_each(|(i, chunk)| {
-            let first_voxel = i * CHUNK_VOXELS;
-            for (k, v) in chunk.chunks_exact_mut(LANES).enumerate() {
-                let b = (first_voxel + k) / voxels;
+            let mut first = i * CHUNK_VOXELS;
+            let mut rest = chunk;
+            while !rest.is_empty() {
+                let b = first / voxels;
+                // voxels of this chunk in block b
+                let n = ((b + 1) * voxels - first).min(rest.len() / LANES);
+                let (head, tail) = rest.split_at_mut(n * LANES);
                 let (sc, sh) = (&scale[b], &shift[b]);
-                for l in 0..LANES {
-                    v[l] = apply(v[l] * sc[l] + sh[l], act);
+                match isa {
+                    // SAFETY: `detect_isa` says the CPU runs it; `head` holds `n` voxels.
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Amx | Isa::Avx512 if slope_ok => unsafe {
+                        ssa_avx512(head.as_mut_ptr(), n, sc, sh, act)
+                    },
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 if slope_ok => unsafe { ssa_avx2(head.as_mut_ptr(), n, sc, sh, act) },
+                    _ => {
+                        for v in head.chunks_exact_mut(LANES) {
+                            for l in 0..LANES {
+                                v[l] = apply(v[l] * sc[l] + sh[l], act);
+                            }
+                        }
+                    }
                 }
+                first += n;
+                rest = tail;
             }
         });
 }
@@ -83,9 +153,13 @@ pub fn activate(t: &mut Act, act: Activation) {
     if act == Activation::None {
         return;
     }
-    t.as_mut_slice()
-        .par_chunks_mut(CHUNK_VOXELS * LANES)
-        .for_each(|chunk| chunk.iter_mut().for_each(|v| *v = apply(*v, act)));
+    let blocks = t.blocks();
+    scale_shift_act(
+        t,
+        &vec![[1.0; LANES]; blocks],
+        &vec![[0.0; LANES]; blocks],
+        act,
+    );
 }
 
 /// `t += other` (residual connection).

@@ -20,6 +20,8 @@ pub(crate) trait V16: Copy {
     /// `a * b + self`
     unsafe fn fma(self, a: Self, b: Self) -> Self;
     unsafe fn add(self, b: Self) -> Self;
+    unsafe fn mul(self, b: Self) -> Self;
+    unsafe fn max(self, b: Self) -> Self;
 }
 
 /// Plain arrays: the compiler vectorises these loops for whatever the target has.
@@ -56,6 +58,22 @@ impl V16 for Portable {
         let mut r = self.0;
         for i in 0..16 {
             r[i] += b.0[i];
+        }
+        Portable(r)
+    }
+    #[inline(always)]
+    unsafe fn mul(self, b: Self) -> Self {
+        let mut r = self.0;
+        for i in 0..16 {
+            r[i] *= b.0[i];
+        }
+        Portable(r)
+    }
+    #[inline(always)]
+    unsafe fn max(self, b: Self) -> Self {
+        let mut r = self.0;
+        for i in 0..16 {
+            r[i] = r[i].max(b.0[i]);
         }
         Portable(r)
     }
@@ -98,6 +116,14 @@ mod x86 {
         unsafe fn add(self, b: Self) -> Self {
             Avx512(unsafe { _mm512_add_ps(self.0, b.0) })
         }
+        #[inline(always)]
+        unsafe fn mul(self, b: Self) -> Self {
+            Avx512(unsafe { _mm512_mul_ps(self.0, b.0) })
+        }
+        #[inline(always)]
+        unsafe fn max(self, b: Self) -> Self {
+            Avx512(unsafe { _mm512_max_ps(self.0, b.0) })
+        }
     }
 
     /// Two `ymm` registers (lanes 0..8 and 8..16).
@@ -139,6 +165,14 @@ mod x86 {
         #[inline(always)]
         unsafe fn add(self, b: Self) -> Self {
             unsafe { Avx2(_mm256_add_ps(self.0, b.0), _mm256_add_ps(self.1, b.1)) }
+        }
+        #[inline(always)]
+        unsafe fn mul(self, b: Self) -> Self {
+            unsafe { Avx2(_mm256_mul_ps(self.0, b.0), _mm256_mul_ps(self.1, b.1)) }
+        }
+        #[inline(always)]
+        unsafe fn max(self, b: Self) -> Self {
+            unsafe { Avx2(_mm256_max_ps(self.0, b.0), _mm256_max_ps(self.1, b.1)) }
         }
     }
 }
