@@ -84,11 +84,12 @@ struct Args {
     /// Recompute dumps that already exist.
     #[arg(long)]
     overwrite: bool,
-    /// Inference backend. Default tract: the native backend is exact but still slower than tract on the
-    /// full Task003 UNet++ (docs/performance.md).
-    #[arg(long, value_enum, default_value_t = BackendKind::Tract)]
+    /// Inference backend: auto (default) = the native engine, or tract (with a one-line note) when the
+    /// network has an operator the native engine lacks.
+    #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
     backend: BackendKind,
-    /// Convolution arithmetic of the native backend: bf16 needs a CPU with AVX512_BF16.
+    /// Convolution arithmetic of the native backend: bf16 (inputs and weights rounded to bf16, sums in
+    /// f32) needs a CPU with AVX512_BF16 and runs on AMX tiles where the CPU has them (3-5x fp32).
     #[arg(long, value_enum, default_value_t = PrecisionArg::Fp32)]
     precision: PrecisionArg,
     /// Ascend device ids, comma-separated, one worker thread each taking the next tile (acl only;

@@ -97,13 +97,12 @@ struct Args {
     /// (writes to -o, default nnu-demo-output).
     #[arg(long)]
     demo: bool,
-    /// CPU inference backend. Default tract: the native backend is exact but, as measured on the full
-    /// Task003 UNet++, still slower than tract (docs/performance.md). auto = native, or tract (with a
-    /// one-line note) when the network has an operator the native backend lacks; native fails on such an
-    /// operator instead.
-    #[arg(long, value_enum, default_value_t = BackendArg::Tract)]
+    /// CPU inference backend: auto (default) = the native engine, or tract (with a one-line note) when
+    /// the network has an operator the native engine lacks; native fails on such an operator instead.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     backend: BackendArg,
-    /// Convolution arithmetic of the native backend: bf16 needs a CPU with AVX512_BF16.
+    /// Convolution arithmetic of the native backend: bf16 (inputs and weights rounded to bf16, sums in
+    /// f32) needs a CPU with AVX512_BF16 and runs on AMX tiles where the CPU has them (3-5x fp32).
     #[arg(long, value_enum, default_value_t = PrecisionArg::Fp32)]
     precision: PrecisionArg,
 }

@@ -7,12 +7,16 @@
 //! Architectures" (SC'18): the accumulators are several 16-channel output blocks times several output `x`
 //! positions held in vector registers; for each input channel and tap, one input scalar is broadcast and
 //! multiplied with the packed 16-wide weight vector of each output block. Input rows are staged with their
-//! `x` padding so the hot loop has no branches; `z`/`y` taps that fall into the padding are skipped. For the
-//! deep layers the input channels are processed in chunks whose weights fit the L2 cache.
+//! `x` padding so the hot loop has no branches; `z`/`y` taps that fall into the padding are skipped. A work
+//! item (output blocks x one output plane x a run of rows) walks the input in slabs of one 16-channel block
+//! and one `kz` tap, whose weights (at most 9 x 16 x 4 x 64 bytes) stay in L1 while every output row of the
+//! item is swept; the accumulators go back to the output between slabs.
 //!
 //! Each kernel exists for AVX-512 ([`Isa::Avx512`]), AVX2 + FMA ([`Isa::Avx2`]) and plain Rust
 //! ([`Isa::Portable`], every target), chosen at run time with [`detect_isa`]. With [`Precision::Bf16`] the
-//! convolutions use AVX512_BF16 dot products (`vdpbf16ps`: bf16 inputs and weights, f32 accumulation).
+//! convolutions use AMX tiles where the CPU and OS allow them ([`Isa::Amx`], `tdpbf16ps`), else AVX512_BF16
+//! dot products (`vdpbf16ps`); both round inputs and weights to bf16 and accumulate in f32. A layer of
+//! fewer than 16 input channels (the image) stays in f32.
 //!
 //! Work is spread over rayon's current thread pool (the caller installs its own pool).
 //!
