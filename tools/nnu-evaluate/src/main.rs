@@ -25,7 +25,7 @@ use rayon::prelude::*;
     version,
     about,
     long_about,
-    after_help = "Example:\n  nnu-evaluate --ref labelsTs --pred predictions --labels 0,1,2 --surface"
+    after_help = "Example:\n  nnu-evaluate --ref labelsTs --pred predictions --labels 0,1,2 --surface\n\nExit status: 0 summary written, 1 some cases could not be evaluated (named; no summary written),\n2 bad arguments, unusable folders, splits or output, or cases missing on one side (nothing written)."
 )]
 struct Args {
     /// Folder with the reference segmentations.
@@ -89,20 +89,38 @@ struct Args {
     task: String,
 }
 
+/// Exit status when some cases could not be evaluated (each named); the workspace's convention.
+const EXIT_FAILED: u8 = 1;
+/// Exit status for bad arguments, unusable folders, splits or output: nothing was written.
+const EXIT_USAGE: u8 = 2;
+
+/// Why a run stopped: the messages to print and the exit status.
+struct Failure {
+    messages: Vec<String>,
+    code: u8,
+}
+
+/// A usage or input error: one message, exit status 2.
+fn one(message: String) -> Failure {
+    Failure {
+        messages: vec![message],
+        code: EXIT_USAGE,
+    }
+}
+
 fn main() -> ExitCode {
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(messages) => {
-            for m in messages {
+        Err(failure) => {
+            for m in failure.messages {
                 eprintln!("error: {m}");
             }
-            ExitCode::FAILURE
+            ExitCode::from(failure.code)
         }
     }
 }
 
-fn run(args: Args) -> Result<(), Vec<String>> {
-    let one = |m: String| vec![m];
+fn run(args: Args) -> Result<(), Failure> {
     if let Some(n) = args.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
@@ -179,7 +197,10 @@ fn run(args: Args) -> Result<(), Vec<String>> {
             errors.len(),
             list.pairs.len()
         ));
-        return Err(errors);
+        return Err(Failure {
+            messages: errors,
+            code: EXIT_FAILED,
+        });
     }
     let evaluations: Vec<_> = results.into_iter().flatten().collect();
     let labels = args

@@ -1,6 +1,7 @@
 //! What the user of `nnu-evaluate` sees on damaged predictions and an unusable output path: one
 //! `error: FILE: problem` line per bad case and a last line saying how many could not be evaluated, exit
-//! code 1, and no `summary.json` (a summary of the readable cases only would misstate the score).
+//! code 1, and no `summary.json` (a summary of the readable cases only would misstate the score); an
+//! unusable output path is exit code 2 (the workspace's convention for unusable input or output).
 //! Missing cases and a spacing mismatch of a single case are in `cli.rs`.
 
 use std::path::{Path, PathBuf};
@@ -107,7 +108,7 @@ fn an_unusable_output_path_is_one_line_and_leaves_nothing() {
     for out in [file.join("summary.json"), pred.clone()] {
         let o = evaluate(&reference, &pred, &[Path::new("-o"), &out]);
         let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert_eq!(o.status.code(), Some(2), "{err}");
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(
             err.starts_with(&format!("error: {}: ", out.display())),

@@ -111,7 +111,7 @@ fn splits_fold_evaluates_its_validation_cases() {
         "--fold",
         "5",
     ]);
-    assert!(!bad.status.success());
+    assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("fold 5"));
 }
 
@@ -159,7 +159,7 @@ fn missing_cases_and_bad_geometry_are_errors() {
     )
     .unwrap();
     let o = run(&["--ref", "ref", "--pred", pred.to_str().unwrap()]);
-    assert!(!o.status.success());
+    assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("missing prediction") && err.contains("case_08.nii.gz"),
@@ -192,10 +192,71 @@ fn missing_cases_and_bad_geometry_are_errors() {
         pred.to_str().unwrap(),
         "--allow-missing",
     ]);
-    assert!(!o.status.success());
+    assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("case_00.nii.gz: spacing mismatch"), "{err}");
     assert!(!pred.join("summary.json").exists());
+}
+
+/// The workspace's exit-code convention: 2 for bad arguments or unusable inputs (nothing written), 1 when
+/// some cases could not be evaluated (`missing_cases_and_bad_geometry_are_errors` and `bad_input.rs`).
+#[test]
+fn bad_arguments_and_inputs_exit_2_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("summary.json");
+    let missing = dir.path().join("no_such_folder");
+    let junk_splits = dir.path().join("splits_final.pkl");
+    std::fs::write(&junk_splits, b"not a pickle").unwrap();
+    let o = out.to_str().unwrap();
+    for (what, args, needle) in [
+        (
+            "unknown flag",
+            vec!["--ref", "ref", "--pred", "pred", "--bogus"],
+            "--bogus",
+        ),
+        ("no --pred", vec!["--ref", "ref", "-o", o], "--pred"),
+        (
+            "--labels not numbers",
+            vec![
+                "--ref", "ref", "--pred", "pred", "--labels", "liver", "-o", o,
+            ],
+            "liver",
+        ),
+        (
+            "missing reference folder",
+            vec![
+                "--ref",
+                missing.to_str().unwrap(),
+                "--pred",
+                "pred",
+                "-o",
+                o,
+            ],
+            "no_such_folder",
+        ),
+        (
+            "unreadable splits",
+            vec![
+                "--ref",
+                "ref",
+                "--pred",
+                "pred",
+                "--splits",
+                junk_splits.to_str().unwrap(),
+                "--fold",
+                "0",
+                "-o",
+                o,
+            ],
+            "splits_final.pkl",
+        ),
+    ] {
+        let r = run(&args);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{what}: {err}");
+        assert!(err.contains(needle), "{what}: {err}");
+        assert!(!out.exists(), "{what}: wrote {}", out.display());
+    }
 }
 
 #[path = "../../readme_synopsis.rs"]
@@ -203,5 +264,5 @@ mod readme;
 
 #[test]
 fn readme_synopsis_matches_help() {
-    readme::check(env!("CARGO_BIN_EXE_nnu-evaluate"), "nnu-evaluate", false);
+    readme::check(env!("CARGO_BIN_EXE_nnu-evaluate"), "nnu-evaluate");
 }

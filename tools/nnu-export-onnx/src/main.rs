@@ -26,7 +26,7 @@ use nnu_onnx_export::{
     version,
     about,
     long_about,
-    after_help = "Example:\n  nnu-export-onnx -m MODEL_DIR --fold 0 -o MODEL_DIR/fold_0/model.onnx"
+    after_help = "Example:\n  nnu-export-onnx -m MODEL_DIR --fold 0 -o MODEL_DIR/fold_0/model.onnx\n\nExit status: 0 written, 2 bad arguments or an unusable model, plans, checkpoint or output (nothing\nwritten; the workspace's status 1, some cases failed, does not arise: there is one output)."
 )]
 struct Args {
     /// Model folder: nnU-Net v1 (plans.pkl, fold_K/) or nnunetv2 (plans.json, dataset.json,
@@ -250,16 +250,20 @@ fn run(args: Args) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Exit status for bad arguments or an unusable model, plans, checkpoint or output: nothing was
+/// written (the workspace's convention; clap uses it for its own argument errors).
+const EXIT_USAGE: u8 = 2;
+
 fn main() -> ExitCode {
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) if f.file.as_os_str().is_empty() => {
             eprintln!("error: {}", f.message);
-            ExitCode::FAILURE
+            ExitCode::from(EXIT_USAGE)
         }
         Err(f) => {
             eprintln!("error: {}: {}", f.file.display(), f.message);
-            ExitCode::FAILURE
+            ExitCode::from(EXIT_USAGE)
         }
     }
 }

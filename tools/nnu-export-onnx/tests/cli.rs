@@ -136,7 +136,7 @@ fn random_weights_follow_the_plans() {
 }
 
 #[test]
-fn errors_name_the_file_and_exit_non_zero() {
+fn errors_name_the_file_and_exit_2() {
     let dir = reference("unet-small");
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("x.onnx");
@@ -148,7 +148,7 @@ fn errors_name_the_file_and_exit_non_zero() {
         "-o".as_ref(),
         out.as_os_str(),
     ]);
-    assert!(!o.status.success());
+    assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.starts_with("error: ") && err.contains("fold_3/model_final_checkpoint.model"),
@@ -163,7 +163,7 @@ fn errors_name_the_file_and_exit_non_zero() {
         "-o".as_ref(),
         out.as_os_str(),
     ]);
-    assert!(!o.status.success());
+    assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.starts_with("error: ") && err.contains("exactly 5 pool kernels"),
@@ -178,8 +178,50 @@ fn errors_name_the_file_and_exit_non_zero() {
         "-o".as_ref(),
         out.as_os_str(),
     ]);
-    assert!(!o.status.success());
+    assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).starts_with("error: --batch"));
+    assert!(!out.exists(), "nothing written on failure");
+
+    // An output that cannot be written (its folder is a file): one line naming it, exit 2.
+    let file = tmp.path().join("a_file");
+    std::fs::write(&file, b"x").unwrap();
+    let bad_out = file.join("x.onnx");
+    let o = tool(&[
+        "--model".as_ref(),
+        dir.as_os_str(),
+        "-o".as_ref(),
+        bad_out.as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("error: ") && err.contains("a_file"),
+        "{err}"
+    );
+
+    // A plans file that is not one, and an argument clap refuses.
+    let o = tool(&[
+        "--random-weights".as_ref(),
+        "--plans".as_ref(),
+        file.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("error: ") && err.contains("a_file"),
+        "{err}"
+    );
+    let o = tool(&[
+        "--model".as_ref(),
+        dir.as_os_str(),
+        "--opset".as_ref(),
+        "eleven".as_ref(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
     assert!(!out.exists(), "nothing written on failure");
 }
 
@@ -188,9 +230,5 @@ mod readme;
 
 #[test]
 fn readme_synopsis_matches_help() {
-    readme::check(
-        env!("CARGO_BIN_EXE_nnu-export-onnx"),
-        "nnu-export-onnx",
-        false,
-    );
+    readme::check(env!("CARGO_BIN_EXE_nnu-export-onnx"), "nnu-export-onnx");
 }

@@ -86,7 +86,7 @@ fn main() -> ExitCode {
             .build_global()
         {
             eprintln!("error: --threads {n}: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(2);
         }
     }
     let mut spec = PhantomSpec::new(args.shape, args.spacing, args.seed);
