@@ -1,7 +1,7 @@
 //! Shared by each tool's `tests/readme.rs`: the README's synopses of a tool checked against its `--help`.
-//! Every flag the README shows for the tool must exist in the help (hidden aliases do not count, so the
-//! README uses the current spellings); with `exhaustive`, every flag of the help must also appear in the
-//! README's synopses of that tool.
+//! Both ways, for every tool: every flag the README shows for the tool must exist in the help (hidden
+//! aliases do not count, so the README uses the current spellings), and every flag of the help but
+//! `--help` and `--version` must appear in the README's synopses of that tool.
 #![allow(dead_code)]
 
 use std::path::Path;
@@ -97,8 +97,8 @@ pub fn help_options(help: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Runs `bin --help` and checks the README's synopses of `tool` against it.
-pub fn check(bin: &str, tool: &str, exhaustive: bool) {
+/// Runs `bin --help` and checks the README's synopses of `tool` against it, both ways.
+pub fn check(bin: &str, tool: &str) {
     let readme_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
     let readme = std::fs::read_to_string(&readme_path).expect("README.md");
     let out = Command::new(bin).arg("--help").output().expect("runs");
@@ -114,19 +114,17 @@ pub fn check(bin: &str, tool: &str, exhaustive: bool) {
             "README.md shows `{f}` for {tool}, which its --help does not list:\n{help}"
         );
     }
-    if exhaustive {
-        for spellings in &options {
-            if spellings
-                .iter()
-                .any(|f| ["--help", "--version"].contains(&f.as_str()))
-            {
-                continue;
-            }
-            assert!(
-                spellings.iter().any(|f| in_readme.contains(f)),
-                "{tool} --help lists `{}`, which no README.md synopsis of {tool} shows",
-                spellings.join(", ")
-            );
+    for spellings in &options {
+        if spellings
+            .iter()
+            .any(|f| ["--help", "--version"].contains(&f.as_str()))
+        {
+            continue;
         }
+        assert!(
+            spellings.iter().any(|f| in_readme.contains(f)),
+            "{tool} --help lists `{}`, which no README.md synopsis of {tool} shows",
+            spellings.join(", ")
+        );
     }
 }

@@ -5,7 +5,7 @@ mod readme;
 
 #[test]
 fn readme_synopsis_matches_help() {
-    readme::check(env!("CARGO_BIN_EXE_nnu-infer"), "nnu-infer", false);
+    readme::check(env!("CARGO_BIN_EXE_nnu-infer"), "nnu-infer");
 }
 
 #[test]

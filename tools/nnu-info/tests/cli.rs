@@ -98,5 +98,5 @@ fn model_sets_the_patch_columns() {
 
 #[test]
 fn readme_synopsis_matches_help() {
-    readme::check(env!("CARGO_BIN_EXE_nnu-info"), "nnu-info", false);
+    readme::check(env!("CARGO_BIN_EXE_nnu-info"), "nnu-info");
 }

@@ -76,5 +76,5 @@ fn model_flag_as_in_the_other_tools() {
 
 #[test]
 fn readme_synopsis_matches_help() {
-    readme::check(env!("CARGO_BIN_EXE_nnu-inspect"), "nnu-inspect", false);
+    readme::check(env!("CARGO_BIN_EXE_nnu-inspect"), "nnu-inspect");
 }

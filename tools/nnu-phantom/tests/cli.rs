@@ -108,5 +108,5 @@ fn output_flag_and_its_old_spelling() {
 
 #[test]
 fn readme_synopsis_matches_help() {
-    readme::check(env!("CARGO_BIN_EXE_nnu-phantom"), "nnu-phantom", false);
+    readme::check(env!("CARGO_BIN_EXE_nnu-phantom"), "nnu-phantom");
 }

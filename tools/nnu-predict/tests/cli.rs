@@ -167,5 +167,5 @@ fn help_shows_the_required_arguments_an_example_and_the_default_output() {
 
 #[test]
 fn readme_synopsis_matches_help() {
-    readme::check(EXE, "nnu-predict", true);
+    readme::check(EXE, "nnu-predict");
 }

@@ -2,7 +2,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use nnu_render::{difference_labels, render_preview, PreviewOptions, Window};
 use nnu_volume::{read_labels, read_volume};
 
@@ -15,17 +15,23 @@ use nnu_volume::{read_labels, read_volume};
     name = "nnu-preview",
     version,
     about,
+    override_usage = "nnu-preview IMAGE SEG -o PNG [OPTIONS]\n       nnu-preview -i IMAGE --seg SEG -o PNG [OPTIONS]",
     after_help = "Examples:\n  nnu-preview CASE_0000.nii.gz CASE.nii.gz -o CASE.png --labels liver,tumour\n  \
                   nnu-preview CASE_0000.nii.gz pred/CASE.nii.gz --reference labelsTr/CASE.nii.gz -o diff.png\n\n\
-                  Exit status: 0 written, 2 bad input or failure to write."
+                  Exit status: 0 written, 2 bad arguments, bad input or failure to write (nothing written)."
 )]
 struct Args {
-    /// The image (.nii or .nii.gz; for a multi-modality case, its first file CASE_0000.nii.gz).
-    #[arg(value_name = "IMAGE")]
-    image: PathBuf,
-    /// The segmentation (integer labels 0..255, same grid as IMAGE).
-    #[arg(value_name = "SEG")]
-    seg: PathBuf,
+    /// IMAGE then SEG: the image (.nii or .nii.gz; for a multi-modality case, its first file
+    /// CASE_0000.nii.gz) and the segmentation (integer labels 0..255, same grid as IMAGE). Either may be
+    /// given with -i / --seg instead.
+    #[arg(value_name = "IMAGE SEG", num_args = 0..=2)]
+    paths: Vec<PathBuf>,
+    /// The image, as the flag the other tools use for their input (instead of the first positional).
+    #[arg(short = 'i', long = "input", value_name = "IMAGE")]
+    input: Option<PathBuf>,
+    /// The segmentation (instead of the second positional).
+    #[arg(short = 's', long = "seg", value_name = "SEG")]
+    seg: Option<PathBuf>,
     /// Output PNG (written atomically).
     #[arg(short = 'o', long, value_name = "PNG")]
     output: PathBuf,
@@ -53,7 +59,14 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
+    let mut args = Args::parse();
+    let (image, seg) = match image_and_seg(&mut args) {
+        Ok(pair) => pair,
+        Err(msg) => Args::command()
+            .error(clap::error::ErrorKind::MissingRequiredArgument, msg)
+            .exit(),
+    };
+    match run(args, image, seg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -62,21 +75,50 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+/// IMAGE and SEG from the positionals and the flags: `-i` and `--seg` take the place of the first and
+/// second positional, so `nnu-preview -i IMAGE SEG` works too; each must be given exactly once.
+fn image_and_seg(args: &mut Args) -> Result<(PathBuf, PathBuf), String> {
+    let mut positional = std::mem::take(&mut args.paths).into_iter();
+    let image = match args.input.take() {
+        Some(p) => p,
+        None => positional
+            .next()
+            .ok_or("the image is missing: give IMAGE SEG (or -i IMAGE --seg SEG)")?,
+    };
+    let seg = match args.seg.take() {
+        Some(p) => p,
+        None => positional
+            .next()
+            .ok_or("the segmentation is missing: give IMAGE SEG (or -i IMAGE --seg SEG)")?,
+    };
+    match positional.next() {
+        Some(extra) => Err(format!(
+            "unexpected argument `{}`: IMAGE and SEG are already given",
+            extra.display()
+        )),
+        None => Ok((image, seg)),
+    }
+}
+
+fn run(
+    args: Args,
+    image_path: PathBuf,
+    seg_path: PathBuf,
+) -> Result<(), Box<dyn std::error::Error>> {
     let window = Window::parse(&args.window)?;
-    let image = read_volume(&args.image)?;
-    let seg = read_labels(&args.seg)?;
+    let image = read_volume(&image_path)?;
+    let seg = read_labels(&seg_path)?;
     if seg.data.shape() != image.data.shape() {
         return Err(format!(
             "{}: shape {:?} differs from the image's {:?} ({})",
-            args.seg.display(),
+            seg_path.display(),
             seg.data.shape(),
             image.data.shape(),
-            args.image.display()
+            image_path.display()
         )
         .into());
     }
-    let title = args.title.clone().unwrap_or_else(|| stem(&args.seg));
+    let title = args.title.clone().unwrap_or_else(|| stem(&seg_path));
     let mut opts = PreviewOptions {
         window,
         label_names: args.labels.clone(),
@@ -88,7 +130,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Some(r) => {
             let reference = read_labels(r)?;
             let diff = difference_labels(seg.data.view(), reference.data.view())
-                .map_err(|e| format!("{} against {}: {e}", args.seg.display(), r.display()))?;
+                .map_err(|e| format!("{} against {}: {e}", seg_path.display(), r.display()))?;
             opts.title = format!("{} vs {}", opts.title, stem(r));
             opts = opts.for_difference();
             diff

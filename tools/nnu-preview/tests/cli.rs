@@ -61,6 +61,20 @@ fn writes_previews_and_refuses_bad_input() {
         "d.png",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The input flag of the other tools instead of (or beside) the positionals.
+    let o = run(&["-i", "img.nii.gz", "--seg", "seg.nii.gz", "-o", "b.png"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&["-i", "img.nii.gz", "seg.nii.gz", "-o", "c.png"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&["img.nii.gz", "seg.nii.gz", "-o", "e.png"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let e = std::fs::read(p("e.png")).expect("png written");
+    for f in ["b.png", "c.png"] {
+        assert!(
+            std::fs::read(p(f)).expect("png written") == e,
+            "{f} differs from e.png"
+        );
+    }
     for f in ["a.png", "d.png"] {
         let bytes = std::fs::read(p(f)).expect("png written");
         assert_eq!(&bytes[1..4], b"PNG", "{f}");
@@ -78,6 +92,19 @@ fn writes_previews_and_refuses_bad_input() {
             vec!["img.nii.gz", "missing.nii.gz", "-o", "x.png"],
             "missing.nii.gz",
         ),
+        (vec!["img.nii.gz", "-o", "x.png"], "segmentation is missing"),
+        (
+            vec![
+                "-i",
+                "img.nii.gz",
+                "seg.nii.gz",
+                "ref.nii.gz",
+                "-o",
+                "x.png",
+            ],
+            "ref.nii.gz",
+        ),
+        (vec!["img.nii.gz", "seg.nii.gz"], "--output"),
     ] {
         let o = run(&args);
         let err = String::from_utf8_lossy(&o.stderr);
@@ -88,4 +115,12 @@ fn writes_previews_and_refuses_bad_input() {
         );
         assert!(!p("x.png").exists());
     }
+}
+
+#[path = "../../readme_synopsis.rs"]
+mod readme;
+
+#[test]
+fn readme_synopsis_matches_help() {
+    readme::check(EXE, "nnu-preview");
 }
