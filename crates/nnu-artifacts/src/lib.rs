@@ -32,6 +32,8 @@
 //! Deliberately not done: writing pickles or checkpoints, the legacy pre-1.6 (non-zip) `torch.save` format,
 //! protocol 5 out-of-band buffers, and running any Python object's code (unknown globals stay opaque).
 
+#![warn(missing_docs)]
+
 pub mod checkpoint;
 pub mod error;
 pub mod model;

@@ -18,6 +18,8 @@
 //! How the model and phantoms were made is in `data/README.md` (`scripts/demo/`). This crate does not run
 //! anything: `nnu-predict --demo` is the demo's front end.
 
+#![warn(missing_docs)]
+
 use std::path::{Path, PathBuf};
 
 /// Errors while unpacking the demo; each names the file.

@@ -33,6 +33,8 @@
 //! # Ok::<(), nnu_pipeline::PipelineError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 use std::path::{Path, PathBuf};
 
 pub mod bins;

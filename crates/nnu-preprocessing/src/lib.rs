@@ -57,6 +57,8 @@
 //! pipeline fills [`PreprocessParams`] from them), padding and tiling (`nnu-tiling`), and anything that needs
 //! Python at build, test or run time.
 
+#![warn(missing_docs)]
+
 pub mod case;
 pub mod crop;
 mod error;

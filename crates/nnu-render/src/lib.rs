@@ -36,6 +36,8 @@
 //!
 //! Not here: reading volumes (see `nnu-volume`), volume rendering or 3-D surfaces, DICOM output.
 
+#![warn(missing_docs)]
+
 mod font;
 
 use std::io::Write;

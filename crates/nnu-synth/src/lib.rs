@@ -25,6 +25,7 @@
 //! Not here: realistic texture, vessels, contrast phases or other organs' labels; the phantoms only need to
 //! be learnable by a small network and to exercise the pipeline's geometry handling.
 
+#![warn(missing_docs)]
 // Geometry code reads best in index notation.
 #![allow(clippy::needless_range_loop)]
 

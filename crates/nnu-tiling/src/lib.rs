@@ -38,6 +38,8 @@
 //! preprocessing and export (`nnu-preprocessing`), region-based (sigmoid) trainers, 2-D networks, and
 //! nnU-Net v2's merge (which averages logits and uses an f16 Gaussian).
 
+#![warn(missing_docs)]
+
 mod aggregate;
 mod error;
 mod gaussian;

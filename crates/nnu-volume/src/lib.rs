@@ -47,6 +47,8 @@
 //! complex/RGB datatypes, 2-D and 5-D+ images, resampling or reorientation (the arrays stay in file
 //! order, exactly as SimpleITK returns them), and writing NIfTI-2.
 
+#![warn(missing_docs)]
+
 mod decode;
 mod error;
 pub mod geometry;
