@@ -2,6 +2,9 @@
 //! (see its README: `output_class.bin` is PyTorch's final head for `input.bin`; onnxruntime reproduces
 //! it to 3e-5, we ask for 1e-4 max abs).
 
+// A build without the `tract` feature has no tract backend to test.
+#![cfg(feature = "tract")]
+
 use std::path::{Path, PathBuf};
 
 use ndarray::{s, Array5, Axis};

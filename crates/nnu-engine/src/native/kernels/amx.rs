@@ -246,7 +246,10 @@ mod x86 {
 
     /// Largest divisor of `n` that is at most 16: the rows of one accumulator tile.
     fn tile_rows(n: usize) -> usize {
-        (1..=16.min(n)).rev().find(|m| n % m == 0).unwrap_or(1)
+        (1..=16.min(n))
+            .rev()
+            .find(|&m| n.is_multiple_of(m))
+            .unwrap_or(1)
     }
 
     struct Ctx<'a> {
@@ -538,6 +541,8 @@ mod x86 {
             (0..kb_n * nz).into_par_iter().for_each(|i| {
                 let (kb, dz) = (i / nz, i % nz);
                 let z = iz_lo + dz;
+                // the whole `SendPtr` (the closure would otherwise capture its raw, non-Send field)
+                #[allow(clippy::redundant_locals)]
                 let base = base;
                 // SAFETY: plane (kb, dz) of the buffer belongs to this iteration only; the sources
                 // hold their planes `z`; AVX512_BF16 was checked by `amx_supported`.

@@ -372,7 +372,8 @@ unsafe fn micro<V: V16, const NOB: usize, const NX: usize, const SX: usize>(
         for kx in 0..m.kw {
             // SAFETY (whole block): offsets stay inside the row and weight ranges the caller promised.
             unsafe {
-                let x = row.x.add(xoff + kx * LANES);
+                // wrapping: an inner view's base lies before its row (see `Edges`)
+                let x = row.x.wrapping_add(xoff + kx * LANES);
                 let w = row.w.add(kx * m.w_kx);
                 for l in 0..row.lanes {
                     let wl = w.add(l * m.w_l);
@@ -393,10 +394,40 @@ unsafe fn micro<V: V16, const NOB: usize, const NX: usize, const SX: usize>(
     unsafe { store_acc::<V, f32, NOB, NX>(m, out, &acc) };
 }
 
+/// The rows of one output row as three views: `edge[0]` for tiles that read the left `x` padding,
+/// `edge[1]` for tiles inside the input, `edge[2]` for tiles that read the right padding. Each view's row
+/// pointers are based so that padded position `p` is at `x + p * 16`; only the edge views are staged
+/// copies, the inner one points into the source itself.
+pub(super) struct Edges<'a, 'b> {
+    pub(super) views: [&'a Micro<'b, f32>; 3],
+    /// Left padding (positions below it are in the left view).
+    pub(super) px: usize,
+    /// End of the input in padded positions, `px + ix_n` (spans past it are in the right view).
+    pub(super) lim: usize,
+}
+
+/// One tile of `NX` outputs from `ox0`, with the view its input span needs.
+#[inline(always)]
+unsafe fn tile<V: V16, const NOB: usize, const NX: usize, const SX: usize>(e: &Edges, ox0: usize) {
+    let m0 = e.views[1];
+    let sx = if SX == 0 { m0.in_sx / LANES } else { SX };
+    let start = ox0 * sx;
+    let end = (ox0 + NX - 1) * sx + m0.kw;
+    let m = if start < e.px {
+        e.views[0]
+    } else if end > e.lim {
+        e.views[2]
+    } else {
+        m0
+    };
+    // SAFETY: the chosen view holds the tile's input span (caller's promise for `Edges`).
+    unsafe { micro::<V, NOB, NX, SX>(m, ox0) }
+}
+
 /// All `ox_n` outputs of one row: the widest kernel first, then narrower ones for the rest.
 #[inline(always)]
 unsafe fn row_f32<V: V16, const NOB: usize, const MAIN: usize, const SX: usize>(
-    m: &Micro<f32>,
+    e: &Edges,
     ox_n: usize,
 ) {
     let mut ox = 0;
@@ -404,43 +435,56 @@ unsafe fn row_f32<V: V16, const NOB: usize, const MAIN: usize, const SX: usize>(
     unsafe {
         if SX == 0 {
             while ox < ox_n {
-                micro::<V, NOB, 1, 0>(m, ox);
+                tile::<V, NOB, 1, 0>(e, ox);
                 ox += 1;
             }
             return;
         }
         while ox + MAIN <= ox_n {
-            micro::<V, NOB, MAIN, SX>(m, ox);
+            tile::<V, NOB, MAIN, SX>(e, ox);
             ox += MAIN;
         }
         while ox + 4 <= ox_n {
-            micro::<V, NOB, 4, SX>(m, ox);
+            tile::<V, NOB, 4, SX>(e, ox);
             ox += 4;
         }
         if ox + 2 <= ox_n {
-            micro::<V, NOB, 2, SX>(m, ox);
+            tile::<V, NOB, 2, SX>(e, ox);
             ox += 2;
         }
         if ox < ox_n {
-            micro::<V, NOB, 1, SX>(m, ox);
+            tile::<V, NOB, 1, SX>(e, ox);
         }
     }
 }
 
+/// [`row_edges`] with one view for every tile (rows staged whole, or no padding).
 #[inline(always)]
 pub(super) unsafe fn row_dispatch<V: V16>(m: &Micro<f32>, nob: usize, sx: usize, ox_n: usize) {
+    let e = Edges {
+        views: [m, m, m],
+        px: 0,
+        lim: usize::MAX,
+    };
+    // SAFETY: forwarded caller promise.
+    unsafe { row_edges::<V>(&e, nob, sx, ox_n) }
+}
+
+/// One output row with the widest micro-kernel for `nob` output blocks and stride `sx`.
+#[inline(always)]
+pub(super) unsafe fn row_edges<V: V16>(e: &Edges, nob: usize, sx: usize, ox_n: usize) {
     // SAFETY: forwarded caller promise.
     unsafe {
         match (nob, sx) {
-            (4, 1) => row_f32::<V, 4, 6, 1>(m, ox_n),
-            (4, 2) => row_f32::<V, 4, 6, 2>(m, ox_n),
-            (4, _) => row_f32::<V, 4, 1, 0>(m, ox_n),
-            (2, 1) => row_f32::<V, 2, 12, 1>(m, ox_n),
-            (2, 2) => row_f32::<V, 2, 12, 2>(m, ox_n),
-            (2, _) => row_f32::<V, 2, 1, 0>(m, ox_n),
-            (_, 1) => row_f32::<V, 1, 16, 1>(m, ox_n),
-            (_, 2) => row_f32::<V, 1, 16, 2>(m, ox_n),
-            _ => row_f32::<V, 1, 1, 0>(m, ox_n),
+            (4, 1) => row_f32::<V, 4, 6, 1>(e, ox_n),
+            (4, 2) => row_f32::<V, 4, 6, 2>(e, ox_n),
+            (4, _) => row_f32::<V, 4, 1, 0>(e, ox_n),
+            (2, 1) => row_f32::<V, 2, 12, 1>(e, ox_n),
+            (2, 2) => row_f32::<V, 2, 12, 2>(e, ox_n),
+            (2, _) => row_f32::<V, 2, 1, 0>(e, ox_n),
+            (_, 1) => row_f32::<V, 1, 16, 1>(e, ox_n),
+            (_, 2) => row_f32::<V, 1, 16, 2>(e, ox_n),
+            _ => row_f32::<V, 1, 1, 0>(e, ox_n),
         }
     }
 }
@@ -558,12 +602,19 @@ unsafe fn conv_item<V: V16>(ctx: &ConvCtx, g: usize, oz: usize, ys: usize, st: &
     let n_slabs = ctx.blocks.len() * kzs.len();
     // No closure from here on: a closure would not inherit this function's target features, and the
     // SIMD intrinsics inside it would become calls.
+    // Rows wider than `edge` positions are staged only at their two ends (`edge` positions each, enough
+    // for any tile that reads padding); narrower rows are staged whole.
+    let edge = px + 16 * sx + kx_n;
+    let split = px > 0 && ix_n >= edge;
+    let staged = if split { 2 * edge } else { wp };
     let mut scratch = SCRATCH.take();
-    if px > 0 && scratch.len() < ky_n * wp {
-        scratch.resize(ky_n * wp, Block([0.0; LANES]));
+    if px > 0 && scratch.len() < ky_n * staged {
+        scratch.resize(ky_n * staged, Block([0.0; LANES]));
     }
     let scratch_ptr = scratch.as_mut_ptr() as *mut f32;
     let mut rows: Vec<Row<f32>> = Vec::with_capacity(ky_n);
+    let mut rows_l: Vec<Row<f32>> = Vec::with_capacity(ky_n);
+    let mut rows_r: Vec<Row<f32>> = Vec::with_capacity(ky_n);
     let mut slab = 0;
     for blk in ctx.blocks {
         for &(kz, iz) in &kzs {
@@ -572,31 +623,68 @@ unsafe fn conv_item<V: V16>(ctx: &ConvCtx, g: usize, oz: usize, ys: usize, st: &
             slab += 1;
             for oy in oy_lo..oy_hi {
                 rows.clear();
+                rows_l.clear();
+                rows_r.clear();
                 for ky in 0..ky_n {
                     let Some(iy) = tap_coord(oy, ky, sy, py, iy_n) else {
                         continue;
-                    };
-                    // SAFETY: in-bounds row of the source; scratch holds `ky_n` padded rows.
-                    let x = unsafe {
-                        let src = blk
-                            .data
-                            .0
-                            .add(((blk.ib * iz_n + iz) * iy_n + iy) * ix_n * LANES);
-                        if px > 0 {
-                            let dst = scratch_ptr.add(rows.len() * wp * LANES);
-                            stage_row(src as *const f32, dst, ix_n, px, LANES);
-                            dst as *const f32
-                        } else {
-                            src as *const f32
-                        }
                     };
                     let w = unsafe {
                         ctx.weights.add(
                             group.w_off + (blk.ic0 * taps + (kz * ky_n + ky) * kx_n) * nob * LANES,
                         )
                     };
+                    // SAFETY: in-bounds row of the source; scratch holds `ky_n` staged rows of
+                    // `staged` positions. The based pointers are only dereferenced at padded
+                    // positions their view holds (see `Edges`).
+                    let (x, xl, xr) = unsafe {
+                        let src = blk
+                            .data
+                            .0
+                            .add(((blk.ib * iz_n + iz) * iy_n + iy) * ix_n * LANES)
+                            as *const f32;
+                        let dst = scratch_ptr.add(rows.len() * staged * LANES);
+                        if px == 0 {
+                            (src, src, src)
+                        } else if !split {
+                            stage_row(src, dst, ix_n, px, LANES);
+                            (dst as *const f32, dst as *const f32, dst as *const f32)
+                        } else {
+                            // left: padded positions 0..edge
+                            std::ptr::write_bytes(dst, 0, px * LANES);
+                            std::ptr::copy_nonoverlapping(
+                                src,
+                                dst.add(px * LANES),
+                                (edge - px) * LANES,
+                            );
+                            // right: padded positions wp - edge .. wp
+                            let r = dst.add(edge * LANES);
+                            let r0 = wp - edge;
+                            std::ptr::copy_nonoverlapping(
+                                src.add((r0 - px) * LANES),
+                                r,
+                                (ix_n + px - r0) * LANES,
+                            );
+                            std::ptr::write_bytes(r.add((ix_n + px - r0) * LANES), 0, px * LANES);
+                            (
+                                src.wrapping_sub(px * LANES),
+                                dst as *const f32,
+                                (r as *const f32).wrapping_sub(r0 * LANES),
+                            )
+                        }
+                    };
                     rows.push(Row {
                         x,
+                        w,
+                        lanes: blk.lanes,
+                    });
+                    rows_l.push(Row {
+                        x: xl,
+                        w,
+                        lanes: blk.lanes,
+                    });
+                    rows_r.push(Row {
+                        x: xr,
                         w,
                         lanes: blk.lanes,
                     });
@@ -621,7 +709,14 @@ unsafe fn conv_item<V: V16>(ctx: &ConvCtx, g: usize, oz: usize, ys: usize, st: &
                         Init::Accumulate
                     },
                 };
-                unsafe { row_dispatch::<V>(&m, nob, sx, ox_n) };
+                let ml = Micro { rows: &rows_l, ..m };
+                let mr = Micro { rows: &rows_r, ..m };
+                let e = Edges {
+                    views: [&ml, &m, &mr],
+                    px,
+                    lim: px + ix_n,
+                };
+                unsafe { row_edges::<V>(&e, nob, sx, ox_n) };
                 if last && ctx.want_stats {
                     unsafe { row_stats::<V>(out, out_sob, nob, ox_n, st) };
                 }

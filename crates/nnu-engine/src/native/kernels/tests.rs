@@ -225,6 +225,23 @@ const CASES: &[Case] = &[
         pad: [1, 1, 1],
         dims: [3, 4, 8],
     },
+    // rows long enough to be staged only at their ends (left view, inner source, right view)
+    Case {
+        sources: &[16, 16],
+        out: 32,
+        kernel: [3, 3, 3],
+        stride: [1, 1, 1],
+        pad: [1, 1, 1],
+        dims: [3, 3, 45],
+    },
+    Case {
+        sources: &[24],
+        out: 20,
+        kernel: [3, 3, 3],
+        stride: [2, 2, 2],
+        pad: [1, 1, 1],
+        dims: [3, 4, 75],
+    },
     // a stride the fast kernels do not specialise
     Case {
         sources: &[5],
