@@ -18,7 +18,7 @@
 //! NaN voxels are errors (nnunetv2 lets them spread through the statistics); `order_z` other than 0 is
 //! refused.
 
-use ndarray::{Array3, Array4, ArrayView3, ArrayViewMut3, Axis};
+use ndarray::{Array3, Array4, ArrayView3, ArrayView4, ArrayViewMut3, Axis};
 
 use crate::case::{check_transpose, permute};
 use crate::crop::{common_shape, crop_to_bbox, nonzero_bbox, nonzero_mask, CropBbox};
@@ -441,4 +441,218 @@ mod tests {
             V2Resampling::from_plans("resample_data_or_seg_to_shape", 3, 1, None, 3.0).is_err()
         );
     }
+}
+
+/// How the label manager turns logits into labels (`LabelManager`, nnunetv2 2.8.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum V2Labels {
+    /// `softmax_helper_dim0` over the heads, then `argmax(0)`: the label is the head index.
+    Softmax,
+    /// Region-based training: `sigmoid` per head; head `i` (a region) sets label `class_order[i]` where
+    /// its probability is above 0.5, heads in order (a later region overwrites an earlier one).
+    Regions {
+        /// `regions_class_order` of `dataset.json`, one label per head.
+        class_order: Vec<u8>,
+    },
+}
+
+/// What the export of a v2 prediction needs from the plans and `dataset.json`
+/// (`convert_predicted_logits_to_segmentation_with_correct_shape`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct V2ExportParams {
+    /// `transpose_forward`
+    pub transpose_forward: [usize; 3],
+    /// `transpose_backward`
+    pub transpose_backward: [usize; 3],
+    /// The configuration's `spacing` (transposed frame; 2 entries for a 2-D configuration).
+    pub spacing: Vec<f64>,
+    /// `resampling_fn_probabilities` and its kwargs.
+    pub resampling: V2Resampling,
+    /// The label manager's non-linearity and label mapping.
+    pub labels: V2Labels,
+}
+
+/// The export of one case: the segmentation in the image's frame and, when asked, the probabilities.
+#[derive(Debug, Clone)]
+pub struct V2Exported {
+    /// Labels (z, y, x) in the original image's frame (cropping reverted, `transpose_backward` applied).
+    pub segmentation: Array3<u8>,
+    /// Probabilities (heads, z, y, x) in the same frame: outside the crop box head 0 is 1 and the others
+    /// 0 (softmax models), or all 0 (region models), as `revert_cropping_on_probabilities`.
+    pub probabilities: Option<Array4<f32>>,
+}
+
+/// Resamples merged logits (heads, z, y, x, the preprocessed frame) to the cropped shape before
+/// resampling with `resampling_fn_probabilities`: from the configuration's spacing to the image's spacing
+/// (both transposed), per head in f64, stored as f32 (nnunetv2 keeps the logits' dtype).
+///
+/// # Errors
+/// [`PreprocessError`] for spacings or shapes that do not fit.
+pub fn resample_logits_v2(
+    logits: ArrayView4<f32>,
+    props: &V2CaseProperties,
+    params: &V2ExportParams,
+) -> Result<Array4<f32>, PreprocessError> {
+    let original = permute(props.spacing, params.transpose_forward);
+    let current: [f64; 3] = match params.spacing.as_slice() {
+        &[a, b, c] => [a, b, c],
+        &[b, c] => [original[0], b, c],
+        other => {
+            return Err(PreprocessError::Unsupported {
+                what: format!("configuration spacing {other:?} (2 or 3 entries expected)"),
+            })
+        }
+    };
+    let plan = ResamplePlan {
+        new_shape: props.shape_after_cropping_and_before_resampling,
+        separate_z_axis: params.resampling.separate_z_axis(current, original),
+    };
+    let [z, y, x] = plan.new_shape;
+    let mut out = Array4::<f32>::zeros((logits.shape()[0], z, y, x));
+    for (src, dst) in logits.outer_iter().zip(out.outer_iter_mut()) {
+        resample_channel_into(src, dst, &plan, params.resampling.order)?;
+    }
+    Ok(out)
+}
+
+/// The label manager's `apply_inference_nonlin` in place over the heads (axis 0): softmax (max
+/// subtracted, `exp`, sum over heads, division) or, for regions, `sigmoid` per voxel, in f32.
+pub fn apply_nonlin_v2(values: &mut Array4<f32>, labels: &V2Labels) {
+    match labels {
+        V2Labels::Regions { .. } => values.par_mapv_inplace(|v| 1.0 / (1.0 + (-v).exp())),
+        V2Labels::Softmax => {
+            let heads = values.shape()[0];
+            ndarray::Zip::from(values.lanes_mut(Axis(0))).par_for_each(|mut lane| {
+                let max = lane.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0.0f32;
+                for v in lane.iter_mut() {
+                    *v = (*v - max).exp();
+                    sum += *v;
+                }
+                if heads > 0 {
+                    lane.mapv_inplace(|v| v / sum);
+                }
+            });
+        }
+    }
+}
+
+/// `convert_probabilities_to_segmentation`: the first largest head per voxel (`argmax(0)`), or for
+/// regions label `class_order[i]` where head `i` exceeds 0.5 (later heads win).
+pub fn probabilities_to_labels_v2(probs: ArrayView4<f32>, labels: &V2Labels) -> Array3<u8> {
+    let (_, z, y, x) = probs.dim();
+    let mut seg = Array3::<u8>::zeros((z, y, x));
+    match labels {
+        V2Labels::Softmax => {
+            ndarray::Zip::from(&mut seg)
+                .and(probs.lanes(Axis(0)))
+                .par_for_each(|s, lane| {
+                    let mut best = 0usize;
+                    for (i, &v) in lane.iter().enumerate() {
+                        if v > lane[best] {
+                            best = i;
+                        }
+                    }
+                    *s = best as u8;
+                });
+        }
+        V2Labels::Regions { class_order } => {
+            for (head, &label) in probs.outer_iter().zip(class_order) {
+                ndarray::Zip::from(&mut seg)
+                    .and(&head)
+                    .par_for_each(|s, &p| {
+                        if p > 0.5 {
+                            *s = label;
+                        }
+                    });
+            }
+        }
+    }
+    seg
+}
+
+/// nnunetv2's export of merged logits (heads, z, y, x in the preprocessed frame):
+/// [`resample_logits_v2`], [`apply_nonlin_v2`], [`probabilities_to_labels_v2`], the labels pasted into
+/// `shape_before_cropping` at `bbox_used_for_cropping`, then `transpose_backward`; with
+/// `with_probabilities` the probabilities too (`revert_cropping_on_probabilities`, then
+/// `transpose([0] + [i + 1 for i in transpose_backward])`).
+///
+/// # Errors
+/// [`PreprocessError`] for shapes that do not fit the properties, more heads than labels fit in a u8, or a
+/// region model whose `class_order` does not have one label per head.
+pub fn export_v2(
+    logits: ArrayView4<f32>,
+    props: &V2CaseProperties,
+    params: &V2ExportParams,
+    with_probabilities: bool,
+) -> Result<V2Exported, PreprocessError> {
+    let heads = logits.shape()[0];
+    match &params.labels {
+        V2Labels::Softmax if heads > 256 => {
+            return Err(PreprocessError::Unsupported {
+                what: format!(
+                    "{heads} output heads (labels above 255 do not fit the u8 segmentation)"
+                ),
+            })
+        }
+        V2Labels::Regions { class_order } if class_order.len() != heads => {
+            return Err(PreprocessError::ChannelCount {
+                what: "regions_class_order entries",
+                found: class_order.len(),
+                expected: heads,
+            })
+        }
+        _ => {}
+    }
+    check_transpose(params.transpose_backward)?;
+    let mut probs = resample_logits_v2(logits, props, params)?;
+    apply_nonlin_v2(&mut probs, &params.labels);
+    let seg = probabilities_to_labels_v2(probs.view(), &params.labels);
+    let bbox = props.bbox_used_for_cropping;
+    let full_shape = props.shape_before_cropping;
+    let inside = [0, 1, 2].map(|a| bbox[a][1].checked_sub(bbox[a][0]));
+    if inside != seg.shape().iter().map(|&s| Some(s)).collect::<Vec<_>>()[..]
+        || (0..3).any(|a| bbox[a][1] > full_shape[a])
+    {
+        return Err(PreprocessError::ShapeMismatch {
+            what: "exported segmentation vs bbox_used_for_cropping",
+            shape: seg.shape().to_vec(),
+            expected: inside.iter().map(|v| v.unwrap_or(0)).collect(),
+        });
+    }
+    let crop = ndarray::s![
+        bbox[0][0]..bbox[0][1],
+        bbox[1][0]..bbox[1][1],
+        bbox[2][0]..bbox[2][1]
+    ];
+    let mut full = Array3::<u8>::zeros(full_shape);
+    full.slice_mut(crop).assign(&seg);
+    drop(seg);
+    let tb = params.transpose_backward;
+    let segmentation = full.permuted_axes(tb).as_standard_layout().into_owned();
+    let probabilities = if with_probabilities {
+        let [z, y, x] = full_shape;
+        let mut p = Array4::<f32>::zeros((heads, z, y, x));
+        if params.labels == V2Labels::Softmax {
+            p.index_axis_mut(Axis(0), 0).fill(1.0);
+        }
+        p.slice_mut(ndarray::s![
+            ..,
+            bbox[0][0]..bbox[0][1],
+            bbox[1][0]..bbox[1][1],
+            bbox[2][0]..bbox[2][1]
+        ])
+        .assign(&probs);
+        Some(
+            p.permuted_axes([0, tb[0] + 1, tb[1] + 1, tb[2] + 1])
+                .as_standard_layout()
+                .into_owned(),
+        )
+    } else {
+        None
+    };
+    Ok(V2Exported {
+        segmentation,
+        probabilities,
+    })
 }

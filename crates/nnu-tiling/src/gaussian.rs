@@ -69,7 +69,7 @@ pub fn cached_gaussian_importance_map(patch: [usize; 3]) -> Result<Arc<Array3<f3
 
 /// The normalised 1-D kernel of scipy's `_gaussian_kernel1d(sigma, 0, radius)` sampled at the patch
 /// positions `0..len`, i.e. at offsets `i - len // 2` from the delta.
-fn axis_weights(len: usize) -> Vec<f64> {
+pub(crate) fn axis_weights(len: usize) -> Vec<f64> {
     let sigma = len as f64 * (1.0 / 8.0);
     let radius = (4.0 * sigma + 0.5) as usize;
     let sigma2 = sigma * sigma;

@@ -35,8 +35,8 @@
 //! ```
 //!
 //! Deliberately not here: running a network (`nnu-engine`), the on-disk tile format (`nnu-bins`),
-//! preprocessing and export (`nnu-preprocessing`), region-based (sigmoid) trainers, 2-D networks, and
-//! nnU-Net v2's merge (which averages logits and uses an f16 Gaussian).
+//! preprocessing and export (`nnu-preprocessing`), region-based (sigmoid) trainers and 2-D networks.
+//! nnunetv2's merge (logits averaged over mirrors and tiles, an fp16 Gaussian) is [`v2`].
 
 #![warn(missing_docs)]
 
@@ -47,6 +47,7 @@ mod mirror;
 mod pad;
 mod softmax;
 mod steps;
+pub mod v2;
 
 pub use aggregate::{Aggregator, AggregatorOptions, MissingTile};
 pub use error::{Result, TilingError};
