@@ -142,7 +142,7 @@ mod x86 {
 
     use rayon::prelude::*;
 
-    use super::super::conv::{run_items, tap_coord, Group};
+    use super::super::conv::{row_split, run_items, valid_taps, Group};
     use super::super::simd::Avx512;
     use super::super::{Act, ChannelStats, ConvSpec, LANES};
     use super::{AmxWeights, InBlock, SendPtr, KB};
@@ -296,32 +296,14 @@ mod x86 {
         let w = ctx.w.w.as_ptr() as *const u8;
         let bias = ctx.w.bias.as_ptr() as *const u8;
         let cfg = TileConfig::new(m);
-        let mut kzs = [(0usize, 0usize); 16];
-        let mut n_kz = 0;
-        for kz in 0..kz_n {
-            if let Some(iz) = tap_coord(oz, kz, sz, pz, iz_n) {
-                if n_kz < kzs.len() {
-                    kzs[n_kz] = (kz, iz);
-                    n_kz += 1;
-                }
-            }
-        }
+        let (kzs, n_kz) = valid_taps(oz, kz_n, sz, pz, iz_n);
         // SAFETY (whole body): every tile load reads inside the converted input (padded rows, `x`
         // positions below `(ox_n - 1) * sx + kx_n <= wp`), the packed weights or the bias tiles; every
         // store writes this item's output rows.
         unsafe {
             asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
             for oy in oy_lo..oy_hi {
-                let mut kys = [(0usize, 0usize); 16];
-                let mut n_ky = 0;
-                for ky in 0..ky_n {
-                    if let Some(iy) = tap_coord(oy, ky, sy, py, iy_n) {
-                        if n_ky < kys.len() {
-                            kys[n_ky] = (ky, iy);
-                            n_ky += 1;
-                        }
-                    }
-                }
+                let (kys, n_ky) = valid_taps(oy, ky_n, sy, py, iy_n);
                 let out_row = ctx
                     .out
                     .0
@@ -443,6 +425,15 @@ mod x86 {
             const { std::cell::RefCell::new(Vec::new()) };
     }
 
+    /// The converted-input buffer while a convolution uses it; dropping it returns it to [`CONVERTED`].
+    struct Converted(Vec<super::super::Block>);
+
+    impl Drop for Converted {
+        fn drop(&mut self) {
+            CONVERTED.set(std::mem::take(&mut self.0));
+        }
+    }
+
     /// Bytes of converted input per slab of output planes.
     const SLAB_BYTES: usize = 64 << 20;
 
@@ -472,46 +463,20 @@ mod x86 {
         let max_in_planes = (SLAB_BYTES / plane_bytes.max(1)).max(kz_n);
         let slab = ((max_in_planes - kz_n) / sz + 1).clamp(1, oz_n);
         let zs_max = ((slab - 1) * sz + kz_n).min(iz_n);
-        let mut buf = CONVERTED.take();
-        let need = kb_n * zs_max * plane;
-        if buf.len() < need {
-            let more = need - buf.len();
-            if buf.try_reserve_exact(more).is_err() {
+        let zs = zs_max;
+        // the buffer goes back to the thread-local on every return path
+        let mut buf = Converted(CONVERTED.take());
+        let need = kb_n * zs * plane;
+        if buf.0.len() < need {
+            let more = need - buf.0.len();
+            if buf.0.try_reserve_exact(more).is_err() {
                 return Err(EngineError::OutOfMemory {
                     bytes: need.saturating_mul(VOX),
                 });
             }
-            buf.resize(need, super::super::Block([0.0; LANES]));
+            buf.0.resize(need, super::super::Block([0.0; LANES]));
         }
-        let result = run_slabs(
-            spec, weights, blocks, in_dims, out, stats, &mut buf, slab, zs_max,
-        );
-        CONVERTED.set(buf);
-        let _ = (sz, pz);
-        result
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn run_slabs(
-        spec: &ConvSpec,
-        weights: &AmxWeights,
-        blocks: &[InBlock],
-        in_dims: [usize; 3],
-        out: &mut Act,
-        stats: Option<&mut ChannelStats>,
-        buf: &mut [super::super::Block],
-        slab: usize,
-        zs: usize,
-    ) -> Result<(), EngineError> {
-        let [iz_n, iy_n, ix_n] = in_dims;
-        let [kz_n, _, _] = spec.kernel;
-        let (sz, pz) = (spec.stride[0], spec.pad[0]);
-        let px = spec.pad[2];
-        let wp = ix_n + 2 * px;
-        let kb_n = weights.kb_n;
-        let plane = iy_n * wp;
-        let out_dims = out.dims();
-        let oz_n = out_dims[0];
+        let buf = &mut buf.0;
         let aligned = blocks.iter().all(|b| b.ic0 % LANES == 0);
         let base = SendPtr(buf.as_mut_ptr() as *mut u8);
         let ob_n = spec.out_channels.div_ceil(LANES);
@@ -563,11 +528,7 @@ mod x86 {
                     }
                 }
             });
-            let planes = groups.len() * (z1 - z0);
-            let wanted = 8 * rayon::current_num_threads();
-            let ysplit = wanted.div_ceil(planes).clamp(1, out_dims[1]);
-            let oy_step = out_dims[1].div_ceil(ysplit);
-            let ysplit = out_dims[1].div_ceil(oy_step);
+            let (ysplit, oy_step) = row_split(groups.len() * (z1 - z0), out_dims[1]);
             let ctx = Ctx {
                 spec,
                 w: weights,

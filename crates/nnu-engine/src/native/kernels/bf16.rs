@@ -96,8 +96,8 @@ mod x86 {
     use rayon::prelude::*;
 
     use super::super::conv::{
-        init_acc, row_stats, run_items, stage_row, store_acc, tap_coord, InBlock, Init, Micro, Row,
-        SendPtr, SCRATCH,
+        init_acc, row_split, row_stats, run_items, stage_row, store_acc, tap_coord, valid_taps,
+        InBlock, Init, Micro, Row, SendPtr, SCRATCH,
     };
     use super::super::simd::Avx512;
     use super::super::{Act, Block, ChannelStats, ConvSpec, PackedConv, LANES};
@@ -259,16 +259,7 @@ mod x86 {
                 .add(group.ob0 * taps * pairs * LANES)
         };
         let bias = ctx.conv.bias.as_ptr() as *const f32;
-        let mut kzs = [(0usize, 0usize); 16];
-        let mut n_kz = 0;
-        for kz in 0..kz_n {
-            if let Some(iz) = tap_coord(oz, kz, sz, pz, iz_n) {
-                if n_kz < kzs.len() {
-                    kzs[n_kz] = (kz, iz);
-                    n_kz += 1;
-                }
-            }
-        }
+        let (kzs, n_kz) = valid_taps(oz, kz_n, sz, pz, iz_n);
         let n_slabs = ctx.blocks.len() * n_kz;
         // No closure here: it would not inherit this function's target features.
         let mut scratch = SCRATCH.take();
@@ -382,11 +373,7 @@ mod x86 {
             })
             .collect();
         let out_dims = out.dims();
-        let planes = conv.groups.len() * out_dims[0];
-        let wanted = 8 * rayon::current_num_threads();
-        let ysplit = wanted.div_ceil(planes).clamp(1, out_dims[1]);
-        let oy_step = out_dims[1].div_ceil(ysplit);
-        let ysplit = out_dims[1].div_ceil(oy_step);
+        let (ysplit, oy_step) = row_split(conv.groups.len() * out_dims[0], out_dims[1]);
         let ctx = Ctx {
             spec,
             conv,

@@ -99,6 +99,12 @@ impl PackedConv {
         {
             return Err(run_error(format!("invalid convolution {spec:?}")));
         }
+        if spec.kernel.iter().any(|&k| k > MAX_KERNEL) {
+            return Err(run_error(format!(
+                "convolution kernel {:?} wider than {MAX_KERNEL} along an axis",
+                spec.kernel
+            )));
+        }
         if (0..3).any(|a| spec.pad[a] >= spec.kernel[a]) {
             return Err(run_error(format!(
                 "convolution padding {:?} not smaller than the kernel {:?}",
@@ -570,6 +576,39 @@ pub(super) fn tap_coord(o: usize, k: usize, stride: usize, pad: usize, n: usize)
     (i < n).then_some(i)
 }
 
+/// The taps `k < k_n` of output coordinate `o` that fall inside the input (of `n`), with their input
+/// coordinates: `(taps, count)`. Kernels are at most [`MAX_KERNEL`] wide (checked by `PackedConv::new`).
+#[inline(always)]
+pub(super) fn valid_taps(
+    o: usize,
+    k_n: usize,
+    stride: usize,
+    pad: usize,
+    n: usize,
+) -> ([(usize, usize); MAX_KERNEL], usize) {
+    let mut taps = [(0usize, 0usize); MAX_KERNEL];
+    let mut count = 0;
+    for k in 0..k_n.min(MAX_KERNEL) {
+        if let Some(i) = tap_coord(o, k, stride, pad, n) {
+            taps[count] = (k, i);
+            count += 1;
+        }
+    }
+    (taps, count)
+}
+
+/// Widest kernel along one axis.
+pub(super) const MAX_KERNEL: usize = 16;
+
+/// How the output rows of a plane are split into work items: `(ysplit, oy_step)`, so that `planes`
+/// (groups times output planes) times `ysplit` gives each of the pool's threads about 8 items.
+pub(super) fn row_split(planes: usize, oy_n: usize) -> (usize, usize) {
+    let wanted = 8 * rayon::current_num_threads();
+    let ysplit = wanted.div_ceil(planes.max(1)).clamp(1, oy_n.max(1));
+    let oy_step = oy_n.div_ceil(ysplit).max(1);
+    (oy_n.div_ceil(oy_step), oy_step)
+}
+
 /// One work item: output rows `ys * oy_step ..` of plane `oz` of group `g`.
 ///
 /// Loop order (Georganas et al.'s, for weights that stay in L1): for each input block and each valid
@@ -596,10 +635,8 @@ unsafe fn conv_item<V: V16>(ctx: &ConvCtx, g: usize, oz: usize, ys: usize, st: &
     let out_sob = oz_n * oy_n * ox_n * LANES;
     let oy_lo = ys * ctx.oy_step;
     let oy_hi = (oy_lo + ctx.oy_step).min(oy_n);
-    let kzs: Vec<(usize, usize)> = (0..kz_n)
-        .filter_map(|kz| tap_coord(oz, kz, sz, pz, iz_n).map(|iz| (kz, iz)))
-        .collect();
-    let n_slabs = ctx.blocks.len() * kzs.len();
+    let (kzs, n_kz) = valid_taps(oz, kz_n, sz, pz, iz_n);
+    let n_slabs = ctx.blocks.len() * n_kz;
     // No closure from here on: a closure would not inherit this function's target features, and the
     // SIMD intrinsics inside it would become calls.
     // Rows wider than `edge` positions are staged only at their two ends (`edge` positions each, enough
@@ -617,7 +654,7 @@ unsafe fn conv_item<V: V16>(ctx: &ConvCtx, g: usize, oz: usize, ys: usize, st: &
     let mut rows_r: Vec<Row<f32>> = Vec::with_capacity(ky_n);
     let mut slab = 0;
     for blk in ctx.blocks {
-        for &(kz, iz) in &kzs {
+        for &(kz, iz) in &kzs[..n_kz] {
             let first = slab == 0;
             let last = slab + 1 == n_slabs;
             slab += 1;
@@ -822,11 +859,7 @@ pub fn conv3d(
     }
     // Enough items for the pool's threads to balance: split the rows of a plane when the planes of all
     // groups are few (the deep layers).
-    let planes = conv.groups.len() * out_dims[0];
-    let wanted = 8 * rayon::current_num_threads();
-    let ysplit = wanted.div_ceil(planes).clamp(1, out_dims[1]);
-    let oy_step = out_dims[1].div_ceil(ysplit);
-    let ysplit = out_dims[1].div_ceil(oy_step);
+    let (ysplit, oy_step) = row_split(conv.groups.len() * out_dims[0], out_dims[1]);
     let ctx = ConvCtx {
         spec,
         groups: &conv.groups,
