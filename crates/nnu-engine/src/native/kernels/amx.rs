@@ -142,7 +142,7 @@ mod x86 {
 
     use rayon::prelude::*;
 
-    use super::super::conv::{row_split, run_items, valid_taps, Group};
+    use super::super::conv::{make_groups, row_split, run_items, valid_taps, Group};
     use super::super::simd::Avx512;
     use super::super::{Act, ChannelStats, ConvSpec, LANES};
     use super::{AmxWeights, InBlock, SendPtr, KB};
@@ -150,6 +150,9 @@ mod x86 {
 
     /// Bytes of one converted voxel (32 bf16).
     const VOX: usize = 64;
+
+    // `item` keeps at most two output blocks (tiles 0-3); the groups come from `make_groups`.
+    const _: () = assert!(super::super::conv::MAX_NOB == 2);
 
     /// The 64-byte tile configuration (palette 1): tiles 0-3 accumulators (`m` rows of 16 f32), 4-5
     /// inputs (`m` rows of 32 bf16), 6-7 weights (16 rows of 16 bf16 pairs).
@@ -462,8 +465,7 @@ mod x86 {
         let plane_bytes = kb_n * plane * VOX;
         let max_in_planes = (SLAB_BYTES / plane_bytes.max(1)).max(kz_n);
         let slab = ((max_in_planes - kz_n) / sz + 1).clamp(1, oz_n);
-        let zs_max = ((slab - 1) * sz + kz_n).min(iz_n);
-        let zs = zs_max;
+        let zs = ((slab - 1) * sz + kz_n).min(iz_n);
         // the buffer goes back to the thread-local on every return path
         let mut buf = Converted(CONVERTED.take());
         let need = kb_n * zs * plane;
@@ -480,14 +482,8 @@ mod x86 {
         let aligned = blocks.iter().all(|b| b.ic0 % LANES == 0);
         let base = SendPtr(buf.as_mut_ptr() as *mut u8);
         let ob_n = spec.out_channels.div_ceil(LANES);
-        let groups: Vec<Group> = (0..ob_n)
-            .step_by(2)
-            .map(|ob0| Group {
-                ob0,
-                nob: (ob_n - ob0).min(2),
-                w_off: 0,
-            })
-            .collect();
+        // pairs of output blocks (two accumulator tiles); the tile weights are not grouped
+        let groups = make_groups(ob_n, 0);
         let out_ptr = SendPtr(out.as_mut_slice().as_mut_ptr());
         let voxels: usize = out_dims.iter().product();
         let mut total = stats.as_ref().map(|_| ChannelStats {

@@ -204,9 +204,6 @@ mod x86 {
         // SAFETY: forwarded caller promise.
         unsafe {
             match (nob, sx) {
-                (4, 1) => row::<4, 6, 1>(m, ox_n),
-                (4, 2) => row::<4, 6, 2>(m, ox_n),
-                (4, _) => row::<4, 1, 0>(m, ox_n),
                 (2, 1) => row::<2, 12, 1>(m, ox_n),
                 (2, 2) => row::<2, 12, 2>(m, ox_n),
                 (2, _) => row::<2, 1, 0>(m, ox_n),

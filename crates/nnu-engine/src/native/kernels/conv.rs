@@ -14,8 +14,9 @@ use super::simd::{Portable, V16};
 use super::{blocks_of, run_error, Act, Block, ChannelStats, ConvSpec, Isa, Precision, LANES};
 use crate::EngineError;
 
-/// Output-channel blocks computed together by one micro-kernel call (at most 4).
-pub(super) const MAX_NOB: usize = 4;
+/// Output-channel blocks computed together by one micro-kernel call (at most 2: 2 blocks x 12 `x`
+/// positions of accumulators; the weights of a slab stay in L1 with them).
+pub(super) const MAX_NOB: usize = 2;
 
 /// A run of output-channel blocks `ob0..ob0 + nob` whose weights are packed together.
 #[derive(Clone, Debug)]
@@ -26,20 +27,14 @@ pub(super) struct Group {
     pub(super) w_off: usize,
 }
 
-/// Splits `blocks` output blocks into groups of 4, the rest as 2 + 1.
+/// Splits `blocks` output blocks into groups of [`MAX_NOB`], the rest as 1.
 pub(super) fn make_groups(blocks: usize, vectors_per_block: usize) -> Vec<Group> {
     let mut groups = Vec::new();
     let mut ob0 = 0;
     let mut w_off = 0;
     while ob0 < blocks {
         let left = blocks - ob0;
-        let nob = if left >= 4 && std::env::var_os("NNU_NOB4").is_some() {
-            4
-        } else if left >= 2 {
-            2
-        } else {
-            1
-        };
+        let nob = left.min(MAX_NOB);
         groups.push(Group { ob0, nob, w_off });
         w_off += nob * vectors_per_block * LANES;
         ob0 += nob;
@@ -482,9 +477,6 @@ pub(super) unsafe fn row_edges<V: V16>(e: &Edges, nob: usize, sx: usize, ox_n: u
     // SAFETY: forwarded caller promise.
     unsafe {
         match (nob, sx) {
-            (4, 1) => row_f32::<V, 4, 6, 1>(e, ox_n),
-            (4, 2) => row_f32::<V, 4, 6, 2>(e, ox_n),
-            (4, _) => row_f32::<V, 4, 1, 0>(e, ox_n),
             (2, 1) => row_f32::<V, 2, 12, 1>(e, ox_n),
             (2, 2) => row_f32::<V, 2, 12, 2>(e, ox_n),
             (2, _) => row_f32::<V, 2, 1, 0>(e, ox_n),
@@ -612,7 +604,7 @@ pub(super) fn row_split(planes: usize, oy_n: usize) -> (usize, usize) {
 /// One work item: output rows `ys * oy_step ..` of plane `oz` of group `g`.
 ///
 /// Loop order (Georganas et al.'s, for weights that stay in L1): for each input block and each valid
-/// `kz` (a slab of `ky * kx * 16` input channel-taps whose weights are at most `9 * 16 * nob * 64` bytes),
+/// `kz` (a slab of `ky * kx * 16` input channel-taps whose weights are at most `9 * 16 * 2 * 64` bytes),
 /// sweep every output row of the item and every `x` tile of it, loading the accumulators from the output
 /// (or the bias, for the first slab) and storing them back. The statistics of a row are gathered after
 /// its last slab.

@@ -9,7 +9,7 @@
 //! multiplied with the packed 16-wide weight vector of each output block. Input rows are staged with their
 //! `x` padding so the hot loop has no branches; `z`/`y` taps that fall into the padding are skipped. A work
 //! item (output blocks x one output plane x a run of rows) walks the input in slabs of one 16-channel block
-//! and one `kz` tap, whose weights (at most 9 x 16 x 4 x 64 bytes) stay in L1 while every output row of the
+//! and one `kz` tap, whose weights (at most 9 x 16 x 2 x 64 bytes) stay in L1 while every output row of the
 //! item is swept; the accumulators go back to the output between slabs.
 //!
 //! Each kernel exists for AVX-512 ([`Isa::Avx512`]), AVX2 + FMA ([`Isa::Avx2`]) and plain Rust

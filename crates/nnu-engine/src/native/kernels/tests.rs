@@ -165,7 +165,7 @@ const CASES: &[Case] = &[
         pad: [1, 1, 1],
         dims: [3, 4, 19],
     },
-    // 1x3x3 and 3x3x1 (anisotropic nnU-Net plans), groups 2 + 1 and 4
+    // 1x3x3 and 3x3x1 (anisotropic nnU-Net plans), groups 2 + 1 and 2 + 2
     Case {
         sources: &[17],
         out: 40,
