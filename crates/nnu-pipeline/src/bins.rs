@@ -34,6 +34,10 @@ pub fn bins_bytes(record: &ShapeRecord, channels: usize, patch: [usize; 3], mirr
     (record.num_tiles() * mirrors * channels * patch.iter().product::<usize>() * 4) as u64
 }
 
+/// How long [`preprocess_to_bins`] waits for another run's lock on `all_shape.txt` (held only while that
+/// run rewrites the file's few lines).
+const SHAPE_FILE_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What `preprocess_to_bins` did for a case.
 #[derive(Debug, Clone)]
 pub struct BinsReport {
@@ -93,7 +97,9 @@ pub fn read_properties(path: &Path) -> Result<Option<SavedProperties>, PipelineE
 /// (`CASE_lbx_ubx_lby_uby_lbz_ubz_m.bin`, the recipe's patched `_internal_predict_3D_3Dconv_tiled`), and
 /// its line into `shape_file` (`all_shape.txt`), with the case's properties beside it ([`properties_path`]).
 /// Existing complete tiles are kept unless `overwrite`, so an interrupted run resumes; the properties and
-/// then `all_shape.txt` are written last, each atomically.
+/// then `all_shape.txt` are written last, each atomically, `all_shape.txt` under its lock (`.all_shape.txt.lock`
+/// beside it) so that runs on other cases can share it. Runs that may overlap on one case take its lock
+/// first ([`crate::run::with_case_lock`], as `nnu-preprocess` does).
 #[allow(clippy::too_many_arguments)]
 pub fn preprocess_to_bins(
     case: &Case,
@@ -136,6 +142,8 @@ pub fn preprocess_to_bins(
         }
     }
     write_properties(&properties_path(shape_file, &case.name), &props)?;
+    // Runs on other cases (shards, a second process) update the same all_shape.txt: one at a time.
+    let _shape_lock = crate::run::wait_for_file_lock(shape_file, SHAPE_FILE_LOCK_TIMEOUT)?;
     nnu_bins::upsert_all_shape(shape_file, &record).map_err(bins_err)?;
     Ok(BinsReport {
         record,

@@ -135,13 +135,15 @@ pub fn read_npy_f32(path: &Path) -> Result<ArrayD<f32>, PipelineError> {
     };
     let bytes = std::fs::read(path).map_err(|e| PipelineError::io(path, e))?;
     let (shape, offset) = parse_header(path, &bytes)?;
-    let n: usize = shape.iter().product();
     let data = &bytes[offset..];
-    if data.len() != n * 4 {
+    // Checked: a crafted shape must be an error, not an overflow.
+    let need = shape
+        .iter()
+        .try_fold(4usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| bad(&format!("shape {shape:?} in the .npy header is too large")))?;
+    if data.len() != need {
         return Err(bad(&format!(
-            "expected {} data bytes for shape {:?}, found {}",
-            n * 4,
-            shape,
+            "expected {need} data bytes for shape {shape:?}, found {}",
             data.len()
         )));
     }
@@ -173,5 +175,22 @@ mod tests {
             .join("../../fixtures/reference/unet-small/input.npy");
         let r = read_npy_f32(&reference).unwrap();
         assert_eq!(r.shape(), &[1, 1, 32, 32, 32]);
+    }
+
+    #[test]
+    fn a_shape_that_overflows_is_an_error_naming_the_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("huge.npy");
+        let dict =
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 2), }";
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(dict.len() as u16 + 1).to_le_bytes());
+        bytes.extend_from_slice(dict.as_bytes());
+        bytes.push(b'\n');
+        bytes.extend_from_slice(&[0u8; 64]);
+        std::fs::write(&p, &bytes).unwrap();
+        let e = read_npy_f32(&p).unwrap_err().to_string();
+        assert!(e.contains("huge.npy") && e.contains("too large"), "{e}");
+        assert!(!is_complete_npy(&p));
     }
 }

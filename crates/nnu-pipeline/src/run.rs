@@ -298,6 +298,73 @@ pub fn report_failures(failures: &[Failure]) -> bool {
     failures.is_empty()
 }
 
+/// What [`with_case_lock`] did with a case.
+#[derive(Debug)]
+pub enum Locked<T> {
+    /// The lock was taken and the work ran; its result.
+    Done(T),
+    /// Another live process holds the case's lock: the work was not run.
+    Busy {
+        /// That process's id.
+        pid: u32,
+    },
+}
+
+/// Runs `work` for case `name` while holding the case's lock in `out_dir` (`.NAME.lock`,
+/// [`nnu_fsio::CaseLock`]), as `nnu-predict` does, so that two runs on one output folder never work on
+/// the same case at once. When another live process holds the lock, `work` is not run and that
+/// process's pid is returned. `out_dir` is created when missing.
+pub fn with_case_lock<T>(
+    out_dir: &Path,
+    name: &str,
+    work: impl FnOnce() -> Result<T, PipelineError>,
+) -> Result<Locked<T>, PipelineError> {
+    std::fs::create_dir_all(out_dir).map_err(|e| PipelineError::io(out_dir, e))?;
+    match nnu_fsio::CaseLock::acquire(out_dir, name)? {
+        nnu_fsio::Acquired::Held(lock) => {
+            let r = work();
+            drop(lock);
+            r.map(Locked::Done)
+        }
+        nnu_fsio::Acquired::Busy(owner) => Ok(Locked::Busy { pid: owner.pid }),
+    }
+}
+
+/// Takes the lock of a file that several runs update in turn (`all_shape.txt`: `.NAME.lock` beside it),
+/// waiting while another live process holds it, for at most `timeout`. The lock is released when the
+/// returned guard is dropped.
+pub fn wait_for_file_lock(
+    file: &Path,
+    timeout: std::time::Duration,
+) -> Result<nnu_fsio::CaseLock, PipelineError> {
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let t0 = std::time::Instant::now();
+    loop {
+        match nnu_fsio::CaseLock::acquire(dir, &name)? {
+            nnu_fsio::Acquired::Held(lock) => return Ok(lock),
+            nnu_fsio::Acquired::Busy(owner) if t0.elapsed() >= timeout => {
+                return Err(PipelineError::Input {
+                    path: file.to_path_buf(),
+                    msg: format!(
+                        "locked by another run (pid {}, lock file {}) for more than {} s",
+                        owner.pid,
+                        nnu_fsio::CaseLock::path_for(dir, &name).display(),
+                        timeout.as_secs()
+                    ),
+                })
+            }
+            nnu_fsio::Acquired::Busy(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    }
+}
+
 /// Dice of each foreground label (1..=`num_labels`) between a predicted and a reference label file; NaN
 /// where both are empty (nnU-Net's rule).
 pub fn dice_per_label(

@@ -100,10 +100,14 @@ pub fn is_case_output(file_name: &str, name: &str) -> bool {
 /// ([`is_case_output`]) or its lock file (`nnu_fsio::CaseLock`). A killed run's temporaries of these are
 /// what the next run clears.
 pub fn is_case_file(file_name: &str, name: &str) -> bool {
-    is_case_output(file_name, name)
-        || nnu_fsio::CaseLock::path_for(std::path::Path::new(""), name)
-            .file_name()
-            .is_some_and(|lock| lock == file_name)
+    is_case_output(file_name, name) || is_case_lock(file_name, name)
+}
+
+/// True when `file_name` is the lock file of case `name` (`.NAME.lock`, `nnu_fsio::CaseLock`).
+pub fn is_case_lock(file_name: &str, name: &str) -> bool {
+    nnu_fsio::CaseLock::path_for(std::path::Path::new(""), name)
+        .file_name()
+        .is_some_and(|lock| lock == file_name)
 }
 
 /// Reads all modalities of a case and checks that they share one grid. Returns the (z, y, x) channels and
@@ -191,6 +195,15 @@ pub fn prepare_case(
     keep_preview: bool,
 ) -> Result<PreparedCase, PipelineError> {
     let first = case.first_file()?;
+    // The preprocessed volume is sized by the header (shape and spacing): make sure it can exist at all
+    // before reading, so that an absurd header is this case's error and not an abort of the batch.
+    if let Ok((_, n1)) = header_voxels(case, model) {
+        reserve_case_memory(
+            first,
+            (4 * model.num_modalities as u64).saturating_mul(n1),
+            "its preprocessed volume",
+        )?;
+    }
     let (vols, geometry) = read_case_images(case, model.num_modalities)?;
     let preview_image = keep_preview
         .then(|| vols.first().map(|v| v.data.clone()))
@@ -311,30 +324,60 @@ pub fn estimate_peak_memory(
     model: &ModelSpec,
     opts: &PredictOptions,
 ) -> Result<u64, PipelineError> {
+    let (n0, n1) = header_voxels(case, model)?;
+    let (m, c) = (model.num_modalities as u64, model.num_classes as u64);
+    // Saturating: a crafted header must give a huge estimate, not an overflow.
+    let sum = |terms: &[(u64, u64)]| {
+        terms
+            .iter()
+            .fold(0u64, |acc, &(k, n)| acc.saturating_add(k.saturating_mul(n)))
+    };
+    let preview = if opts.preview { n0 } else { 0 };
+    let read = sum(&[(4 * m, n0), (4 * m, n1), (4, preview)]);
+    let window = sum(&[(4 * m, n1), (4 * (c + 1), n1), (4, preview)]);
+    let probs = if opts.save_probabilities { n0 } else { 0 };
+    let export = sum(&[(4 * c, n1), (4, preview), (5, n0), (4 * c, probs)]);
+    Ok(read.max(window).max(export))
+}
+
+/// The voxel counts a case's buffers are sized by, from the header of its first image: as read (`n0`),
+/// and resampled to the model's spacing and padded to the patch (`n1`, without the crop: an upper
+/// bound). Saturating instead of overflowing on an absurd header.
+fn header_voxels(case: &Case, model: &ModelSpec) -> Result<(u64, u64), PipelineError> {
     let first = case.first_file()?;
     let h = nnu_volume::read_header(first)?;
-    let n0 = h.shape_zyx.iter().map(|&d| d as u64).product::<u64>();
+    let product = |dims: &mut dyn Iterator<Item = u64>| dims.fold(1u64, u64::saturating_mul);
+    let n0 = product(&mut h.shape_zyx.iter().map(|&d| d as u64));
     let planned = nnu_preprocessing::case::planned_shape(
         h.shape_zyx,
         h.geometry.spacing_zyx(),
         &model.params,
     )?;
-    let n1 = planned
-        .iter()
-        .zip(model.patch)
-        .map(|(&d, p)| d.max(p) as u64)
-        .product::<u64>();
-    let (m, c) = (model.num_modalities as u64, model.num_classes as u64);
-    let preview = if opts.preview { 4 * n0 } else { 0 };
-    let read = 4 * m * n0 + 4 * m * n1 + preview;
-    let window = 4 * m * n1 + 4 * (c + 1) * n1 + preview;
-    let probs = if opts.save_probabilities {
-        4 * c * n0
-    } else {
-        0
+    let n1 = product(
+        &mut planned
+            .iter()
+            .zip(model.patch)
+            .map(|(&d, p)| d.max(p) as u64),
+    );
+    Ok((n0, n1))
+}
+
+/// Checks with a fallible allocation (`try_reserve_exact`, released at once) that a buffer of `bytes`
+/// can be allocated, so that a case whose header asks for more than the process can map (a huge or
+/// crafted header, an absurd spacing) fails with an error naming `file` instead of aborting the
+/// process in the middle of a batch. `what` names the buffer in the message.
+pub fn reserve_case_memory(file: &Path, bytes: u64, what: &str) -> Result<(), PipelineError> {
+    let fail = || PipelineError::Input {
+        path: file.to_path_buf(),
+        msg: format!(
+            "the header asks for {:.1} GiB for {what}, which cannot be allocated; not started",
+            bytes as f64 / (1u64 << 30) as f64
+        ),
     };
-    let export = 4 * c * n1 + preview + n0 + 4 * n0 + probs;
-    Ok(read.max(window).max(export))
+    let n = usize::try_from(bytes).map_err(|_| fail())?;
+    let mut probe: Vec<u8> = Vec::new();
+    probe.try_reserve_exact(n).map_err(|_| fail())?;
+    Ok(())
 }
 
 /// Whether an uncompressed image's header promises more voxel data than the file holds. Such a file is

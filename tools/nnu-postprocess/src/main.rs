@@ -8,8 +8,8 @@ use nnu_pipeline::bins::{postprocess_from_dumps, properties_path, read_propertie
 use nnu_pipeline::cases::discover_cases;
 use nnu_pipeline::cli;
 use nnu_pipeline::model::ModelSpec;
-use nnu_pipeline::run::{report_failures, run_cases};
-use nnu_pipeline::stages::{is_case_output, PredictOptions};
+use nnu_pipeline::run::{report_failures, run_cases, with_case_lock, Locked};
+use nnu_pipeline::stages::{is_case_file, PredictOptions};
 use nnu_pipeline::PipelineError;
 use nnu_tiling::MirrorSet;
 
@@ -84,7 +84,7 @@ fn run(args: Args) -> Result<bool, PipelineError> {
     })?;
     nnu_pipeline::prepare_output_dir(&args.output)?;
     nnu_pipeline::remove_stale_temps(&args.output, |f| {
-        records.iter().any(|r| is_case_output(f, &r.case))
+        records.iter().any(|r| is_case_file(f, &r.case))
     });
     let opts = PredictOptions {
         mirrors: if args.disable_tta {
@@ -101,7 +101,7 @@ fn run(args: Args) -> Result<bool, PipelineError> {
     let t0 = std::time::Instant::now();
     let total = records.len();
     eprintln!("{total} case(s) -> {}", args.output.display());
-    let mut k = 0;
+    let (mut k, mut held) = (0, 0);
     let failures = run_cases(
         &records,
         |record| record.case.clone(),
@@ -117,20 +117,32 @@ fn run(args: Args) -> Result<bool, PipelineError> {
                     msg: format!("listed there, but no image under {}", args.input.display()),
                 })?;
             let saved = read_properties(&properties_path(&args.shape_file, &case.name))?;
-            postprocess_from_dumps(
-                case,
-                &model,
-                record,
-                saved.as_ref(),
-                &dumps,
-                &args.output,
-                &opts,
-            )?;
-            eprintln!(
-                "{}: written to {} ({progress})",
-                case.name,
-                args.output.join(format!("{}.nii.gz", case.name)).display()
-            );
+            // A case another live run is writing (same output folder) is left to it.
+            let done = with_case_lock(&args.output, &case.name, || {
+                postprocess_from_dumps(
+                    case,
+                    &model,
+                    record,
+                    saved.as_ref(),
+                    &dumps,
+                    &args.output,
+                    &opts,
+                )
+            })?;
+            match done {
+                Locked::Done(()) => eprintln!(
+                    "{}: written to {} ({progress})",
+                    case.name,
+                    args.output.join(format!("{}.nii.gz", case.name)).display()
+                ),
+                Locked::Busy { pid } => {
+                    held += 1;
+                    eprintln!(
+                        "{}: skipped, another run (pid {pid}) is working on it ({progress})",
+                        case.name
+                    );
+                }
+            }
             Ok(())
         },
     );
@@ -138,9 +150,9 @@ fn run(args: Args) -> Result<bool, PipelineError> {
         "{}",
         cli::summary_line(
             t0.elapsed().as_secs_f64(),
-            total - failures.len(),
+            total - failures.len() - held,
             failures.len(),
-            0
+            held
         )
     );
     Ok(report_failures(&failures))

@@ -283,3 +283,65 @@ fn saved_properties_are_used_checked_and_optional() {
         assert!(a == b, "{name} differs between the two ways");
     }
 }
+
+/// A process that stays alive until dropped, and its `PID-START` token as `nnu_fsio` writes it (the
+/// owner of a case lock another run holds).
+struct Sleeper(std::process::Child);
+
+impl Sleeper {
+    fn start() -> Sleeper {
+        Sleeper(Command::new("sleep").arg("600").spawn().expect("sleep"))
+    }
+
+    fn token(&self) -> String {
+        let pid = self.0.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        let rest = &stat[stat.rfind(')').expect("comm") + 1..];
+        let start = rest.split_whitespace().nth(19).expect("starttime");
+        format!("{pid}-{start}")
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Two runs on one output folder: a case whose lock (`.CASE.lock`) another live process holds is skipped
+/// with a note, its temporaries and lock are left alone, and the other cases are written; once that
+/// process is gone, a rerun writes the case (the dead owner's lock is taken over and removed).
+#[test]
+fn a_case_held_by_another_live_run_is_skipped() {
+    let s = setup(&["a", "b"]);
+    std::fs::create_dir(&s.out).expect("mkdir");
+    let other = Sleeper::start();
+    let token = other.token();
+    let lock = write_bytes(&s.out, ".a.lock", token.as_bytes());
+    let temp = write_bytes(
+        &s.out,
+        &format!(".a.nii.gz.{token}-0.tmp"),
+        b"being written",
+    );
+    let o = run_cmd(postprocess(&s, &[&s.dumps], &s.out));
+    o.assert_no_crash();
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let pid = token.split('-').next().expect("pid");
+    assert!(
+        o.stderr.contains(&format!(
+            "a: skipped, another run (pid {pid}) is working on it"
+        )),
+        "{}",
+        o.stderr
+    );
+    assert!(temp.exists(), "a live run's temporary was deleted");
+    assert!(lock.exists(), "a live run's lock was deleted");
+    assert!(s.out.join("b.nii.gz").exists() && !s.out.join("a.nii.gz").exists());
+    drop(other);
+    let o = run_cmd(postprocess(&s, &[&s.dumps], &s.out));
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(s.out.join("a.nii.gz").exists());
+    assert!(!lock.exists(), "the dead run's lock is left");
+    assert!(!temp.exists(), "the dead run's temporary is left");
+}

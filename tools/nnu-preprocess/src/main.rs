@@ -10,7 +10,8 @@ use nnu_pipeline::bins::{
 use nnu_pipeline::cases::discover_cases;
 use nnu_pipeline::cli;
 use nnu_pipeline::model::ModelSpec;
-use nnu_pipeline::run::{report_failures, run_cases};
+use nnu_pipeline::run::{report_failures, run_cases, with_case_lock, Locked};
+use nnu_pipeline::stages::is_case_lock;
 use nnu_pipeline::PipelineError;
 use nnu_tiling::MirrorSet;
 
@@ -80,21 +81,38 @@ fn run(args: Args) -> Result<bool, PipelineError> {
         cases.retain(|c| args.cases.contains(&c.name));
     }
     nnu_pipeline::prepare_output_dir(&args.output)?;
+    let shape_file = args
+        .shape_file
+        .clone()
+        .unwrap_or_else(|| args.output.join("all_shape.txt"));
+    let shape_lock = shape_file
+        .file_name()
+        .map(|n| format!(".{}.lock", n.to_string_lossy()));
     // Temporaries of a killed run, for this run's cases only (other shards may be writing theirs).
     nnu_pipeline::remove_stale_temps(&args.output, |f| {
-        cases.iter().any(|c| {
-            is_case_tile(f, &c.name)
-                || f == format!("{}.npy", c.name)
-                || f == format!("{}.json", c.name)
-        })
+        shape_lock.as_deref() == Some(f)
+            || cases.iter().any(|c| {
+                is_case_tile(f, &c.name)
+                    || is_case_lock(f, &c.name)
+                    || f == format!("{}.npy", c.name)
+                    || f == format!("{}.json", c.name)
+            })
     });
+    // A case another live run is working on (same output folder) is left to it.
+    let held = |name: &str, pid: u32| {
+        eprintln!("{name}: skipped, another run (pid {pid}) is working on it");
+    };
     if args.npy {
         let failures = run_cases(
             &cases,
             |case| case.name.clone(),
             |case| {
-                preprocess_to_npy(case, &model, &args.output)?;
-                eprintln!("{}: written", case.name);
+                match with_case_lock(&args.output, &case.name, || {
+                    preprocess_to_npy(case, &model, &args.output)
+                })? {
+                    Locked::Done(()) => eprintln!("{}: written", case.name),
+                    Locked::Busy { pid } => held(&case.name, pid),
+                }
                 Ok(())
             },
         );
@@ -125,10 +143,6 @@ fn run(args: Args) -> Result<bool, PipelineError> {
         budget.free.map_or("unknown".into(), human_bytes)
     );
     budget.check_total(&args.output)?;
-    let shape_file = args
-        .shape_file
-        .clone()
-        .unwrap_or_else(|| args.output.join("all_shape.txt"));
     let style = ProgressStyle::with_template("{prefix:>16} [{bar:30}] {pos}/{len} bins, ETA {eta}")
         .expect("static template")
         .progress_chars("=> ");
@@ -151,22 +165,29 @@ fn run(args: Args) -> Result<bool, PipelineError> {
                 bar.set_position(d as u64);
                 log.update(&case.name, d, t);
             };
-            let r = preprocess_to_bins(
-                case,
-                &model,
-                &args.output,
-                &shape_file,
-                args.step_size,
-                mirrors,
-                args.overwrite,
-                &mut progress,
-            );
+            let r = with_case_lock(&args.output, &case.name, || {
+                preprocess_to_bins(
+                    case,
+                    &model,
+                    &args.output,
+                    &shape_file,
+                    args.step_size,
+                    mirrors,
+                    args.overwrite,
+                    &mut progress,
+                )
+            });
             match &r {
-                Ok(r) if r.skipped => {
+                Ok(Locked::Busy { pid }) => {
+                    bar.finish_and_clear();
+                    skipped += 1;
+                    held(&case.name, *pid);
+                }
+                Ok(Locked::Done(r)) if r.skipped => {
                     bar.finish_and_clear();
                     skipped += 1;
                 }
-                Ok(r) => {
+                Ok(Locked::Done(r)) => {
                     bar.finish_and_clear();
                     ok += 1;
                     eprintln!(

@@ -193,3 +193,105 @@ fn a_full_disk_leaves_no_partial_tile() {
     assert_eq!(o.failed_cases(), ["a"]);
     assert_eq!(listing(&out), Vec::<String>::new());
 }
+
+/// A process that stays alive until dropped, and its `PID-START` token as `nnu_fsio` writes it (the
+/// owner of a case lock another run holds).
+struct Sleeper(std::process::Child);
+
+impl Sleeper {
+    fn start() -> Sleeper {
+        Sleeper(Command::new("sleep").arg("600").spawn().expect("sleep"))
+    }
+
+    fn token(&self) -> String {
+        let pid = self.0.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        let rest = &stat[stat.rfind(')').expect("comm") + 1..];
+        let start = rest.split_whitespace().nth(19).expect("starttime");
+        format!("{pid}-{start}")
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Two runs on one output folder, tile bins and `--npy` alike: a case whose lock (`.CASE.lock`) another
+/// live process holds is skipped with a note, its temporaries and lock are left alone, and the other
+/// cases are written; once that process is gone, a rerun writes the case.
+#[test]
+fn a_case_held_by_another_live_run_is_skipped() {
+    for extra in [&["--disable-tta"][..], &["--npy"][..]] {
+        let root = tempfile::tempdir().expect("tempdir");
+        let images = root.path().join("images");
+        std::fs::create_dir(&images).expect("mkdir");
+        write_phantom(&images, "a.nii.gz", 3);
+        write_phantom(&images, "b.nii.gz", 4);
+        let out = root.path().join("out");
+        std::fs::create_dir(&out).expect("mkdir");
+        let other = Sleeper::start();
+        let token = other.token();
+        let lock = write_bytes(&out, ".a.lock", token.as_bytes());
+        let temp = write_bytes(&out, &format!(".a.json.{token}-0.tmp"), b"being written");
+        let o = run_cmd(preprocess(&demo_model(), &images, &out, extra));
+        o.assert_no_crash();
+        assert_eq!(o.code, Some(0), "{extra:?}: {}", o.stderr);
+        let pid = token.split('-').next().expect("pid");
+        assert!(
+            o.stderr.contains(&format!(
+                "a: skipped, another run (pid {pid}) is working on it"
+            )),
+            "{extra:?}: {}",
+            o.stderr
+        );
+        assert!(
+            temp.exists(),
+            "{extra:?}: a live run's temporary was deleted"
+        );
+        assert!(lock.exists(), "{extra:?}: a live run's lock was deleted");
+        let files = listing(&out);
+        assert!(
+            files.contains(&"b.json".to_string()),
+            "{extra:?}: {files:?}"
+        );
+        assert!(
+            !files.iter().any(|f| f.starts_with("a")),
+            "{extra:?}: {files:?}"
+        );
+        drop(other);
+        let o = run_cmd(preprocess(&demo_model(), &images, &out, extra));
+        assert_eq!(o.code, Some(0), "{extra:?}: {}", o.stderr);
+        let files = listing(&out);
+        assert!(
+            files.contains(&"a.json".to_string()),
+            "{extra:?}: {files:?}"
+        );
+        assert!(!lock.exists() && !temp.exists(), "{extra:?}: {files:?}");
+    }
+}
+
+/// A header whose spacing is absurd (1 km voxels, in a small file) would need a preprocessed volume larger
+/// than a 64-bit address space at the model's spacing (before the fix: a panic in `ndarray`, exit 101, the
+/// batch lost). The case fails alone, before its image is read, with an error naming the file (a fallible
+/// allocation), and the other case is written. In `--npy` mode, which has no disk estimate to catch it
+/// first.
+#[test]
+fn a_header_asking_for_impossible_memory_fails_alone() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let images = root.path().join("images");
+    std::fs::create_dir(&images).expect("mkdir");
+    write_phantom(&images, "good.nii.gz", 3);
+    let (img, mut g) = phantom(5);
+    g.spacing = [1e6, 1e6, 1e6];
+    let huge = write(&images, "huge.nii.gz", &img, &g);
+    let out = root.path().join("npy");
+    let o = run_cmd(preprocess(&demo_model(), &images, &out, &["--npy"]));
+    o.assert_no_crash();
+    assert_eq!(o.code, Some(1), "{}", o.stderr);
+    assert_error_line(o.error_about("error: huge: "), &huge, "cannot be allocated");
+    assert_eq!(o.failed_cases(), ["huge"]);
+    assert_eq!(listing(&out), ["good.json", "good.npy"]);
+}
