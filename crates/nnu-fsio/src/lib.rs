@@ -17,7 +17,8 @@
 //! it had already renamed, so a failed case leaves nothing of its own.
 //!
 //! **Case locks.** [`CaseLock`] is a per-case lock file (`.NAME.lock`, holding the owner's token) that a
-//! second live process sees and skips; a lock whose process is gone is taken over.
+//! second live process sees and skips; a lock whose process is gone is taken over, or removed by
+//! [`remove_stale_locks`] (a killed run's lock on a case that is complete, which nobody locks again).
 //!
 //! **Fault injection** (for tests): see [`fault`]. With `NNU_FAULT_INJECT=write:3` the third write call
 //! of the process to a file written through this crate fails (likewise `fsync:N`, `rename:N`). Unset, the
@@ -48,7 +49,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use lock::{Acquired, CaseLock};
+pub use lock::{remove_stale_locks, Acquired, CaseLock};
 pub use token::{process_token, ProcessToken};
 
 /// What can go wrong while writing; every variant names the file.

@@ -151,11 +151,14 @@ pub fn temp_target(file_name: &str) -> Option<&str> {
     nnu_fsio::temp_target(file_name).map(|t| t.target)
 }
 
-/// Deletes the temporaries that killed runs left in `dir` (see [`temp_target`]) for the files `owned`
-/// accepts, and returns how many were deleted. A temporary whose writing process still runs (another
-/// run sharing the folder) is never deleted ([`nnu_fsio::remove_stale_temps`]).
+/// Deletes what killed runs left in `dir` for the files `owned` accepts, and returns how many were
+/// deleted: temporaries (see [`temp_target`]; `owned` is asked about the file a temporary stands for)
+/// and case locks (`.NAME.lock`; `owned` is asked about the lock's own name, as
+/// [`stages::is_case_file`] accepts it). A temporary or lock whose process still runs (another run
+/// sharing the folder) is never deleted ([`nnu_fsio::remove_stale_temps`],
+/// [`nnu_fsio::remove_stale_locks`]).
 pub fn remove_stale_temps(dir: &Path, owned: impl Fn(&str) -> bool) -> usize {
-    nnu_fsio::remove_stale_temps(dir, owned)
+    nnu_fsio::remove_stale_temps(dir, &owned) + nnu_fsio::remove_stale_locks(dir, &owned)
 }
 
 #[cfg(test)]

@@ -195,8 +195,13 @@ pub fn prepare_case(
     keep_preview: bool,
 ) -> Result<PreparedCase, PipelineError> {
     let first = case.first_file()?;
-    // The preprocessed volume is sized by the header (shape and spacing): make sure it can exist at all
-    // before reading, so that an absurd header is this case's error and not an abort of the batch.
+    // The reader first: a header that promises more data than its file holds is refused there
+    // ("truncated: the header needs N bytes ..., the file holds M"), the true problem, and the reader
+    // allocates no more than the file can fill.
+    let (vols, geometry) = read_case_images(case, model.num_modalities)?;
+    // The preprocessed volume is sized by the header's shape and spacing (1 km voxels resampled to
+    // 2 mm): make sure it can exist at all before preprocessing, so that an absurd spacing is this
+    // case's error and not an abort of the batch.
     if let Ok((_, n1)) = header_voxels(case, model) {
         reserve_case_memory(
             first,
@@ -204,7 +209,6 @@ pub fn prepare_case(
             "its preprocessed volume",
         )?;
     }
-    let (vols, geometry) = read_case_images(case, model.num_modalities)?;
     let preview_image = keep_preview
         .then(|| vols.first().map(|v| v.data.clone()))
         .flatten();

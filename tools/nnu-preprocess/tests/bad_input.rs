@@ -257,8 +257,15 @@ fn a_case_held_by_another_live_run_is_skipped() {
             files.contains(&"b.json".to_string()),
             "{extra:?}: {files:?}"
         );
-        assert!(
-            !files.iter().any(|f| f.starts_with("a")),
+        // Nothing of case a but the other run's lock and temporary: no output, and no temporary of this
+        // run (the lock is taken before anything of the case is written).
+        let of_a: Vec<&String> = files
+            .iter()
+            .filter(|f| ["a.", "a_", ".a.", ".a_"].iter().any(|p| f.starts_with(p)))
+            .collect();
+        assert_eq!(
+            of_a,
+            [&format!(".a.json.{token}-0.tmp"), &".a.lock".to_string()],
             "{extra:?}: {files:?}"
         );
         drop(other);
@@ -270,13 +277,17 @@ fn a_case_held_by_another_live_run_is_skipped() {
             "{extra:?}: {files:?}"
         );
         assert!(!lock.exists() && !temp.exists(), "{extra:?}: {files:?}");
+        assert!(
+            !files.iter().any(|f| f.starts_with('.')),
+            "{extra:?}: a lock or temporary is left: {files:?}"
+        );
     }
 }
 
 /// A header whose spacing is absurd (1 km voxels, in a small file) would need a preprocessed volume larger
 /// than a 64-bit address space at the model's spacing (before the fix: a panic in `ndarray`, exit 101, the
-/// batch lost). The case fails alone, before its image is read, with an error naming the file (a fallible
-/// allocation), and the other case is written. In `--npy` mode, which has no disk estimate to catch it
+/// batch lost). The case fails alone, after its (sound) image is read and before it is preprocessed, with
+/// an error naming the file (a fallible allocation), and the other case is written. In `--npy` mode, which has no disk estimate to catch it
 /// first.
 #[test]
 fn a_header_asking_for_impossible_memory_fails_alone() {

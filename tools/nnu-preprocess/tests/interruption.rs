@@ -1,7 +1,8 @@
 //! `nnu-preprocess` (tile bins) killed with SIGKILL in the middle of a case, then run again: every tile
 //! left by the killed run is complete (tiles are written atomically), `all_shape.txt` lists only finished
 //! cases, the second run writes what is missing (and rewrites a tile of the wrong size), removes the
-//! temporaries of a kill, and the folder ends byte-identical to that of an uninterrupted run.
+//! temporaries and the locks of a kill, and the folder ends byte-identical to that of an uninterrupted run
+//! (no lock file left).
 
 #[path = "../../nnu-predict/tests/common/mod.rs"]
 mod common;
@@ -50,11 +51,22 @@ fn shape_cases(out: &Path) -> Vec<String> {
 }
 
 /// After a kill: every visible file is identical to the uninterrupted run's (tiles are never partial), and
-/// every case of `all_shape.txt` has all its tiles.
-fn assert_consistent(out: &Path, reference: &Path) {
+/// every case of `all_shape.txt` has all its tiles. Hidden files are temporaries or the killed run's
+/// locks (`.CASE.lock`, `.all_shape.txt.lock`, holding the killed process's `PID-START`), which the next
+/// run takes over or removes: the final listing after the rerun must hold neither.
+fn assert_consistent(out: &Path, reference: &Path, killed: u32) {
     let reference_lines = std::fs::read_to_string(reference.join("all_shape.txt")).expect("ref");
+    let is_lock = |name: &str| {
+        name == ".all_shape.txt.lock" || CASES.iter().any(|c| name == format!(".{c}.lock"))
+    };
     for name in listing(out) {
-        if name.starts_with('.') {
+        if is_lock(&name) {
+            let owner = std::fs::read_to_string(out.join(&name)).expect("read lock");
+            assert!(
+                owner.starts_with(&format!("{killed}-")),
+                "{name} is not the killed run's (pid {killed}): {owner}"
+            );
+        } else if name.starts_with('.') {
             assert!(name.ends_with(".tmp"), "unexpected file {name}");
         } else if name == "all_shape.txt" {
             let text = std::fs::read_to_string(out.join(&name)).expect("read");
@@ -99,9 +111,11 @@ fn a_killed_run_resumes_to_identical_bins() {
     // 1. Killed in the middle of the second case, the first one finished.
     let out = r.join("out");
     let mut interrupted = false;
+    let mut killed = 0;
     for attempt in 0..5 {
         let _ = std::fs::remove_dir_all(&out);
         let mut child = preprocess(&images, &out).spawn().expect("spawn");
+        killed = child.id();
         let mid_second = || {
             shape_cases(&out) == ["case_a"]
                 && (1..TILES_PER_CASE).contains(&bins_of(&out, "case_b"))
@@ -116,7 +130,7 @@ fn a_killed_run_resumes_to_identical_bins() {
         interrupted,
         "could not kill nnu-preprocess in the middle of a case"
     );
-    assert_consistent(&out, &reference);
+    assert_consistent(&out, &reference, killed);
     // (case_b may have finished between the check and the kill; case_c cannot have.)
     assert!(!shape_cases(&out).contains(&"case_c".to_string()));
     assert_eq!(bins_of(&out, "case_c"), 0);
@@ -127,6 +141,11 @@ fn a_killed_run_resumes_to_identical_bins() {
         ".case_b_0_32_0_32_0_32_3.bin.4000000-1-7.tmp",
         b"partial",
     );
+    // What a kill just after a case's last write leaves (made here, as the kill rarely lands there): the
+    // lock of a finished case and that of all_shape.txt, whose process is gone.
+    for lock in [".case_a.lock", ".all_shape.txt.lock"] {
+        write_bytes(&out, lock, b"4000000-1");
+    }
     let first = listing(&out)
         .into_iter()
         .find(|f| f.starts_with("case_a_"))
@@ -141,7 +160,7 @@ fn a_killed_run_resumes_to_identical_bins() {
     std::thread::sleep(Duration::from_millis(150));
     let _ = child.kill();
     child.wait().expect("wait");
-    assert_consistent(&out2, &reference);
+    assert_consistent(&out2, &reference, child.id());
     assert!(preprocess(&images, &out2)
         .status()
         .expect("rerun")
