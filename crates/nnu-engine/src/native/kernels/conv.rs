@@ -75,6 +75,8 @@ pub struct PackedConv {
     pub(super) weights_bf16: Vec<u32>,
     /// Weights for the AMX tiles, when `precision` is bf16 and `isa` is [`Isa::Amx`].
     amx: Option<super::amx::AmxWeights>,
+    /// Weights of the few-output-channel path ([`super::narrow`]), when the layer takes it.
+    narrow: Option<super::narrow::NarrowWeights>,
 }
 
 impl PackedConv {
@@ -131,8 +133,11 @@ impl PackedConv {
             ));
         }
         // An image layer of a few channels stays in f32: its input block is mostly padding in bf16,
-        // and it is a sliver of the network's work.
-        let precision = if precision == Precision::Bf16 && spec.in_channels < LANES {
+        // and it is a sliver of the network's work. So does a layer of few output channels (the
+        // narrow path, f32 only).
+        let narrow_path = super::narrow::eligible(&spec);
+        let precision = if precision == Precision::Bf16 && (spec.in_channels < LANES || narrow_path)
+        {
             Precision::F32
         } else {
             precision
@@ -154,7 +159,10 @@ impl PackedConv {
             block_slice_mut(&mut bias_blocks)[..b.len()].copy_from_slice(b);
         }
         let mut amx = None;
-        if precision == Precision::Bf16 && isa == Isa::Amx {
+        let mut narrow = None;
+        if narrow_path {
+            narrow = Some(super::narrow::NarrowWeights::new(&spec, &w_at, bias)?);
+        } else if precision == Precision::Bf16 && isa == Isa::Amx {
             amx = Some(super::amx::AmxWeights::new(
                 spec.out_channels,
                 cin,
@@ -190,6 +198,7 @@ impl PackedConv {
             bias: bias_blocks,
             weights_bf16,
             amx,
+            narrow,
         })
     }
 
@@ -842,6 +851,9 @@ pub fn conv3d(
         )));
     }
     out.reshape(spec.out_channels, out_dims)?;
+    if let Some(nw) = &conv.narrow {
+        return super::narrow::run(spec, nw, conv.isa, &blocks, in_dims, out, stats);
+    }
     if conv.precision == Precision::Bf16 {
         #[cfg(target_arch = "x86_64")]
         if let Some(amx) = &conv.amx {

@@ -18,6 +18,11 @@
 //! dot products (`vdpbf16ps`); both round inputs and weights to bf16 and accumulate in f32. A layer of
 //! fewer than 16 input channels (the image) stays in f32.
 //!
+//! A stride-1 convolution of at most 8 output channels (the first levels of a small network, such as the
+//! demo's) would leave most lanes of the blocked kernel's vectors empty; it takes the narrow path instead
+//! (`narrow.rs`: several output positions per vector, read from a segmented copy of the input plane),
+//! in f32 under either precision.
+//!
 //! Work is spread over rayon's current thread pool (the caller installs its own pool).
 //!
 //! This module does not know graphs, ONNX or buffer planning; it computes one operator at a time.
@@ -27,6 +32,7 @@ mod bf16;
 mod conv;
 mod convt;
 mod elementwise;
+mod narrow;
 mod simd;
 #[cfg(test)]
 mod tests;

@@ -16,6 +16,8 @@ pub(crate) trait V16: Copy {
     unsafe fn zero() -> Self;
     unsafe fn splat_from(p: *const f32) -> Self;
     unsafe fn load(p: *const f32) -> Self;
+    /// The `Q` values at `p` repeated over the 16 lanes (`Q` is 2, 4, 8 or 16): lane `l` is `p[l % Q]`.
+    unsafe fn load_rep<const Q: usize>(p: *const f32) -> Self;
     unsafe fn store(self, p: *mut f32);
     /// `a * b + self`
     unsafe fn fma(self, a: Self, b: Self) -> Self;
@@ -40,6 +42,14 @@ impl V16 for Portable {
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
         Portable(unsafe { std::ptr::read_unaligned(p as *const [f32; 16]) })
+    }
+    #[inline(always)]
+    unsafe fn load_rep<const Q: usize>(p: *const f32) -> Self {
+        let mut r = [0.0; 16];
+        for (i, v) in r.iter_mut().enumerate() {
+            *v = unsafe { *p.add(i % Q) };
+        }
+        Portable(r)
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut f32) {
@@ -105,6 +115,20 @@ mod x86 {
             Avx512(unsafe { _mm512_loadu_ps(p) })
         }
         #[inline(always)]
+        unsafe fn load_rep<const Q: usize>(p: *const f32) -> Self {
+            // Broadcast loads only (no shuffle): 64, 128 or 256 bits repeated.
+            unsafe {
+                Avx512(match Q {
+                    2 => {
+                        _mm512_castpd_ps(_mm512_set1_pd(std::ptr::read_unaligned(p as *const f64)))
+                    }
+                    4 => _mm512_broadcast_f32x4(_mm_loadu_ps(p)),
+                    8 => _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd(p as *const f64))),
+                    _ => _mm512_loadu_ps(p),
+                })
+            }
+        }
+        #[inline(always)]
         unsafe fn store(self, p: *mut f32) {
             unsafe { _mm512_storeu_ps(p, self.0) }
         }
@@ -145,6 +169,20 @@ mod x86 {
         #[inline(always)]
         unsafe fn load(p: *const f32) -> Self {
             unsafe { Avx2(_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))) }
+        }
+        #[inline(always)]
+        unsafe fn load_rep<const Q: usize>(p: *const f32) -> Self {
+            unsafe {
+                let v = match Q {
+                    2 => {
+                        _mm256_castpd_ps(_mm256_set1_pd(std::ptr::read_unaligned(p as *const f64)))
+                    }
+                    4 => _mm256_broadcast_ps(&_mm_loadu_ps(p)),
+                    8 => _mm256_loadu_ps(p),
+                    _ => return Avx2(_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))),
+                };
+                Avx2(v, v)
+            }
         }
         #[inline(always)]
         unsafe fn store(self, p: *mut f32) {
