@@ -48,36 +48,10 @@ pub fn predict_case(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<CaseReport, PipelineError> {
     let t0 = Instant::now();
-    let (seg_path, prob_path, png_path) = output_paths(out_dir, &case.name);
-    let mut report = CaseReport {
-        name: case.name.clone(),
-        output: seg_path.clone(),
-        skipped: false,
-        held_by: None,
-        tiles: 0,
-        passes: 0,
-        seconds: 0.0,
-        preprocessed_shape: [0; 3],
-    };
-    if !opts.overwrite && outputs_complete(&seg_path, &prob_path, &png_path, opts) {
-        report.skipped = true;
+    let mut report = CaseReport::new(&case.name, out_dir);
+    let Some(_lock) = claim_case(case, out_dir, opts, &mut report)? else {
         return Ok(report);
-    }
-    // Another run on the same output folder may be working on this case: leave it to that run.
-    std::fs::create_dir_all(out_dir).map_err(|e| PipelineError::io(out_dir, e))?;
-    let _lock = match nnu_fsio::CaseLock::acquire(out_dir, &case.name)? {
-        nnu_fsio::Acquired::Held(lock) => lock,
-        nnu_fsio::Acquired::Busy(owner) => {
-            report.skipped = true;
-            report.held_by = Some(owner.pid);
-            return Ok(report);
-        }
     };
-    // That run may have finished it while we waited for the lock.
-    if !opts.overwrite && outputs_complete(&seg_path, &prob_path, &png_path, opts) {
-        report.skipped = true;
-        return Ok(report);
-    }
     if backends.is_empty() {
         return Err(PipelineError::Input {
             path: model.folder.dir.clone(),
@@ -109,4 +83,52 @@ pub fn predict_case(
     )?;
     report.seconds = t0.elapsed().as_secs_f64();
     Ok(report)
+}
+
+impl CaseReport {
+    /// The report of a case not yet run, its output at [`output_paths`] in `out_dir`.
+    pub fn new(name: &str, out_dir: &Path) -> Self {
+        CaseReport {
+            name: name.to_owned(),
+            output: output_paths(out_dir, name).0,
+            skipped: false,
+            held_by: None,
+            tiles: 0,
+            passes: 0,
+            seconds: 0.0,
+            preprocessed_shape: [0; 3],
+        }
+    }
+}
+
+/// Decides whether this run works on `case`: `None` (and `report` marked skipped) when its outputs are
+/// complete and `opts.overwrite` is off, or when another live run holds its lock (`report.held_by`);
+/// else the case's lock, held until dropped.
+pub fn claim_case(
+    case: &Case,
+    out_dir: &Path,
+    opts: &PredictOptions,
+    report: &mut CaseReport,
+) -> Result<Option<nnu_fsio::CaseLock>, PipelineError> {
+    let (seg_path, prob_path, png_path) = output_paths(out_dir, &case.name);
+    if !opts.overwrite && outputs_complete(&seg_path, &prob_path, &png_path, opts) {
+        report.skipped = true;
+        return Ok(None);
+    }
+    // Another run on the same output folder may be working on this case: leave it to that run.
+    std::fs::create_dir_all(out_dir).map_err(|e| PipelineError::io(out_dir, e))?;
+    let lock = match nnu_fsio::CaseLock::acquire(out_dir, &case.name)? {
+        nnu_fsio::Acquired::Held(lock) => lock,
+        nnu_fsio::Acquired::Busy(owner) => {
+            report.skipped = true;
+            report.held_by = Some(owner.pid);
+            return Ok(None);
+        }
+    };
+    // That run may have finished it while we waited for the lock.
+    if !opts.overwrite && outputs_complete(&seg_path, &prob_path, &png_path, opts) {
+        report.skipped = true;
+        return Ok(None);
+    }
+    Ok(Some(lock))
 }

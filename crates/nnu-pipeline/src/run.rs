@@ -153,15 +153,6 @@ pub fn load_cpu_backends(
             sources
         }
     };
-    let native_opts = NativeOptions::default()
-        .threads(options.threads)
-        .precision(options.precision)
-        .patch_size(model.patch)
-        .input_channels(model.num_modalities);
-    let tract_opts = TractOptions::default()
-        .threads(options.threads)
-        .patch_size(model.patch)
-        .input_channels(model.num_modalities);
     let mut noted = false;
     let mut backends = Vec::with_capacity(sources.len());
     for source in sources {
@@ -187,29 +178,14 @@ pub fn load_cpu_backends(
                 (origin, Some(exported.to_bytes()))
             }
         };
-        let native = || match &bytes {
-            Some(b) => NativeBackend::from_onnx_bytes(b, &path, &native_opts),
-            None => NativeBackend::load(&path, &native_opts),
-        };
-        let tract = || match &bytes {
-            Some(b) => TractBackend::from_onnx_bytes(b, &path, &tract_opts),
-            None => TractBackend::load(&path, &tract_opts),
-        };
-        let backend: Box<dyn Backend> = match options.kind {
-            BackendKind::Native => Box::new(native()?),
-            BackendKind::Tract => Box::new(tract()?),
-            BackendKind::Auto => match native() {
-                Ok(b) => Box::new(b),
-                Err(e @ EngineError::Unsupported { .. }) => {
-                    if !noted {
-                        eprintln!("note: native backend: {e}; using tract");
-                        noted = true;
-                    }
-                    Box::new(tract()?)
-                }
-                Err(e) => return Err(e.into()),
-            },
-        };
+        let backend = open_backend(
+            &path,
+            bytes.as_deref(),
+            model.patch,
+            model.num_modalities,
+            options,
+            &mut noted,
+        )?;
         if backend.num_classes() != model.num_classes {
             return Err(PipelineError::Input {
                 path,
@@ -224,6 +200,52 @@ pub fn load_cpu_backends(
         backends.push(backend);
     }
     Ok(backends)
+}
+
+/// Opens one network (`bytes` when built in memory, else the ONNX file `path`) with the backend of
+/// `options` for `patch` and `channels`. With [`BackendKind::Auto`], a network the native backend cannot
+/// run is opened with tract after printing `note: native backend: <reason>; using tract` (once per
+/// `noted`).
+pub(crate) fn open_backend(
+    path: &Path,
+    bytes: Option<&[u8]>,
+    patch: [usize; 3],
+    channels: usize,
+    options: &CpuBackendOptions,
+    noted: &mut bool,
+) -> Result<Box<dyn Backend>, PipelineError> {
+    let native_opts = NativeOptions::default()
+        .threads(options.threads)
+        .precision(options.precision)
+        .patch_size(patch)
+        .input_channels(channels);
+    let tract_opts = TractOptions::default()
+        .threads(options.threads)
+        .patch_size(patch)
+        .input_channels(channels);
+    let native = || match bytes {
+        Some(b) => NativeBackend::from_onnx_bytes(b, path, &native_opts),
+        None => NativeBackend::load(path, &native_opts),
+    };
+    let tract = || match bytes {
+        Some(b) => TractBackend::from_onnx_bytes(b, path, &tract_opts),
+        None => TractBackend::load(path, &tract_opts),
+    };
+    Ok(match options.kind {
+        BackendKind::Native => Box::new(native()?),
+        BackendKind::Tract => Box::new(tract()?),
+        BackendKind::Auto => match native() {
+            Ok(b) => Box::new(b),
+            Err(e @ EngineError::Unsupported { .. }) => {
+                if !*noted {
+                    eprintln!("note: native backend: {e}; using tract");
+                    *noted = true;
+                }
+                Box::new(tract()?)
+            }
+            Err(e) => return Err(e.into()),
+        },
+    })
 }
 
 /// Refuses a run in which an output file would be one of its input files (`-o` set to the images'

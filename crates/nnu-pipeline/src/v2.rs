@@ -1,16 +1,33 @@
-//! nnunetv2 models in the pipeline: preprocessing parameters from `plans.json`, and reading a case as
-//! nnunetv2's `SimpleITKIO` does (no reorientation; spacing reversed to numpy order).
+//! nnunetv2 models in the pipeline: preprocessing parameters from `plans.json`, reading a case as
+//! nnunetv2's `SimpleITKIO` does (no reorientation; spacing reversed to numpy order), and prediction as
+//! `nnUNetPredictor` does it: [`V2Model`] (a model folder with one configuration), [`load_v2_backends`]
+//! (one network per fold, from `model.onnx` or built in memory from the checkpoint),
+//! [`predict_logits_v2`] (sliding window, mirrors, fp16 Gaussian, folds; logits merged in f32 where
+//! nnunetv2 accumulates in fp16, see [`nnu_tiling::v2`]) and [`predict_case_v2`] (preprocess, predict,
+//! export with `nnu_preprocessing::v2::export_v2`, write).
 
 use std::path::Path;
+use std::time::Instant;
 
-use ndarray::{Array3, Array4};
-use nnu_artifacts::v2::{V2Configuration, V2Plans};
-use nnu_preprocessing::v2::{
-    preprocess_case_v2, V2CaseProperties, V2Normalization, V2PreprocessParams, V2Resampling,
+use ndarray::{Array3, Array4, Array5, Axis};
+use nnu_artifacts::v2::{
+    V2Configuration, V2FoldDir, V2ModelFolder, V2Plans, CHECKPOINT_BEST, CHECKPOINT_FINAL,
 };
-use nnu_volume::Geometry;
+use nnu_artifacts::Checkpoint;
+use nnu_engine::Backend;
+use nnu_preprocessing::v2::{
+    export_v2, preprocess_case_v2, V2CaseProperties, V2ExportParams, V2Labels, V2Normalization,
+    V2PreprocessParams, V2Resampling,
+};
+use nnu_tiling::v2::{v2_mirror_order, LogitMerge};
+use nnu_tiling::{extract_tile, Mirror, MirrorSet, TileGrid};
+use nnu_volume::{stage_volume, Geometry, WriteOptions};
 
-use crate::PipelineError;
+use crate::cases::Case;
+use crate::predict::{claim_case, CaseReport};
+use crate::run::{open_backend, CpuBackendOptions};
+use crate::stages::{output_paths, PredictOptions};
+use crate::{preview, PipelineError};
 
 /// The preprocessing of configuration `cfg` of `plans` (`DefaultPreprocessor` with the configuration's
 /// schemes, the plans' foreground intensity properties and `resampling_fn_data`). `plans_path` names the
@@ -85,4 +102,481 @@ pub fn v2_preprocess_files(
     let s = geometry.spacing;
     let (data, props) = preprocess_case_v2(channels, [s[2], s[1], s[0]], params)?;
     Ok((data, props, geometry))
+}
+
+/// An nnunetv2 model folder opened for prediction with one of its configurations: what
+/// `nnUNetPredictor.initialize_from_trained_model_folder` reads, minus the networks (see
+/// [`load_v2_backends`]).
+#[derive(Debug, Clone)]
+pub struct V2Model {
+    /// The opened folder (`plans.json`, `dataset.json`, folds).
+    pub folder: V2ModelFolder,
+    /// The configuration predicted with (e.g. `3d_fullres`).
+    pub configuration: String,
+    /// The checkpoint file name read in each fold (`checkpoint_final.pth` or `checkpoint_best.pth`).
+    pub checkpoint: String,
+    /// Preprocessing of the configuration.
+    pub params: V2PreprocessParams,
+    /// Export of the configuration (resampling of the logits, label manager, transposes).
+    pub export: V2ExportParams,
+    /// Patch size (z, y, x, transposed frame).
+    pub patch: [usize; 3],
+    /// Input channels (`dataset.json` `channel_names`).
+    pub num_channels: usize,
+    /// Network outputs (`num_segmentation_heads`: labels, or regions for region-based models).
+    pub heads: usize,
+}
+
+impl V2Model {
+    /// Opens `dir` for `configuration` (`None`: the one the folder name ends with, else `3d_fullres`)
+    /// reading `checkpoint` (`checkpoint_final.pth` or `checkpoint_best.pth`) in each fold. 2-D and cascade
+    /// configurations are refused (not wired yet), as are label managers other than `LabelManager`.
+    pub fn open(
+        dir: &Path,
+        configuration: Option<&str>,
+        checkpoint: &str,
+    ) -> Result<V2Model, PipelineError> {
+        let folder = V2ModelFolder::open(dir)?;
+        let plans_path = dir.join("plans.json");
+        let bad = |path: &Path, msg: String| PipelineError::Input {
+            path: path.to_path_buf(),
+            msg,
+        };
+        if checkpoint != CHECKPOINT_FINAL && checkpoint != CHECKPOINT_BEST {
+            return Err(bad(
+                dir,
+                format!(
+                    "--checkpoint {checkpoint}: expected {CHECKPOINT_FINAL} or {CHECKPOINT_BEST}"
+                ),
+            ));
+        }
+        let configuration = configuration.map_or_else(
+            || nnu_onnx_export::from_artifacts::configuration_from_folder(&folder),
+            str::to_owned,
+        );
+        let cfg = folder.plans.configuration(&configuration).map_err(|e| {
+            bad(
+                &plans_path,
+                format!(
+                    "{e} (configurations: {})",
+                    folder.plans.configuration_names.join(", ")
+                ),
+            )
+        })?;
+        if cfg.ndim() != 3 {
+            return Err(bad(
+                &plans_path,
+                format!(
+                    "configuration {configuration} is {}-D: prediction with 2-D nnunetv2 configurations is \
+                     not wired yet (3-D configurations only)",
+                    cfg.ndim()
+                ),
+            ));
+        }
+        if let Some(prev) = &cfg.previous_stage {
+            return Err(bad(
+                &plans_path,
+                format!(
+                    "configuration {configuration} is a cascade stage (previous_stage {prev}): cascades are not \
+                     wired yet"
+                ),
+            ));
+        }
+        if folder.plans.label_manager != "LabelManager" {
+            return Err(bad(
+                &plans_path,
+                format!(
+                    "label_manager {}: only nnunetv2's LabelManager is implemented",
+                    folder.plans.label_manager
+                ),
+            ));
+        }
+        let params = v2_params(&folder.plans, &cfg, &plans_path)?;
+        let tb: [usize; 3] = folder
+            .plans
+            .transpose_backward
+            .as_slice()
+            .try_into()
+            .map_err(|_| {
+                bad(
+                    &plans_path,
+                    format!(
+                        "transpose_backward {:?} is not a permutation of 3 axes",
+                        folder.plans.transpose_backward
+                    ),
+                )
+            })?;
+        let (function, kw) = &cfg.resampling_fn_probabilities;
+        let resampling = V2Resampling::from_plans(
+            function,
+            kw.order,
+            kw.order_z,
+            kw.force_separate_z,
+            kw.separate_z_anisotropy_threshold,
+        )
+        .map_err(|e| {
+            bad(
+                &plans_path,
+                format!("configuration {configuration}: resampling_fn_probabilities: {e}"),
+            )
+        })?;
+        let dataset_path = dir.join("dataset.json");
+        let ds = &folder.dataset;
+        let labels = if ds.has_regions() {
+            let order = ds.regions_class_order.clone().ok_or_else(|| {
+                bad(
+                    &dataset_path,
+                    "region-based labels need regions_class_order".into(),
+                )
+            })?;
+            let class_order = order
+                .iter()
+                .map(|&v| u8::try_from(v))
+                .collect::<Result<Vec<u8>, _>>()
+                .map_err(|_| {
+                    bad(
+                        &dataset_path,
+                        format!("regions_class_order {order:?}: labels must be in 0..=255"),
+                    )
+                })?;
+            V2Labels::Regions { class_order }
+        } else {
+            V2Labels::Softmax
+        };
+        let heads = ds.num_segmentation_heads();
+        let patch: [usize; 3] = cfg.patch_size.as_slice().try_into().map_err(|_| {
+            bad(
+                &plans_path,
+                format!("patch_size {:?} is not 3-D", cfg.patch_size),
+            )
+        })?;
+        Ok(V2Model {
+            num_channels: cfg.normalization_schemes.len(),
+            export: V2ExportParams {
+                transpose_forward: params.transpose_forward,
+                transpose_backward: tb,
+                spacing: cfg.spacing.clone(),
+                resampling,
+                labels,
+            },
+            params,
+            patch,
+            heads,
+            configuration,
+            checkpoint: checkpoint.to_owned(),
+            folder,
+        })
+    }
+
+    /// The fold folders to use: `requested` (numbers), or every fold with the checkpoint or a
+    /// `model.onnx` when empty (nnunetv2 takes `fold_0` ... `fold_4` by default; `fold_all` is only used
+    /// when it is the only one).
+    pub fn folds(&self, requested: &[usize]) -> Result<Vec<&V2FoldDir>, PipelineError> {
+        if requested.is_empty() {
+            let numbered: Vec<&V2FoldDir> = self
+                .folder
+                .folds
+                .iter()
+                .filter(|f| f.fold.is_some())
+                .collect();
+            return Ok(if numbered.is_empty() {
+                self.folder.folds.iter().collect()
+            } else {
+                numbered
+            });
+        }
+        requested
+            .iter()
+            .map(|&k| {
+                self.folder
+                    .folds
+                    .iter()
+                    .find(|f| f.fold == Some(k))
+                    .ok_or_else(|| PipelineError::Input {
+                        path: self.folder.dir.join(format!("fold_{k}")),
+                        msg: format!("fold {k} has neither {} nor model.onnx", self.checkpoint),
+                    })
+            })
+            .collect()
+    }
+}
+
+/// The networks of a v2 model, one per fold, and the mirroring its trainer allows.
+pub struct V2Backends {
+    /// One backend per fold, in fold order.
+    pub backends: Vec<Box<dyn Backend>>,
+    /// `inference_allowed_mirroring_axes` of the first fold's checkpoint (`None`: the trainer disabled
+    /// mirroring). When the first fold has only a `model.onnx`, all three axes.
+    pub mirror_axes: Option<Vec<usize>>,
+}
+
+impl V2Backends {
+    /// The mirrors nnunetv2 runs by default: every combination of [`V2Backends::mirror_axes`].
+    pub fn default_mirrors(&self) -> Result<MirrorSet, PipelineError> {
+        Ok(match &self.mirror_axes {
+            Some(axes) => MirrorSet::from_axes(axes)?,
+            None => MirrorSet::identity_only(),
+        })
+    }
+}
+
+/// Loads one CPU backend per fold of `model` (`folds` as [`V2Model::folds`]): the fold's `model.onnx`
+/// when it has one, else the network built in memory from the checkpoint (`nnu_onnx_export::v2`). The
+/// checkpoint must have been trained with `model.configuration`.
+pub fn load_v2_backends(
+    model: &V2Model,
+    folds: &[usize],
+    options: &CpuBackendOptions,
+) -> Result<V2Backends, PipelineError> {
+    let cfg = model.folder.plans.configuration(&model.configuration)?;
+    let arch = cfg.network()?;
+    let mut noted = false;
+    let mut backends = Vec::new();
+    let mut mirror_axes: Option<Option<Vec<usize>>> = None;
+    for fold in model.folds(folds)? {
+        let ckpt_path = fold.checkpoint(&model.checkpoint).map(Path::to_path_buf);
+        let ckpt = match &ckpt_path {
+            Some(p) => Some(Checkpoint::load(p)?),
+            None => None,
+        };
+        if let (Some(c), Some(p)) = (&ckpt, &ckpt_path) {
+            let info = c.v2.as_ref();
+            if let Some(trained) = info.and_then(|i| i.configuration.as_deref()) {
+                if trained != model.configuration {
+                    return Err(PipelineError::Input {
+                        path: p.clone(),
+                        msg: format!(
+                            "this checkpoint was trained with configuration {trained}, not {} (-c)",
+                            model.configuration
+                        ),
+                    });
+                }
+            }
+            mirror_axes.get_or_insert_with(|| {
+                info.and_then(|i| i.inference_allowed_mirroring_axes.clone())
+            });
+        }
+        mirror_axes.get_or_insert_with(|| Some(vec![0, 1, 2]));
+        let backend = match (&fold.onnx, ckpt, ckpt_path) {
+            (Some(onnx), ..) => open_backend(
+                onnx,
+                None,
+                model.patch,
+                model.num_channels,
+                options,
+                &mut noted,
+            )?,
+            (None, Some(c), Some(p)) => {
+                let sd = nnu_onnx_export::from_artifacts::state_dict_from_checkpoint(c)?;
+                let exported = nnu_onnx_export::v2::export_v2(
+                    &arch,
+                    &cfg.patch_size,
+                    sd,
+                    &nnu_onnx_export::ExportOptions::default(),
+                )?;
+                open_backend(
+                    &p,
+                    Some(&exported.to_bytes()),
+                    model.patch,
+                    model.num_channels,
+                    options,
+                    &mut noted,
+                )?
+            }
+            _ => {
+                return Err(PipelineError::Input {
+                    path: model.folder.dir.join(&fold.name).join(&model.checkpoint),
+                    msg: "missing: the fold has neither this checkpoint nor a model.onnx".into(),
+                })
+            }
+        };
+        if backend.num_classes() != model.heads {
+            return Err(PipelineError::Input {
+                path: model.folder.dir.join(&fold.name),
+                msg: format!(
+                    "the network has {} outputs, dataset.json says {} segmentation heads",
+                    backend.num_classes(),
+                    model.heads
+                ),
+            });
+        }
+        backends.push(backend);
+    }
+    Ok(V2Backends {
+        backends,
+        mirror_axes: mirror_axes.flatten(),
+    })
+}
+
+/// nnunetv2's order of the passes for a mirror set that is every combination of some axes
+/// ([`nnu_tiling::v2::v2_mirror_order`]); any other set is an error.
+fn mirror_order(set: MirrorSet) -> Result<Vec<Mirror>, PipelineError> {
+    let axes: Vec<usize> = (0..3)
+        .filter(|&a| Mirror::new(4 >> a).is_ok_and(|m| set.contains(m)))
+        .collect();
+    if MirrorSet::from_axes(&axes)? != set {
+        return Err(PipelineError::Shape(format!(
+            "mirror set {set} is not every combination of some axes"
+        )));
+    }
+    Ok(v2_mirror_order(Some(&axes))?)
+}
+
+/// `predict_sliding_window_return_logits` of one fold, then the fold ensemble of
+/// `predict_logits_from_preprocessed_data`: every tile of `data` (c, z, y, x, preprocessed) through each
+/// backend with the mirrors of `opts` (logits averaged), merged with the fp16 Gaussian in f32
+/// ([`LogitMerge`]), and the folds' logits averaged. `progress(done, total)` counts the tiles of all
+/// folds. Returns the logits (heads, z, y, x) and the tiles of one fold.
+pub fn predict_logits_v2(
+    data: &Array4<f32>,
+    backends: &mut [Box<dyn Backend>],
+    patch: [usize; 3],
+    opts: &PredictOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(Array4<f32>, usize), PipelineError> {
+    let (c, z, y, x) = data.dim();
+    let mirrors = mirror_order(opts.mirrors)?;
+    let grid = TileGrid::new([z, y, x], patch, opts.step_size)?;
+    let n = mirrors.len();
+    let tile_len = c * patch[0] * patch[1] * patch[2];
+    let mut input = Array5::<f32>::zeros((n, c, patch[0], patch[1], patch[2]));
+    let nfolds = backends.len();
+    let total = grid.len();
+    let mut sum: Option<Array4<f32>> = None;
+    for (f, backend) in backends.iter_mut().enumerate() {
+        if backend.patch_size() != patch || backend.input_channels() != c {
+            return Err(PipelineError::Shape(format!(
+                "the model takes {} channel(s) of {:?}, the plans say {} of {:?}",
+                backend.input_channels(),
+                backend.patch_size(),
+                c,
+                patch
+            )));
+        }
+        let mut merge = LogitMerge::new(backend.num_classes(), grid.clone(), opts.use_gaussian)?;
+        for (done, tile) in grid.tiles().enumerate() {
+            {
+                let buf = input
+                    .as_slice_mut()
+                    .ok_or_else(|| PipelineError::Shape("input buffer".into()))?;
+                for (k, &m) in mirrors.iter().enumerate() {
+                    extract_tile(
+                        data.view(),
+                        &grid,
+                        &tile,
+                        m,
+                        &mut buf[k * tile_len..(k + 1) * tile_len],
+                    )?;
+                }
+            }
+            let logits = backend.run_all(input.view())?;
+            let passes: Vec<_> = mirrors
+                .iter()
+                .enumerate()
+                .map(|(k, &m)| (m, logits.index_axis(Axis(0), k)))
+                .collect();
+            merge.add(&tile, &passes)?;
+            progress(f * total + done + 1, nfolds * total);
+        }
+        let l = merge.finish()?;
+        match sum.as_mut() {
+            None => sum = Some(l),
+            Some(acc) => *acc += &l,
+        }
+    }
+    let mut logits = sum.ok_or_else(|| PipelineError::Shape("no fold to predict with".into()))?;
+    if nfolds > 1 {
+        let n = nfolds as f32;
+        logits.mapv_inplace(|v| v / n);
+    }
+    Ok((logits, total))
+}
+
+/// Predicts one case with a v2 model (one backend per fold, logits averaged) and writes `NAME.nii.gz`
+/// (u8 labels in the first channel's geometry) and, with `opts.preview`, `NAME.png` to `out_dir`.
+/// Skips the case when its segmentation exists, unless `opts.overwrite`. `opts.save_probabilities` is
+/// refused (nnunetv2's `.npz` + `.pkl` are not written yet); `opts.postprocess` does not apply (v2 model
+/// folders keep their postprocessing elsewhere, and nnunetv2's predictor does not apply it).
+pub fn predict_case_v2(
+    case: &Case,
+    model: &V2Model,
+    backends: &mut [Box<dyn Backend>],
+    out_dir: &Path,
+    opts: &PredictOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<CaseReport, PipelineError> {
+    let t0 = Instant::now();
+    let mut report = CaseReport::new(&case.name, out_dir);
+    if opts.save_probabilities {
+        return Err(PipelineError::Input {
+            path: model.folder.dir.clone(),
+            msg: "--save-probabilities is not implemented for nnunetv2 models yet".into(),
+        });
+    }
+    let Some(_lock) = claim_case(case, out_dir, opts, &mut report)? else {
+        return Ok(report);
+    };
+    if backends.is_empty() {
+        return Err(PipelineError::Input {
+            path: model.folder.dir.clone(),
+            msg: "no fold to predict with".into(),
+        });
+    }
+    let first = case.first_file()?;
+    if case.files.len() != model.num_channels {
+        return Err(PipelineError::Input {
+            path: first.to_path_buf(),
+            msg: format!(
+                "case '{}' has {} channel file(s), the model expects {}",
+                case.name,
+                case.files.len(),
+                model.num_channels
+            ),
+        });
+    }
+    let (data, props, geometry) =
+        v2_preprocess_files(&case.files, &model.params).map_err(|e| match e {
+            PipelineError::Preprocess(p) => PipelineError::Input {
+                path: first.to_path_buf(),
+                msg: p.to_string(),
+            },
+            e => e,
+        })?;
+    report.preprocessed_shape = props.shape_after_resampling;
+    let (logits, tiles) = predict_logits_v2(&data, backends, model.patch, opts, progress)?;
+    drop(data);
+    report.tiles = tiles;
+    report.passes = tiles * opts.mirrors.len() * backends.len();
+    let exported = export_v2(logits.view(), &props, &model.export, false)?;
+    drop(logits);
+    let (seg_path, _, png_path) = output_paths(out_dir, &case.name);
+    let mut batch = nnu_fsio::Batch::new();
+    if opts.preview {
+        let img = nnu_volume::read_volume(first)?;
+        preview::stage_preview(
+            &mut batch,
+            &png_path,
+            img.data.view(),
+            exported.segmentation.view(),
+            &geometry,
+            &case.name,
+            &opts.preview_options,
+        )?;
+    }
+    stage_volume(
+        &mut batch,
+        &seg_path,
+        exported.segmentation.view(),
+        &geometry,
+        &WriteOptions::default().compression_level(opts.compression_level),
+    )?;
+    batch.commit()?;
+    report.seconds = t0.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Whether `dir` is an nnunetv2 model folder (`plans.json`, `dataset.json`, `fold_K/checkpoint_*.pth`)
+/// rather than a v1 one.
+pub fn is_v2_folder(dir: &Path) -> bool {
+    nnu_artifacts::v2::detect(dir) == nnu_artifacts::v2::ModelKind::V2
 }

@@ -1,23 +1,34 @@
-//! `nnu-predict`: streaming nnU-Net v1 prediction. NIfTI in, NIfTI segmentation out, all in memory.
+//! `nnu-predict`: streaming nnU-Net v1 and nnunetv2 prediction. NIfTI in, NIfTI segmentation out, all in memory.
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use nnu_pipeline::cases::{discover_cases, Shard};
+use nnu_pipeline::cases::{discover_cases, Case, Shard};
 use nnu_pipeline::cli::{self, LogProgress};
 use nnu_pipeline::model::ModelSpec;
 use nnu_pipeline::predict::predict_case;
+use nnu_pipeline::predict::CaseReport;
 use nnu_pipeline::run::{
     check_outputs_not_inputs, dice_per_label, load_cpu_backends, report_failures, run_cases,
     select_fold_cases, shard_cases, BackendKind, CpuBackendOptions, Precision,
 };
 use nnu_pipeline::stages::{available_memory, is_case_file, output_paths, PredictOptions};
+use nnu_pipeline::v2::{is_v2_folder, load_v2_backends, predict_case_v2, V2Model};
 use nnu_pipeline::PipelineError;
 use nnu_tiling::MirrorSet;
 
-/// Predict segmentations with an nnU-Net v1 model (UNet++ or plain nnU-Net): preprocess, sliding window with
+/// A model folder, opened before the images are listed.
+enum Opened {
+    /// nnU-Net v1 (plans.pkl).
+    V1(ModelSpec),
+    /// nnunetv2 (plans.json, dataset.json).
+    V2(V2Model),
+}
+
+/// Predict segmentations with an nnU-Net v1 model (UNet++ or plain nnU-Net) or an nnunetv2 model
+/// (PlainConvUNet, ResEnc; 3-D configurations): preprocess, sliding window with
 /// mirroring, Gaussian merge, export; no scratch files. Finished cases are skipped, so an interrupted run
 /// resumes where it stopped.
 #[derive(Parser, Debug)]
@@ -30,7 +41,8 @@ use nnu_tiling::MirrorSet;
     after_help = "Example:\n  nnu-predict -m Task003_Liver/nnUNetPlusPlusTrainerV2__nnUNetPlansv2.1 -i imagesTs -o predictions --folds 0\n\nExit status: 0 every case done (or already done), 1 some cases failed (named), 2 bad arguments or\nunusable model, input or output folder (nothing done)."
 )]
 struct Args {
-    /// nnU-Net v1 model folder (plans.pkl, fold_K/...).
+    /// Model folder: nnU-Net v1 (plans.pkl, fold_K/...) or nnunetv2 (plans.json, dataset.json,
+    /// fold_K/checkpoint_final.pth), told apart by what it holds.
     #[arg(
         short = 'm',
         long,
@@ -93,6 +105,13 @@ struct Args {
     /// Skip postprocessing.json even when the model folder has one.
     #[arg(long)]
     no_postprocessing: bool,
+    /// nnunetv2 models: the configuration of plans.json to predict with (default: the one the model
+    /// folder's name ends with, e.g. 3d_fullres). 3-D configurations only for now (no 2d, no cascade).
+    #[arg(short = 'c', long)]
+    configuration: Option<String>,
+    /// nnunetv2 models: the checkpoint of each fold, checkpoint_final.pth or checkpoint_best.pth.
+    #[arg(long, default_value = "checkpoint_final.pth")]
+    checkpoint: String,
     /// Run the demo built into this binary: a small UNet++ on two phantom CTs, with previews and Dice
     /// (writes to -o, default nnu-demo-output).
     #[arg(long)]
@@ -193,7 +212,43 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from("nnu-predictions"));
-    let model = ModelSpec::open(model_dir)?;
+    let v2 = is_v2_folder(model_dir);
+    if v2 && args.onnx.is_some() {
+        return Err(PipelineError::Input {
+            path: model_dir.clone(),
+            msg: "--onnx takes one v1 network; for an nnunetv2 model put model.onnx into fold_K/ \
+                  (nnu-export-onnx --model) or let the network be built from the checkpoint"
+                .into(),
+        });
+    }
+    if v2 && args.save_probabilities {
+        return Err(PipelineError::Input {
+            path: model_dir.clone(),
+            msg: "--save-probabilities is not implemented for nnunetv2 models yet".into(),
+        });
+    }
+    if !v2
+        && args
+            .configuration
+            .as_deref()
+            .is_some_and(|c| c != "3d_fullres")
+    {
+        return Err(PipelineError::Input {
+            path: model_dir.clone(),
+            msg: "an nnU-Net v1 model folder: only the 3d_fullres configuration is predicted"
+                .into(),
+        });
+    }
+    // The model before the images: a wrong model folder is named first.
+    let opened = if v2 {
+        Opened::V2(V2Model::open(
+            model_dir,
+            args.configuration.as_deref(),
+            &args.checkpoint,
+        )?)
+    } else {
+        Opened::V1(ModelSpec::open(model_dir)?)
+    };
     let mut cases = discover_cases(input)?;
     if let (Some(splits), Some(fold)) = (&args.splits, args.fold) {
         let (kept, missing) = select_fold_cases(cases, splits, fold)?;
@@ -244,17 +299,59 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
             PrecisionArg::Bf16 => Precision::Bf16,
         },
     };
-    let mut backends = load_cpu_backends(&model, &args.folds, args.onnx.as_deref(), &backend_opts)?;
+    type Predict<'a> = Box<
+        dyn FnMut(&Case, &mut dyn FnMut(usize, usize)) -> Result<CaseReport, PipelineError> + 'a,
+    >;
+    let (description, mut predict): (String, Predict) = match opened {
+        Opened::V2(model) => {
+            let loaded = load_v2_backends(&model, &args.folds, &backend_opts)?;
+            if !args.disable_tta && args.mirror_axes.is_empty() {
+                opts.mirrors = loaded.default_mirrors()?;
+            }
+            let description = format!(
+            "nnunetv2 model {} ({}, {} fold(s), {} backend, patch {:?}, {} output(s), mirrors {})",
+            model_dir.display(),
+            model.configuration,
+            loaded.backends.len(),
+            loaded.backends.first().map_or("no", |b| b.name()),
+            model.patch,
+            model.heads,
+            opts.mirrors
+        );
+            let mut backends = loaded.backends;
+            let (opts, out_dir) = (opts.clone(), out_dir.clone());
+            (
+                description,
+                Box::new(move |case: &Case, progress: &mut dyn FnMut(usize, usize)| {
+                    predict_case_v2(case, &model, &mut backends, &out_dir, &opts, progress)
+                }),
+            )
+        }
+        Opened::V1(model) => {
+            let mut backends =
+                load_cpu_backends(&model, &args.folds, args.onnx.as_deref(), &backend_opts)?;
+            let description = format!(
+                "model {} ({} fold(s), {} backend, patch {:?}, {} classes)",
+                model_dir.display(),
+                backends.len(),
+                backends.first().map_or("no", |b| b.name()),
+                model.patch,
+                model.num_classes,
+            );
+            let (opts, out_dir) = (opts.clone(), out_dir.clone());
+            (
+                description,
+                Box::new(move |case: &Case, progress: &mut dyn FnMut(usize, usize)| {
+                    predict_case(case, &model, &mut backends, &out_dir, &opts, progress)
+                }),
+            )
+        }
+    };
     nnu_pipeline::prepare_output_dir(&out_dir)?;
     // Temporaries of a killed run, for this run's cases only (other shards may be writing theirs).
     nnu_pipeline::remove_stale_temps(&out_dir, |f| cases.iter().any(|c| is_case_file(f, &c.name)));
     eprintln!(
-        "model {} ({} fold(s), {} backend, patch {:?}, {} classes); {} case(s) -> {}",
-        model_dir.display(),
-        backends.len(),
-        backends.first().map_or("no", |b| b.name()),
-        model.patch,
-        model.num_classes,
+        "{description}; {} case(s) -> {}",
         cases.len(),
         out_dir.display()
     );
@@ -282,7 +379,7 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
                 bar.set_position(done as u64);
                 log.update(&case.name, done, total);
             };
-            let r = predict_case(case, &model, &mut backends, &out_dir, &opts, &mut progress);
+            let r = predict(case, &mut progress);
             match &r {
                 Ok(r) if r.held_by.is_some() => {
                     bar.finish_and_clear();

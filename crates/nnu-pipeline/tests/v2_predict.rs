@@ -1,0 +1,248 @@
+//! nnunetv2 prediction against nnunetv2 2.8.1 (fixtures/v2/predict, made by scripts/goldens/v2_make.py):
+//!
+//! - logits: `predict_logits_v2` (the native backend and tract, every fold of the golden, step 0.5, Gaussian, the checkpoint's
+//!   mirroring axes) on our own preprocessing of the phantom, against
+//!   `nnUNetPredictor.predict_logits_from_preprocessed_data` with fp32 accumulators: max abs <= 1e-4;
+//! - segmentations: `predict_case_v2` (the whole path: read, preprocess, predict, export, write) against
+//!   `predict_from_files` as users run it (fp16 accumulators), voxel for voxel, except near-ties.
+//!
+//! A voxel is a near-tie when fp16 accumulation could decide it: nnunetv2's fp16 accumulators moved the
+//! logits by at most `delta = fp16_vs_fp32_logits_max_abs` (the golden's meta.json), and it resamples
+//! them in fp16 (relative rounding 2^-11 per value). The label can then only differ where the two
+//! largest resampled logits are within `2 * delta + (|a| + |b|) * 2^-10` (softmax), or a region's logit
+//! within `delta + |l| * 2^-10` of 0 (sigmoid > 0.5). The 2-D golden is not used: 2-D configurations are
+//! refused for now.
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array3, Axis};
+use nnu_pipeline::cases::Case;
+use nnu_pipeline::run::{BackendKind, CpuBackendOptions};
+use nnu_pipeline::stages::PredictOptions;
+use nnu_pipeline::v2::{
+    load_v2_backends, predict_case_v2, predict_logits_v2, v2_preprocess_files, V2Model,
+};
+use nnu_preprocessing::v2::{resample_logits_v2, V2Labels};
+
+const TOL: f32 = 1e-4;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/v2")
+}
+
+fn read_npy_f32(path: &Path) -> (Vec<usize>, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&bytes[..6], b"\x93NUMPY");
+    let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + hlen]).unwrap();
+    assert!(
+        header.contains("'<f4'") && header.contains("'fortran_order': False"),
+        "{header}"
+    );
+    let shape: Vec<usize> = header
+        .split("'shape': (")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .unwrap()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let data = bytes[10 + hlen..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    (shape, data)
+}
+
+struct Golden {
+    name: String,
+    meta: serde_json::Value,
+    model: V2Model,
+    files: Vec<PathBuf>,
+}
+
+/// The 3-D goldens (the 2-D one is skipped: 2-D configurations are refused, see the module docs).
+fn goldens() -> Vec<Golden> {
+    let dir = root().join("predict");
+    let mut out = Vec::new();
+    let mut metas: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("meta.json"))
+        .filter(|p| p.is_file())
+        .collect();
+    metas.sort();
+    assert_eq!(metas.len(), 4, "golden count");
+    for m in metas {
+        let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&m).unwrap()).unwrap();
+        let configuration = meta["configuration"].as_str().unwrap();
+        if configuration == "2d" {
+            continue;
+        }
+        let model = V2Model::open(
+            &root().join(meta["model"].as_str().unwrap()),
+            Some(configuration),
+            "checkpoint_final.pth",
+        )
+        .unwrap();
+        let case = meta["case"].as_str().unwrap().to_owned();
+        let files = (0..model.num_channels)
+            .map(|c| root().join(format!("cases/{case}_{c:04}.nii.gz")))
+            .collect();
+        let name = m
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        out.push(Golden {
+            name,
+            meta,
+            model,
+            files,
+        });
+    }
+    assert_eq!(out.len(), 3);
+    out
+}
+
+fn folds(meta: &serde_json::Value) -> Vec<usize> {
+    serde_json::from_value(meta["folds"].clone()).unwrap()
+}
+
+#[test]
+fn logits_match_predict_sliding_window() {
+    for kind in [BackendKind::Native, BackendKind::Tract] {
+        logits_match(kind);
+    }
+}
+
+fn logits_match(kind: BackendKind) {
+    let opts_cpu = CpuBackendOptions::new(kind, 2);
+    for g in goldens() {
+        let mut b = load_v2_backends(&g.model, &folds(&g.meta), &opts_cpu).unwrap();
+        let want_axes: Vec<usize> = serde_json::from_value(g.meta["mirror_axes"].clone()).unwrap();
+        assert_eq!(b.mirror_axes.as_deref(), Some(&want_axes[..]), "{}", g.name);
+        let opts = PredictOptions {
+            mirrors: b.default_mirrors().unwrap(),
+            ..PredictOptions::default()
+        };
+        let (data, _, _) = v2_preprocess_files(&g.files, &g.model.params).unwrap();
+        let (logits, tiles) =
+            predict_logits_v2(&data, &mut b.backends, g.model.patch, &opts, &mut |_, _| {})
+                .unwrap();
+        let (shape, want) = read_npy_f32(&root().join(format!("predict/{}_logits.npy", g.name)));
+        assert_eq!(logits.shape(), shape.as_slice(), "{}", g.name);
+        let max = logits
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        eprintln!(
+            "{} ({kind:?}): {} tiles x {} mirrors x {} fold(s), logits max abs diff {max:.3e}",
+            g.name,
+            tiles,
+            opts.mirrors.len(),
+            b.backends.len()
+        );
+        assert!(
+            max <= TOL,
+            "{} ({kind:?}): logits max abs diff {max}",
+            g.name
+        );
+    }
+}
+
+#[test]
+fn segmentations_match_predict_from_files_except_near_ties() {
+    let opts_cpu = CpuBackendOptions::new(BackendKind::Tract, 2);
+    let tmp = tempfile::tempdir().unwrap();
+    for g in goldens() {
+        let mut b = load_v2_backends(&g.model, &folds(&g.meta), &opts_cpu).unwrap();
+        let opts = PredictOptions {
+            mirrors: b.default_mirrors().unwrap(),
+            ..PredictOptions::default()
+        };
+        let case_name = g.meta["case"].as_str().unwrap();
+        let case = Case {
+            name: case_name.to_owned(),
+            files: g.files.clone(),
+        };
+        let out = tmp.path().join(&g.name);
+        let report = predict_case_v2(
+            &case,
+            &g.model,
+            &mut b.backends,
+            &out,
+            &opts,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        let ours = nnu_volume::read_labels(&report.output).unwrap();
+        let theirs =
+            nnu_volume::read_labels(&root().join(format!("predict/{}/{case_name}.nii.gz", g.name)))
+                .unwrap();
+        assert_eq!(ours.data.shape(), theirs.data.shape(), "{}", g.name);
+        for a in 0..3 {
+            assert!(
+                (ours.geometry.spacing[a] - theirs.geometry.spacing[a]).abs() < 1e-5
+                    && (ours.geometry.origin[a] - theirs.geometry.origin[a]).abs() < 1e-4,
+                "{}: geometry",
+                g.name
+            );
+        }
+        // Near-ties, from our logits resampled as the export does, mapped to the image frame.
+        let (data, props, _) = v2_preprocess_files(&g.files, &g.model.params).unwrap();
+        let (logits, _) =
+            predict_logits_v2(&data, &mut b.backends, g.model.patch, &opts, &mut |_, _| {})
+                .unwrap();
+        let r = resample_logits_v2(logits.view(), &props, &g.model.export).unwrap();
+        let delta = g.meta["fp16_vs_fp32_logits_max_abs"].as_f64().unwrap() as f32;
+        let ulp = 2f32.powi(-10);
+        let tie_cropped =
+            ndarray::Zip::from(r.lanes(Axis(0))).map_collect(|l| match &g.model.export.labels {
+                V2Labels::Softmax => {
+                    let mut v: Vec<f32> = l.to_vec();
+                    v.sort_by(|a, b| b.total_cmp(a));
+                    v[0] - v[1] <= 2.0 * delta + (v[0].abs() + v[1].abs()) * ulp
+                }
+                V2Labels::Regions { .. } => l.iter().any(|&x| x.abs() <= delta + x.abs() * ulp),
+            });
+        let bbox = props.bbox_used_for_cropping;
+        let mut tie = Array3::<bool>::from_elem(props.shape_before_cropping, false);
+        tie.slice_mut(ndarray::s![
+            bbox[0][0]..bbox[0][1],
+            bbox[1][0]..bbox[1][1],
+            bbox[2][0]..bbox[2][1]
+        ])
+        .assign(&tie_cropped);
+        let tie = tie.permuted_axes(g.model.export.transpose_backward);
+        assert_eq!(tie.shape(), ours.data.shape());
+        let (mut differ, mut ties, mut differ_not_tie) = (0usize, 0usize, 0usize);
+        ndarray::Zip::from(&ours.data)
+            .and(&theirs.data)
+            .and(&tie)
+            .for_each(|&a, &b, &t| {
+                ties += t as usize;
+                if a != b {
+                    differ += 1;
+                    differ_not_tie += (!t) as usize;
+                }
+            });
+        let foreground = theirs.data.iter().filter(|&&v| v != 0).count();
+        eprintln!(
+            "{}: {} voxels ({foreground} foreground in nnunetv2's), {ties} near-ties, {differ} differ, \
+             {differ_not_tie} of them not near-ties",
+            g.name,
+            ours.data.len()
+        );
+        assert!(
+            foreground > 0,
+            "{}: the golden segmentation is empty",
+            g.name
+        );
+        assert_eq!(differ_not_tie, 0, "{}", g.name);
+    }
+}

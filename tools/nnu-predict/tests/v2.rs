@@ -1,0 +1,144 @@
+//! `nnu-predict` on nnunetv2 model folders (fixtures/v2, made by scripts/goldens/v2_make.py): the tool
+//! tells a v2 folder from a v1 one by what it holds, and its segmentation is the library's
+//! (`predict_case_v2`, which `crates/nnu-pipeline/tests/v2_predict.rs` checks against nnunetv2 2.8.1)
+//! byte for byte; configurations it cannot predict are refused before any case is run.
+mod common;
+
+use std::path::PathBuf;
+
+use common::{fixtures, run};
+use nnu_pipeline::cases::Case;
+use nnu_pipeline::run::{BackendKind, CpuBackendOptions};
+use nnu_pipeline::stages::PredictOptions;
+use nnu_pipeline::v2::{load_v2_backends, predict_case_v2, V2Model};
+
+const EXE: &str = env!("CARGO_BIN_EXE_nnu-predict");
+
+fn model(name: &str) -> PathBuf {
+    fixtures().join("v2/models").join(name)
+}
+
+#[test]
+fn a_v2_folder_is_predicted_as_the_library_predicts_it() {
+    for (dir, case, channels, folds) in [
+        (
+            "Dataset901_Plain/nnUNetTrainer__nnUNetPlans__3d_fullres",
+            "plain_a",
+            1,
+            vec![0, 1],
+        ),
+        (
+            "Dataset902_ResEnc/nnUNetTrainer__nnUNetResEncUNetMPlans__3d_fullres",
+            "resenc_a",
+            2,
+            vec![0],
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let input = tmp.path().join("in");
+        std::fs::create_dir(&input).unwrap();
+        let files: Vec<PathBuf> = (0..channels)
+            .map(|c| {
+                let name = format!("{case}_{c:04}.nii.gz");
+                let to = input.join(&name);
+                std::fs::copy(fixtures().join("v2/cases").join(&name), &to).unwrap();
+                to
+            })
+            .collect();
+        let out = tmp.path().join("out");
+        let args: Vec<String> = vec![
+            "-m".into(),
+            model(dir).display().to_string(),
+            "-i".into(),
+            input.display().to_string(),
+            "-o".into(),
+            out.display().to_string(),
+            "--backend".into(),
+            "tract".into(),
+            "--threads".into(),
+            "2".into(),
+            "--folds".into(),
+            folds
+                .iter()
+                .map(|f| f.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        ];
+        let o = run(EXE, &args);
+        o.assert_no_crash();
+        assert_eq!(o.code, Some(0), "{dir}:\n{}", o.stderr);
+        assert!(o.stderr.contains("nnunetv2 model"), "{}", o.stderr);
+
+        let m = V2Model::open(&model(dir), None, "checkpoint_final.pth").unwrap();
+        let mut b =
+            load_v2_backends(&m, &folds, &CpuBackendOptions::new(BackendKind::Tract, 2)).unwrap();
+        let opts = PredictOptions {
+            mirrors: b.default_mirrors().unwrap(),
+            ..PredictOptions::default()
+        };
+        let lib_out = tmp.path().join("lib");
+        let report = predict_case_v2(
+            &Case {
+                name: case.into(),
+                files,
+            },
+            &m,
+            &mut b.backends,
+            &lib_out,
+            &opts,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        let ours = std::fs::read(out.join(format!("{case}.nii.gz"))).unwrap();
+        let lib = std::fs::read(&report.output).unwrap();
+        assert!(
+            ours == lib,
+            "{dir}: the tool's segmentation differs from the library's"
+        );
+    }
+}
+
+#[test]
+fn configurations_that_cannot_be_predicted_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    std::fs::copy(
+        fixtures().join("v2/cases/plain_a_0000.nii.gz"),
+        input.join("plain_a_0000.nii.gz"),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    for (m, c, needle) in [
+        (
+            model("Dataset901_Plain/nnUNetTrainer__nnUNetPlans__3d_fullres"),
+            "3d_lowres",
+            "3d_lowres",
+        ),
+        (
+            model("Dataset901_Plain/nnUNetTrainer__nnUNetPlans__2d"),
+            "2d",
+            "2d",
+        ),
+    ] {
+        let o = run(
+            EXE,
+            &[
+                "-m",
+                &m.display().to_string(),
+                "-i",
+                &input.display().to_string(),
+                "-o",
+                &out.display().to_string(),
+                "-c",
+                c,
+            ],
+        );
+        o.assert_no_crash();
+        assert_eq!(o.code, Some(2), "{c}:\n{}", o.stderr);
+        let errors = o.errors();
+        assert_eq!(errors.len(), 1, "{}", o.stderr);
+        assert!(errors[0].contains(needle), "{}", errors[0]);
+        assert!(!out.join("plain_a.nii.gz").exists());
+    }
+}
