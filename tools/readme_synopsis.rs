@@ -1,7 +1,8 @@
 //! Shared by each tool's `tests/readme.rs`: the README's synopses of a tool checked against its `--help`.
 //! Both ways, for every tool: every flag the README shows for the tool must exist in the help (hidden
 //! aliases do not count, so the README uses the current spellings), and every flag of the help but
-//! `--help` and `--version` must appear in the README's synopses of that tool.
+//! `--help` and `--version` must appear in the README's synopses of that tool. [`check_help`]: the help
+//! itself shows an example, the exit codes and the options every tool of this kind takes.
 #![allow(dead_code)]
 
 use std::path::Path;
@@ -125,6 +126,23 @@ pub fn check(bin: &str, tool: &str) {
             spellings.iter().any(|f| in_readme.contains(f)),
             "{tool} --help lists `{}`, which no README.md synopsis of {tool} shows",
             spellings.join(", ")
+        );
+    }
+}
+
+/// Runs `bin --help` and checks that it shows an example (`Example:`), the exit codes (`Exit status`)
+/// and each of `options` as the help spells it (`"-m, --model"`).
+pub fn check_help(bin: &str, options: &[&str]) {
+    let out = Command::new(bin).arg("--help").output().expect("runs");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("Example:") && help.contains("Exit status"),
+        "{help}"
+    );
+    for option in options {
+        assert!(
+            help.contains(option),
+            "{option} is not in the help:\n{help}"
         );
     }
 }

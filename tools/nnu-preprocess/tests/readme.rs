@@ -10,18 +10,9 @@ fn readme_synopsis_matches_help() {
 
 #[test]
 fn help_has_an_example_and_the_exit_codes() {
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_nnu-preprocess"))
-        .arg("--help")
-        .output()
-        .expect("runs");
-    let help = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        help.contains("Example:") && help.contains("Exit status"),
-        "{help}"
-    );
-    assert!(
-        help.contains("-m, --model") && help.contains("-i, --input"),
-        "{help}"
+    readme::check_help(
+        env!("CARGO_BIN_EXE_nnu-preprocess"),
+        &["-m, --model", "-i, --input"],
     );
 }
 
