@@ -287,7 +287,7 @@ unsafe fn item<V: V16, const P: usize, const Q: usize>(
             let base = unsafe { ring_ptr.add(slot * slot_len) };
             if held[slot] != iz {
                 // SAFETY: the slot holds `groups` planes of `gplane` f32.
-                unsafe { segment::<P, Q>(ctx, iz, base) };
+                unsafe { segment::<V, P, Q>(ctx, iz, base) };
                 held[slot] = iz;
             }
             planes[n_planes] = (kz, base as *const f32);
@@ -337,7 +337,7 @@ unsafe fn item<V: V16, const P: usize, const Q: usize>(
                 }
             }
             // Writes only voxels of plane `oz`, which this item owns.
-            write_plane::<Q>(ctx, oz, accs, st);
+            write_plane::<V, Q>(ctx, oz, accs, st);
         }
     }
     RING.set(ring);
@@ -348,59 +348,65 @@ unsafe fn item<V: V16, const P: usize, const Q: usize>(
 /// output channels as 0, and adds them to the statistics.
 ///
 /// # Safety
-/// The output holds plane `oz` of `out_dims`; `accs` holds `M` vectors.
+/// The CPU runs `V`; the output holds plane `oz` of `out_dims`; `accs` holds `M` vectors.
 #[inline(always)]
-unsafe fn write_plane<const Q: usize>(ctx: &Ctx, oz: usize, accs: *const f32, st: &mut Stats) {
+unsafe fn write_plane<V: V16, const Q: usize>(
+    ctx: &Ctx,
+    oz: usize,
+    accs: *const f32,
+    st: &mut Stats,
+) {
     let [_, oy_n, ox_n] = ctx.out_dims;
     let c = ctx.out_channels;
-    let mut s = [0.0f64; MAX_OUT];
-    let mut s2 = [0.0f64; MAX_OUT];
-    for seg in 0..Q {
-        let f0 = seg * ctx.vectors;
-        if f0 >= ctx.flat {
-            break;
-        }
-        let (mut oy, mut ox) = (f0 / ctx.wp, f0 % ctx.wp);
-        let mut rs = [0.0f32; MAX_OUT];
-        let mut rs2 = [0.0f32; MAX_OUT];
-        for v in 0..ctx.vectors.min(ctx.flat - f0) {
-            if ox < ox_n {
-                // SAFETY: vector v < M of the accumulators; (oz, oy, ox) is inside the output
-                // (oy < oy_n because f < flat).
-                unsafe {
-                    let lanes = accs.add(v * LANES + seg);
-                    let dst = ctx.out.add(((oz * oy_n + oy) * ox_n + ox) * LANES);
-                    let mut voxel = [0.0f32; LANES];
-                    for k in 0..c {
-                        let x = *lanes.add(k * Q);
-                        voxel[k] = x;
-                        rs[k] += x;
-                        rs2[k] += x * x;
-                    }
-                    std::ptr::write_unaligned(dst as *mut [f32; LANES], voxel);
+    // SAFETY (block): vector v < M of the accumulators; (oz, oy, ox) is inside the output (oy < oy_n
+    // because f < flat).
+    unsafe {
+        for seg in 0..Q {
+            let f0 = seg * ctx.vectors;
+            if f0 >= ctx.flat {
+                break;
+            }
+            let (mut oy, mut ox) = (f0 / ctx.wp, f0 % ctx.wp);
+            let mut rs = V::zero();
+            let mut rs2 = V::zero();
+            for v in 0..ctx.vectors.min(ctx.flat - f0) {
+                if ox < ox_n {
+                    let vox = V::load(accs.add(v * LANES)).take_position::<Q>(seg, c);
+                    vox.store(ctx.out.add(((oz * oy_n + oy) * ox_n + ox) * LANES));
+                    rs = rs.add(vox);
+                    rs2 = rs2.fma(vox, vox);
+                }
+                ox += 1;
+                if ox == ctx.wp {
+                    ox = 0;
+                    oy += 1;
+                    flush(rs, rs2, c, st);
+                    rs = V::zero();
+                    rs2 = V::zero();
                 }
             }
-            ox += 1;
-            if ox == ctx.wp {
-                ox = 0;
-                oy += 1;
-                // f32 sums over one row at most, then f64
-                for k in 0..c {
-                    s[k] += rs[k] as f64;
-                    s2[k] += rs2[k] as f64;
-                }
-                rs = [0.0; MAX_OUT];
-                rs2 = [0.0; MAX_OUT];
-            }
-        }
-        for k in 0..c {
-            s[k] += rs[k] as f64;
-            s2[k] += rs2[k] as f64;
+            flush(rs, rs2, c, st);
         }
     }
+}
+
+/// Adds the first `c` lanes of the f32 row sums to the f64 statistics (f32 sums over one output row at
+/// most). A function, not a closure: a closure would not inherit the caller's target features.
+///
+/// # Safety
+/// The CPU runs `V`.
+#[inline(always)]
+unsafe fn flush<V: V16>(rs: V, rs2: V, c: usize, st: &mut Stats) {
+    let mut a = [0.0f32; LANES];
+    let mut a2 = [0.0f32; LANES];
+    // SAFETY: local arrays of 16 f32.
+    unsafe {
+        rs.store(a.as_mut_ptr());
+        rs2.store(a2.as_mut_ptr());
+    }
     for k in 0..c {
-        st[k] += s[k];
-        st[MAX_OUT + k] += s2[k];
+        st[k] += a[k] as f64;
+        st[MAX_OUT + k] += a2[k] as f64;
     }
 }
 
@@ -412,9 +418,9 @@ static ZEROS: Block = Block([0.0; LANES]);
 /// padded flat positions `s * M + j` (0 in the padding and for channels beyond the input's).
 ///
 /// # Safety
-/// `dst` holds `groups * rows * 16` f32; `iz` is inside the input.
+/// The CPU runs `V`; `dst` holds `groups * rows * 16` f32; `iz` is inside the input.
 #[inline(always)]
-unsafe fn segment<const P: usize, const Q: usize>(ctx: &Ctx, iz: usize, dst: *mut f32) {
+unsafe fn segment<V: V16, const P: usize, const Q: usize>(ctx: &Ctx, iz: usize, dst: *mut f32) {
     let [iz_n, iy_n, ix_n] = ctx.in_dims;
     let [_, py, px] = ctx.pad;
     let wp = ctx.wp;
@@ -452,14 +458,22 @@ unsafe fn segment<const P: usize, const Q: usize>(ctx: &Ctx, iz: usize, dst: *mu
                         from[s] = src.add(o * LANES);
                     }
                 }
-                for l in 0..blk.lanes {
+                let mut l = 0;
+                while l < blk.lanes {
                     let ic = blk.ic0 + l;
-                    let d = row.add((ic / P) * gplane + (ic % P) * Q);
-                    let mut chunk = [0.0f32; Q];
-                    for s in 0..Q {
-                        chunk[s] = *from[s].add(l);
+                    if ic % P == 0 && l + P <= blk.lanes {
+                        // a whole group: one line
+                        V::gather_line::<P, Q>(&from, l).store(row.add((ic / P) * gplane));
+                        l += P;
+                    } else {
+                        let d = row.add((ic / P) * gplane + (ic % P) * Q);
+                        let mut chunk = [0.0f32; Q];
+                        for s in 0..Q {
+                            chunk[s] = *from[s].add(l);
+                        }
+                        std::ptr::write_unaligned(d as *mut [f32; Q], chunk);
+                        l += 1;
                     }
-                    std::ptr::write_unaligned(d as *mut [f32; Q], chunk);
                 }
             }
             // channels of the last group beyond the input's

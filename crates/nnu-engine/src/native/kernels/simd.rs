@@ -18,12 +18,36 @@ pub(crate) trait V16: Copy {
     unsafe fn load(p: *const f32) -> Self;
     /// The `Q` values at `p` repeated over the 16 lanes (`Q` is 2, 4, 8 or 16): lane `l` is `p[l % Q]`.
     unsafe fn load_rep<const Q: usize>(p: *const f32) -> Self;
+    /// Lanes `k * Q + s` for `k < c` moved to lanes `k`, every other lane 0 (`Q` as in `load_rep`,
+    /// `c <= 16 / Q`): one output position's channels out of the narrow kernel's accumulator.
+    unsafe fn take_position<const Q: usize>(self, s: usize, c: usize) -> Self;
+    /// One row of the narrow kernel's segmented plane: lane `c * Q + s` is `from[s][l0 + c]`, for the
+    /// `P = 16 / Q` channels `l0 ..` of the `Q` positions whose channel blocks start at `from[s]`.
+    unsafe fn gather_line<const P: usize, const Q: usize>(
+        from: &[*const f32; 16],
+        l0: usize,
+    ) -> Self;
     unsafe fn store(self, p: *mut f32);
     /// `a * b + self`
     unsafe fn fma(self, a: Self, b: Self) -> Self;
     unsafe fn add(self, b: Self) -> Self;
     unsafe fn mul(self, b: Self) -> Self;
     unsafe fn max(self, b: Self) -> Self;
+}
+
+/// [`V16::gather_line`] lane by lane.
+#[inline(always)]
+unsafe fn gather_line_array<const P: usize, const Q: usize>(
+    from: &[*const f32; 16],
+    l0: usize,
+) -> [f32; 16] {
+    let mut r = [0.0; 16];
+    for c in 0..P {
+        for s in 0..Q {
+            r[c * Q + s] = unsafe { *from[s].add(l0 + c) };
+        }
+    }
+    r
 }
 
 /// Plain arrays: the compiler vectorises these loops for whatever the target has.
@@ -50,6 +74,21 @@ impl V16 for Portable {
             *v = unsafe { *p.add(i % Q) };
         }
         Portable(r)
+    }
+    #[inline(always)]
+    unsafe fn take_position<const Q: usize>(self, s: usize, c: usize) -> Self {
+        let mut r = [0.0; 16];
+        for k in 0..c {
+            r[k] = self.0[k * Q + s];
+        }
+        Portable(r)
+    }
+    #[inline(always)]
+    unsafe fn gather_line<const P: usize, const Q: usize>(
+        from: &[*const f32; 16],
+        l0: usize,
+    ) -> Self {
+        Portable(unsafe { gather_line_array::<P, Q>(from, l0) })
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut f32) {
@@ -129,6 +168,56 @@ mod x86 {
             }
         }
         #[inline(always)]
+        unsafe fn take_position<const Q: usize>(self, s: usize, c: usize) -> Self {
+            // lane k <- lane k * Q + s (k < c), one masked permute
+            unsafe {
+                let idx = _mm512_add_epi32(
+                    _mm512_mullo_epi32(
+                        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                        _mm512_set1_epi32(Q as i32),
+                    ),
+                    _mm512_set1_epi32(s as i32),
+                );
+                let mask = ((1u32 << c) - 1) as u16;
+                Avx512(_mm512_maskz_permutexvar_ps(mask, idx, self.0))
+            }
+        }
+        #[inline(always)]
+        unsafe fn gather_line<const P: usize, const Q: usize>(
+            from: &[*const f32; 16],
+            l0: usize,
+        ) -> Self {
+            // The Q positions' P channels side by side (lane s * P + c), then one permute to lane
+            // c * Q + s.
+            unsafe {
+                match Q {
+                    4 => {
+                        let mut a = _mm512_castps128_ps512(_mm_loadu_ps(from[0].add(l0)));
+                        a = _mm512_insertf32x4::<1>(a, _mm_loadu_ps(from[1].add(l0)));
+                        a = _mm512_insertf32x4::<2>(a, _mm_loadu_ps(from[2].add(l0)));
+                        a = _mm512_insertf32x4::<3>(a, _mm_loadu_ps(from[3].add(l0)));
+                        let idx =
+                            _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+                        Avx512(_mm512_permutexvar_ps(idx, a))
+                    }
+                    2 => {
+                        let lo = _mm256_loadu_pd(from[0].add(l0) as *const f64);
+                        let hi = _mm256_loadu_pd(from[1].add(l0) as *const f64);
+                        let a = _mm512_castpd_ps(_mm512_insertf64x4::<1>(
+                            _mm512_castpd256_pd512(lo),
+                            hi,
+                        ));
+                        let idx =
+                            _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+                        Avx512(_mm512_permutexvar_ps(idx, a))
+                    }
+                    _ => Avx512(_mm512_loadu_ps(
+                        super::gather_line_array::<P, Q>(from, l0).as_ptr(),
+                    )),
+                }
+            }
+        }
+        #[inline(always)]
         unsafe fn store(self, p: *mut f32) {
             unsafe { _mm512_storeu_ps(p, self.0) }
         }
@@ -182,6 +271,35 @@ mod x86 {
                     _ => return Avx2(_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))),
                 };
                 Avx2(v, v)
+            }
+        }
+        #[inline(always)]
+        unsafe fn take_position<const Q: usize>(self, s: usize, c: usize) -> Self {
+            unsafe {
+                let mut a = [0.0f32; 16];
+                _mm256_storeu_ps(a.as_mut_ptr(), self.0);
+                _mm256_storeu_ps(a.as_mut_ptr().add(8), self.1);
+                let mut r = [0.0f32; 16];
+                for k in 0..c {
+                    r[k] = a[k * Q + s];
+                }
+                Avx2(
+                    _mm256_loadu_ps(r.as_ptr()),
+                    _mm256_loadu_ps(r.as_ptr().add(8)),
+                )
+            }
+        }
+        #[inline(always)]
+        unsafe fn gather_line<const P: usize, const Q: usize>(
+            from: &[*const f32; 16],
+            l0: usize,
+        ) -> Self {
+            unsafe {
+                let r = super::gather_line_array::<P, Q>(from, l0);
+                Avx2(
+                    _mm256_loadu_ps(r.as_ptr()),
+                    _mm256_loadu_ps(r.as_ptr().add(8)),
+                )
             }
         }
         #[inline(always)]
