@@ -4,9 +4,9 @@
 
 #![cfg(all(feature = "native", feature = "tract"))]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use ndarray::{s, Array5, Axis};
+use ndarray::{s, Array5};
 use nnu_engine::native::onnx;
 use nnu_engine::{Backend, EngineError, NativeBackend, NativeOptions, TractBackend, TractOptions};
 use nnu_onnx_export::{
@@ -14,31 +14,8 @@ use nnu_onnx_export::{
 };
 use prost::Message;
 
-const TOLERANCE: f32 = 1e-4;
-
-/// A model folder of `fixtures/reference` (made by `scripts/goldens/reference_make.py`).
-fn reference_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/reference")
-        .join(name)
-}
-
-fn read_f32(path: &Path, shape: (usize, usize, usize, usize, usize)) -> Array5<f32> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let values: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    Array5::from_shape_vec(shape, values).expect("reference file size")
-}
-
-fn max_abs_diff(a: &Array5<f32>, b: &Array5<f32>) -> f32 {
-    assert_eq!(a.shape(), b.shape());
-    a.iter()
-        .zip(b.iter())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
+mod common;
+use common::{max_abs_diff, mirrored_batch, reference_dir, reference_io, TOLERANCE};
 
 fn check_reference(name: &str, threads: usize) {
     let dir = reference_dir(name);
@@ -52,8 +29,7 @@ fn check_reference(name: &str, threads: usize) {
     assert_eq!(backend.input_channels(), 1);
     assert_eq!(backend.num_classes(), 3);
     assert_eq!(backend.max_batch(), 1);
-    let input = read_f32(&dir.join("input.bin"), (1, 1, 32, 32, 32));
-    let expected = read_f32(&dir.join("output_class.bin"), (1, 3, 32, 32, 32));
+    let (input, expected) = reference_io(&dir);
     let got = backend.run(input.view()).expect("run");
     let diff = max_abs_diff(&got, &expected);
     eprintln!(
@@ -395,18 +371,8 @@ fn native_patch_mismatch_and_garbage() {
 #[test]
 fn native_batches_match_pytorch_reference() {
     let dir = reference_dir("unet-small");
-    let input = read_f32(&dir.join("input.bin"), (1, 1, 32, 32, 32));
-    let expected = read_f32(&dir.join("output_class.bin"), (1, 3, 32, 32, 32));
-    let mut batch = Array5::<f32>::zeros((3, 1, 32, 32, 32));
-    for (i, m) in [0usize, 3, 7].into_iter().enumerate() {
-        let mut v = input.slice(s![0, .., .., .., ..]);
-        for (bit, axis) in [(1, 3), (2, 2), (4, 1)] {
-            if m & bit != 0 {
-                v.invert_axis(Axis(axis));
-            }
-        }
-        batch.slice_mut(s![i, .., .., .., ..]).assign(&v);
-    }
+    let (input, expected) = reference_io(&dir);
+    let batch = mirrored_batch(&input, &[0, 3, 7]);
     let mut backend = NativeBackend::load(
         dir.join("model_ds.onnx"),
         &NativeOptions::default().threads(2).max_batch(2),
@@ -442,8 +408,7 @@ fn bf16_runs_or_is_refused() {
     }
     for name in ["unetpp-small", "unet-small"] {
         let dir = reference_dir(name);
-        let input = read_f32(&dir.join("input.bin"), (1, 1, 32, 32, 32));
-        let expected = read_f32(&dir.join("output_class.bin"), (1, 3, 32, 32, 32));
+        let (input, expected) = reference_io(&dir);
         let mut bf = NativeBackend::load(dir.join("model_ds.onnx"), &opts).expect("bf16 load");
         let got = bf.run(input.view()).expect("bf16 run");
         let argmax = |a: &Array5<f32>| -> Vec<usize> {

@@ -5,36 +5,11 @@
 // A build without the `tract` feature has no tract backend to test.
 #![cfg(feature = "tract")]
 
-use std::path::{Path, PathBuf};
-
-use ndarray::{s, Array5, Axis};
+use ndarray::{s, Array5};
 use nnu_engine::{Backend, EngineError, TractBackend, TractOptions};
 
-const TOLERANCE: f32 = 1e-4;
-
-/// A model folder of `fixtures/reference` (made by `scripts/goldens/reference_make.py`).
-fn reference_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/reference")
-        .join(name)
-}
-
-fn read_f32(path: &Path, shape: (usize, usize, usize, usize, usize)) -> Array5<f32> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let values: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    Array5::from_shape_vec(shape, values).expect("reference file size")
-}
-
-fn max_abs_diff(a: &Array5<f32>, b: &Array5<f32>) -> f32 {
-    assert_eq!(a.shape(), b.shape());
-    a.iter()
-        .zip(b.iter())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
+mod common;
+use common::{max_abs_diff, mirrored_batch, reference_dir, reference_io, TOLERANCE};
 
 fn check_parity(name: &str, threads: usize) {
     let dir = reference_dir(name);
@@ -47,8 +22,7 @@ fn check_parity(name: &str, threads: usize) {
     assert_eq!(backend.input_channels(), 1);
     assert_eq!(backend.num_classes(), 3);
     assert_eq!(backend.max_batch(), 1);
-    let input = read_f32(&dir.join("input.bin"), (1, 1, 32, 32, 32));
-    let expected = read_f32(&dir.join("output_class.bin"), (1, 3, 32, 32, 32));
+    let (input, expected) = reference_io(&dir);
     let got = backend.run(input.view()).expect("run");
     let diff = max_abs_diff(&got, &expected);
     eprintln!("{name}, {threads} threads: max abs diff {diff:e}");
@@ -77,20 +51,9 @@ fn unet_small_matches_pytorch_two_threads() {
 fn batches_match_single_runs() {
     let dir = reference_dir("unet-small");
     let model = dir.join("model_ds.onnx");
-    let input = read_f32(&dir.join("input.bin"), (1, 1, 32, 32, 32));
-    let expected = read_f32(&dir.join("output_class.bin"), (1, 3, 32, 32, 32));
+    let (input, expected) = reference_io(&dir);
     // Mirrors m0, m3 (flip x and y), m7 (flip all three), in the recipe's numbering.
-    let mirrors = [0usize, 3, 7];
-    let mut batch = Array5::<f32>::zeros((mirrors.len(), 1, 32, 32, 32));
-    for (i, m) in mirrors.into_iter().enumerate() {
-        let mut v = input.slice(s![0, .., .., .., ..]);
-        for (bit, axis) in [(1, 3), (2, 2), (4, 1)] {
-            if m & bit != 0 {
-                v.invert_axis(Axis(axis));
-            }
-        }
-        batch.slice_mut(s![i, .., .., .., ..]).assign(&v);
-    }
+    let batch = mirrored_batch(&input, &[0, 3, 7]);
     let mut batched =
         TractBackend::load(&model, &TractOptions::default().threads(2).max_batch(2)).expect("load");
     assert_eq!(batched.max_batch(), 2);
