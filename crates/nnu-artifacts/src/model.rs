@@ -13,6 +13,35 @@ pub const FINAL_CHECKPOINT: &str = "model_final_checkpoint.model";
 /// The file name of a fold's exported network (what `nnu-export-onnx` writes by default).
 pub const FOLD_ONNX: &str = "model.onnx";
 
+/// The fold folders of model folder `dir`, as (name, fold number, path), sorted `fold_0`, `fold_1`, ...
+/// then `all_name` (`all` in nnU-Net v1, `fold_all` in nnunetv2), which has no number. Other entries are
+/// skipped; whether a fold holds anything usable is the caller's question.
+pub(crate) fn fold_entries(
+    dir: &Path,
+    all_name: &str,
+) -> Result<Vec<(String, Option<usize>, PathBuf)>> {
+    let io = |source| Error::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut folds = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(io)? {
+        let e = e.map_err(io)?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let fold = if name == all_name {
+            None
+        } else {
+            match name.strip_prefix("fold_").map(str::parse::<usize>) {
+                Some(Ok(k)) => Some(k),
+                _ => continue,
+            }
+        };
+        folds.push((name, fold, e.path()));
+    }
+    folds.sort_by_key(|(_, fold, _)| (fold.is_none(), *fold));
+    Ok(folds)
+}
+
 /// One trained fold found in a model folder.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FoldDir {
@@ -64,31 +93,14 @@ impl ModelFolder {
                 what: "the nnU-Net v1 plans file that training writes into the model folder".into(),
             })?;
         let plans = Plans::load(&plans_path)?;
-        let entries = std::fs::read_dir(&dir).map_err(|source| Error::Io {
-            path: dir.clone(),
-            source,
-        })?;
         let mut folds = Vec::new();
-        for e in entries {
-            let e = e.map_err(|source| Error::Io {
-                path: dir.clone(),
-                source,
-            })?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            let fold = match name.strip_prefix("fold_") {
-                Some(k) => match k.parse::<usize>() {
-                    Ok(k) => Some(k),
-                    Err(_) => continue,
-                },
-                None if name == "all" => None,
-                None => continue,
-            };
-            let checkpoint = Some(e.path().join(FINAL_CHECKPOINT)).filter(|p| p.is_file());
-            let onnx = Some(e.path().join(FOLD_ONNX)).filter(|p| p.is_file());
+        for (name, fold, path) in fold_entries(&dir, "all")? {
+            let checkpoint = Some(path.join(FINAL_CHECKPOINT)).filter(|p| p.is_file());
+            let onnx = Some(path.join(FOLD_ONNX)).filter(|p| p.is_file());
             if checkpoint.is_none() && onnx.is_none() {
                 continue;
             }
-            let pkl = e.path().join(format!("{FINAL_CHECKPOINT}.pkl"));
+            let pkl = path.join(format!("{FINAL_CHECKPOINT}.pkl"));
             folds.push(FoldDir {
                 name,
                 fold,
@@ -97,7 +109,6 @@ impl ModelFolder {
                 trainer_pkl: pkl.is_file().then_some(pkl),
             });
         }
-        folds.sort_by_key(|f| (f.fold.is_none(), f.fold));
         if folds.is_empty() {
             return Err(Error::MissingFile {
                 path: dir.join("fold_0").join(FINAL_CHECKPOINT),

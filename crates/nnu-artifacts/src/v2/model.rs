@@ -138,26 +138,9 @@ impl V2ModelFolder {
         };
         let plans = V2Plans::load(need("plans.json", "the nnunetv2 plans")?)?;
         let dataset = DatasetJson::load(need("dataset.json", "the nnunetv2 dataset.json")?)?;
-        let entries = std::fs::read_dir(&dir).map_err(|source| Error::Io {
-            path: dir.clone(),
-            source,
-        })?;
         let mut folds = Vec::new();
-        for e in entries {
-            let e = e.map_err(|source| Error::Io {
-                path: dir.clone(),
-                source,
-            })?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            let fold = match name.strip_prefix("fold_") {
-                Some("all") => None,
-                Some(k) => match k.parse::<usize>() {
-                    Ok(k) => Some(k),
-                    Err(_) => continue,
-                },
-                None => continue,
-            };
-            let file = |n: &str| Some(e.path().join(n)).filter(|p| p.is_file());
+        for (name, fold, path) in crate::model::fold_entries(&dir, "fold_all")? {
+            let file = |n: &str| Some(path.join(n)).filter(|p| p.is_file());
             let f = V2FoldDir {
                 name,
                 fold,
@@ -169,7 +152,6 @@ impl V2ModelFolder {
                 folds.push(f);
             }
         }
-        folds.sort_by_key(|f| (f.fold.is_none(), f.fold));
         if folds.is_empty() {
             return Err(Error::MissingFile {
                 path: dir.join("fold_0").join(CHECKPOINT_FINAL),
