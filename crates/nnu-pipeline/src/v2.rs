@@ -19,7 +19,7 @@ use nnu_preprocessing::v2::{
     export_v2, preprocess_case_v2, V2CaseProperties, V2ExportParams, V2Labels, V2Normalization,
     V2PreprocessParams, V2Resampling,
 };
-use nnu_tiling::v2::{v2_mirror_order, LogitMerge};
+use nnu_tiling::v2::{gaussian_importance_map_v2_2d, v2_mirror_order, LogitMerge};
 use nnu_tiling::{extract_tile, Mirror, MirrorSet, TileGrid};
 use nnu_volume::{stage_volume, Geometry, WriteOptions};
 
@@ -104,6 +104,50 @@ pub fn v2_preprocess_files(
     Ok((data, props, geometry))
 }
 
+/// The sliding window of a configuration, in the transposed (z, y, x) frame of the preprocessed array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum V2Window {
+    /// A 3-D configuration: a (z, y, x) patch slid over the volume.
+    Volume([usize; 3]),
+    /// A 2-D configuration, predicted as nnunetv2 does it: every slice along axis 0 on its own, a (y, x)
+    /// patch slid over it, the 2-D Gaussian. The network runs as a 3-D one on a (1, y, x) patch.
+    Slices([usize; 2]),
+}
+
+impl V2Window {
+    /// The patch the (3-D) backend takes: `[1, y, x]` for [`V2Window::Slices`].
+    pub fn patch(self) -> [usize; 3] {
+        match self {
+            V2Window::Volume(p) => p,
+            V2Window::Slices([y, x]) => [1, y, x],
+        }
+    }
+
+    /// The tiles of an unpadded (z, y, x) image, in nnunetv2's order.
+    pub fn grid(self, shape: [usize; 3], step_size: f64) -> Result<TileGrid, PipelineError> {
+        Ok(match self {
+            V2Window::Volume(p) => TileGrid::new(shape, p, step_size)?,
+            V2Window::Slices(p) => TileGrid::slices(shape, p, step_size)?,
+        })
+    }
+
+    /// The merge of one fold's tiles over `grid` (from [`V2Window::grid`]), Gaussian-weighted when
+    /// `use_gaussian` (the 2-D map for [`V2Window::Slices`]).
+    fn merge(
+        self,
+        heads: usize,
+        grid: TileGrid,
+        use_gaussian: bool,
+    ) -> Result<LogitMerge, PipelineError> {
+        Ok(match (self, use_gaussian) {
+            (V2Window::Slices(p), true) => {
+                LogitMerge::with_weights(heads, grid, Some(gaussian_importance_map_v2_2d(p)?))?
+            }
+            _ => LogitMerge::new(heads, grid, use_gaussian)?,
+        })
+    }
+}
+
 /// An nnunetv2 model folder opened for prediction with one of its configurations: what
 /// `nnUNetPredictor.initialize_from_trained_model_folder` reads, minus the networks (see
 /// [`load_v2_backends`]).
@@ -119,8 +163,10 @@ pub struct V2Model {
     pub params: V2PreprocessParams,
     /// Export of the configuration (resampling of the logits, label manager, transposes).
     pub export: V2ExportParams,
-    /// Patch size (z, y, x, transposed frame).
+    /// Patch size the backends take (z, y, x, transposed frame; `[1, y, x]` for a 2-D configuration).
     pub patch: [usize; 3],
+    /// The sliding window: 3-D, or slice by slice for a 2-D configuration.
+    pub window: V2Window,
     /// Input channels (`dataset.json` `channel_names`).
     pub num_channels: usize,
     /// Network outputs (`num_segmentation_heads`: labels, or regions for region-based models).
@@ -129,8 +175,9 @@ pub struct V2Model {
 
 impl V2Model {
     /// Opens `dir` for `configuration` (`None`: the one the folder name ends with, else `3d_fullres`)
-    /// reading `checkpoint` (`checkpoint_final.pth` or `checkpoint_best.pth`) in each fold. 2-D and cascade
-    /// configurations are refused (not wired yet), as are label managers other than `LabelManager`.
+    /// reading `checkpoint` (`checkpoint_final.pth` or `checkpoint_best.pth`) in each fold. 3-D and 2-D
+    /// configurations are taken; cascade stages are refused (not wired yet), as are label managers other
+    /// than `LabelManager`.
     pub fn open(
         dir: &Path,
         configuration: Option<&str>,
@@ -163,16 +210,6 @@ impl V2Model {
                 ),
             )
         })?;
-        if cfg.ndim() != 3 {
-            return Err(bad(
-                &plans_path,
-                format!(
-                    "configuration {configuration} is {}-D: prediction with 2-D nnunetv2 configurations is \
-                     not wired yet (3-D configurations only)",
-                    cfg.ndim()
-                ),
-            ));
-        }
         if let Some(prev) = &cfg.previous_stage {
             return Err(bad(
                 &plans_path,
@@ -244,12 +281,19 @@ impl V2Model {
             V2Labels::Softmax
         };
         let heads = ds.num_segmentation_heads();
-        let patch: [usize; 3] = cfg.patch_size.as_slice().try_into().map_err(|_| {
-            bad(
-                &plans_path,
-                format!("patch_size {:?} is not 3-D", cfg.patch_size),
-            )
-        })?;
+        let window = match *cfg.patch_size.as_slice() {
+            [z, y, x] => V2Window::Volume([z, y, x]),
+            [y, x] => V2Window::Slices([y, x]),
+            _ => {
+                return Err(bad(
+                    &plans_path,
+                    format!(
+                        "configuration {configuration}: patch_size {:?} is neither 2-D nor 3-D",
+                        cfg.patch_size
+                    ),
+                ))
+            }
+        };
         Ok(V2Model {
             num_channels: cfg.normalization_schemes.len(),
             export: V2ExportParams {
@@ -260,7 +304,8 @@ impl V2Model {
                 labels,
             },
             params,
-            patch,
+            patch: window.patch(),
+            window,
             heads,
             configuration,
             checkpoint: checkpoint.to_owned(),
@@ -305,8 +350,9 @@ impl V2Model {
 pub struct V2Backends {
     /// One backend per fold, in fold order.
     pub backends: Vec<Box<dyn Backend>>,
-    /// `inference_allowed_mirroring_axes` of the first fold's checkpoint (`None`: the trainer disabled
-    /// mirroring). When the first fold has only a `model.onnx`, all three axes.
+    /// `inference_allowed_mirroring_axes` of the first fold's checkpoint in the (z, y, x) axes of the
+    /// preprocessed array (a 2-D network's axes 0, 1 are y, x: 1, 2 here), `None` when the trainer
+    /// disabled mirroring. When the first fold has only a `model.onnx`, all three axes.
     pub mirror_axes: Option<Vec<usize>>,
 }
 
@@ -322,14 +368,18 @@ impl V2Backends {
 
 /// Loads one CPU backend per fold of `model` (`folds` as [`V2Model::folds`]): the fold's `model.onnx`
 /// when it has one, else the network built in memory from the checkpoint (`nnu_onnx_export::v2`). The
-/// checkpoint must have been trained with `model.configuration`.
+/// checkpoint must have been trained with `model.configuration`. A 2-D network is always built from its
+/// checkpoint, as the equivalent 3-D one ([`lift_2d_to_3d`]: kernels and strides `1 x k x k`, run on
+/// a `(1, y, x)` patch); a fold of a 2-D configuration with only a `model.onnx` is an error.
 pub fn load_v2_backends(
     model: &V2Model,
     folds: &[usize],
     options: &CpuBackendOptions,
 ) -> Result<V2Backends, PipelineError> {
     let cfg = model.folder.plans.configuration(&model.configuration)?;
+    let two_d = matches!(model.window, V2Window::Slices(_));
     let arch = cfg.network()?;
+    let arch = if two_d { lift_arch(&arch) } else { arch };
     let mut noted = false;
     let mut backends = Vec::new();
     let mut mirror_axes: Option<Option<Vec<usize>>> = None;
@@ -354,10 +404,15 @@ pub fn load_v2_backends(
             }
             mirror_axes.get_or_insert_with(|| {
                 info.and_then(|i| i.inference_allowed_mirroring_axes.clone())
+                    .map(|axes| {
+                        let shift = usize::from(two_d);
+                        axes.into_iter().map(|a| a + shift).collect()
+                    })
             });
         }
         mirror_axes.get_or_insert_with(|| Some(vec![0, 1, 2]));
-        let backend = match (&fold.onnx, ckpt, ckpt_path) {
+        let onnx = if two_d { None } else { fold.onnx.as_ref() };
+        let backend = match (onnx, ckpt, ckpt_path) {
             (Some(onnx), ..) => open_backend(
                 onnx,
                 None,
@@ -367,10 +422,13 @@ pub fn load_v2_backends(
                 &mut noted,
             )?,
             (None, Some(c), Some(p)) => {
-                let sd = nnu_onnx_export::from_artifacts::state_dict_from_checkpoint(c)?;
+                let mut sd = nnu_onnx_export::from_artifacts::state_dict_from_checkpoint(c)?;
+                if two_d {
+                    sd = lift_state_dict(sd)?;
+                }
                 let exported = nnu_onnx_export::v2::export_v2(
                     &arch,
-                    &cfg.patch_size,
+                    &model.patch,
                     sd,
                     &nnu_onnx_export::ExportOptions::default(),
                 )?;
@@ -386,7 +444,13 @@ pub fn load_v2_backends(
             _ => {
                 return Err(PipelineError::Input {
                     path: model.folder.dir.join(&fold.name).join(&model.checkpoint),
-                    msg: "missing: the fold has neither this checkpoint nor a model.onnx".into(),
+                    msg: if two_d {
+                        "missing: a 2-D configuration is predicted from its checkpoint (a 2-D model.onnx \
+                         is not taken by the backends)"
+                            .into()
+                    } else {
+                        "missing: the fold has neither this checkpoint nor a model.onnx".into()
+                    },
                 })
             }
         };
@@ -408,6 +472,55 @@ pub fn load_v2_backends(
     })
 }
 
+/// A 2-D network as the equivalent 3-D one: every kernel and stride gains a leading 1 (`[k, k]` ->
+/// `[1, k, k]`). With [`lift_state_dict`]'s weights it computes, on a `(1, y, x)` patch, what the 2-D
+/// network computes on the `(y, x)` patch: a `1 x k x k` convolution, transposed convolution or pooling
+/// of one slice is the 2-D one, and instance normalisation over `(1, y, x)` is over `(y, x)`.
+pub fn lift_2d_to_3d(
+    arch: &nnu_artifacts::v2::UNetArchitecture,
+    state_dict: nnu_onnx_export::StateDict,
+) -> Result<
+    (
+        nnu_artifacts::v2::UNetArchitecture,
+        nnu_onnx_export::StateDict,
+    ),
+    PipelineError,
+> {
+    Ok((lift_arch(arch), lift_state_dict(state_dict)?))
+}
+
+fn lift_arch(arch: &nnu_artifacts::v2::UNetArchitecture) -> nnu_artifacts::v2::UNetArchitecture {
+    if arch.ndim != 2 {
+        return arch.clone();
+    }
+    let lift = |v: &Vec<Vec<usize>>| -> Vec<Vec<usize>> {
+        v.iter()
+            .map(|k| std::iter::once(1).chain(k.iter().copied()).collect())
+            .collect()
+    };
+    nnu_artifacts::v2::UNetArchitecture {
+        ndim: 3,
+        kernel_sizes: lift(&arch.kernel_sizes),
+        strides: lift(&arch.strides),
+        ..arch.clone()
+    }
+}
+
+/// Conv2d / ConvTranspose2d weights `[a, b, ky, kx]` as `[a, b, 1, ky, kx]` (the same values in the same
+/// order); other tensors unchanged.
+fn lift_state_dict(
+    sd: nnu_onnx_export::StateDict,
+) -> Result<nnu_onnx_export::StateDict, PipelineError> {
+    let mut out = nnu_onnx_export::StateDict::new();
+    for (k, mut t) in sd.into_entries() {
+        if t.shape.len() == 4 {
+            t.shape.insert(2, 1);
+        }
+        out.insert(k, t.shape, t.data)?;
+    }
+    Ok(out)
+}
+
 /// nnunetv2's order of the passes for a mirror set that is every combination of some axes
 /// ([`nnu_tiling::v2::v2_mirror_order`]); any other set is an error.
 fn mirror_order(set: MirrorSet) -> Result<Vec<Mirror>, PipelineError> {
@@ -423,20 +536,22 @@ fn mirror_order(set: MirrorSet) -> Result<Vec<Mirror>, PipelineError> {
 }
 
 /// `predict_sliding_window_return_logits` of one fold, then the fold ensemble of
-/// `predict_logits_from_preprocessed_data`: every tile of `data` (c, z, y, x, preprocessed) through each
-/// backend with the mirrors of `opts` (logits averaged), merged with the fp16 Gaussian in f32
-/// ([`LogitMerge`]), and the folds' logits averaged. `progress(done, total)` counts the tiles of all
+/// `predict_logits_from_preprocessed_data`: every tile of `data` (c, z, y, x, preprocessed) of `window`
+/// (3-D, or slice by slice for a 2-D configuration) through each backend with the mirrors of `opts`
+/// (logits averaged), merged with the fp16 Gaussian in f32 ([`LogitMerge`]), and the folds' logits
+/// averaged. `progress(done, total)` counts the tiles of all
 /// folds. Returns the logits (heads, z, y, x) and the tiles of one fold.
 pub fn predict_logits_v2(
     data: &Array4<f32>,
     backends: &mut [Box<dyn Backend>],
-    patch: [usize; 3],
+    window: V2Window,
     opts: &PredictOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(Array4<f32>, usize), PipelineError> {
     let (c, z, y, x) = data.dim();
     let mirrors = mirror_order(opts.mirrors)?;
-    let grid = TileGrid::new([z, y, x], patch, opts.step_size)?;
+    let patch = window.patch();
+    let grid = window.grid([z, y, x], opts.step_size)?;
     let n = mirrors.len();
     let tile_len = c * patch[0] * patch[1] * patch[2];
     let mut input = Array5::<f32>::zeros((n, c, patch[0], patch[1], patch[2]));
@@ -453,7 +568,7 @@ pub fn predict_logits_v2(
                 patch
             )));
         }
-        let mut merge = LogitMerge::new(backend.num_classes(), grid.clone(), opts.use_gaussian)?;
+        let mut merge = window.merge(backend.num_classes(), grid.clone(), opts.use_gaussian)?;
         for (done, tile) in grid.tiles().enumerate() {
             {
                 let buf = input
@@ -543,7 +658,7 @@ pub fn predict_case_v2(
             e => e,
         })?;
     report.preprocessed_shape = props.shape_after_resampling;
-    let (logits, tiles) = predict_logits_v2(&data, backends, model.patch, opts, progress)?;
+    let (logits, tiles) = predict_logits_v2(&data, backends, model.window, opts, progress)?;
     drop(data);
     report.tiles = tiles;
     report.passes = tiles * opts.mirrors.len() * backends.len();

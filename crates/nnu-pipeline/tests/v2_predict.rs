@@ -10,8 +10,8 @@
 //! logits by at most `delta = fp16_vs_fp32_logits_max_abs` (the golden's meta.json), and it resamples
 //! them in fp16 (relative rounding 2^-11 per value). The label can then only differ where the two
 //! largest resampled logits are within `2 * delta + (|a| + |b|) * 2^-10` (softmax), or a region's logit
-//! within `delta + |l| * 2^-10` of 0 (sigmoid > 0.5). The 2-D golden is not used: 2-D configurations are
-//! refused for now.
+//! within `delta + |l| * 2^-10` of 0 (sigmoid > 0.5). The 2-D golden (`Dataset901_Plain_2d`) is predicted slice by slice as nnunetv2
+//! predicts a 2-D configuration, with the same tolerances.
 
 use std::path::{Path, PathBuf};
 
@@ -63,7 +63,7 @@ struct Golden {
     files: Vec<PathBuf>,
 }
 
-/// The 3-D goldens (the 2-D one is skipped: 2-D configurations are refused, see the module docs).
+/// Every golden: three 3-D configurations and a 2-D one.
 fn goldens() -> Vec<Golden> {
     let dir = root().join("predict");
     let mut out = Vec::new();
@@ -77,9 +77,6 @@ fn goldens() -> Vec<Golden> {
     for m in metas {
         let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&m).unwrap()).unwrap();
         let configuration = meta["configuration"].as_str().unwrap();
-        if configuration == "2d" {
-            continue;
-        }
         let model = V2Model::open(
             &root().join(meta["model"].as_str().unwrap()),
             Some(configuration),
@@ -104,7 +101,7 @@ fn goldens() -> Vec<Golden> {
             files,
         });
     }
-    assert_eq!(out.len(), 3);
+    assert_eq!(out.len(), 4);
     out
 }
 
@@ -123,16 +120,26 @@ fn logits_match(kind: BackendKind) {
     let opts_cpu = CpuBackendOptions::new(kind, 2);
     for g in goldens() {
         let mut b = load_v2_backends(&g.model, &folds(&g.meta), &opts_cpu).unwrap();
-        let want_axes: Vec<usize> = serde_json::from_value(g.meta["mirror_axes"].clone()).unwrap();
+        let mut want_axes: Vec<usize> =
+            serde_json::from_value(g.meta["mirror_axes"].clone()).unwrap();
+        if g.meta["configuration"] == "2d" {
+            // The checkpoint's axes are the 2-D network's (y, x) = axes 1, 2 of the (z, y, x) array.
+            want_axes.iter_mut().for_each(|a| *a += 1);
+        }
         assert_eq!(b.mirror_axes.as_deref(), Some(&want_axes[..]), "{}", g.name);
         let opts = PredictOptions {
             mirrors: b.default_mirrors().unwrap(),
             ..PredictOptions::default()
         };
         let (data, _, _) = v2_preprocess_files(&g.files, &g.model.params).unwrap();
-        let (logits, tiles) =
-            predict_logits_v2(&data, &mut b.backends, g.model.patch, &opts, &mut |_, _| {})
-                .unwrap();
+        let (logits, tiles) = predict_logits_v2(
+            &data,
+            &mut b.backends,
+            g.model.window,
+            &opts,
+            &mut |_, _| {},
+        )
+        .unwrap();
         let (shape, want) = read_npy_f32(&root().join(format!("predict/{}_logits.npy", g.name)));
         assert_eq!(logits.shape(), shape.as_slice(), "{}", g.name);
         let max = logits
@@ -195,9 +202,14 @@ fn segmentations_match_predict_from_files_except_near_ties() {
         }
         // Near-ties, from our logits resampled as the export does, mapped to the image frame.
         let (data, props, _) = v2_preprocess_files(&g.files, &g.model.params).unwrap();
-        let (logits, _) =
-            predict_logits_v2(&data, &mut b.backends, g.model.patch, &opts, &mut |_, _| {})
-                .unwrap();
+        let (logits, _) = predict_logits_v2(
+            &data,
+            &mut b.backends,
+            g.model.window,
+            &opts,
+            &mut |_, _| {},
+        )
+        .unwrap();
         let r = resample_logits_v2(logits.view(), &props, &g.model.export).unwrap();
         let delta = g.meta["fp16_vs_fp32_logits_max_abs"].as_f64().unwrap() as f32;
         let ulp = 2f32.powi(-10);

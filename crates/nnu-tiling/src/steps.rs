@@ -87,6 +87,16 @@ impl TileGrid {
         })
     }
 
+    /// The grid nnunetv2 uses for a 2-D configuration on a (z, y, x) volume
+    /// (`_internal_get_sliding_window_slicers` with a patch one axis shorter than the image): every slice
+    /// `z` on its own (a patch of one slice, no padding in z), and in (y, x) the padding to `patch` and
+    /// [`compute_steps`] with `step_size`. Tiles come slice by slice, then y, then x, nnunetv2's order.
+    pub fn slices(image_shape: [usize; 3], patch: [usize; 2], step_size: f64) -> Result<Self> {
+        let mut grid = TileGrid::new(image_shape, [1, patch[0], patch[1]], step_size)?;
+        grid.steps[0] = (0..image_shape[0]).collect();
+        Ok(grid)
+    }
+
     /// A grid with explicit starts (for example read back from the recipe's `all_shape.txt`).
     ///
     /// The padding is derived from `image_shape` and `patch` as in [`TileGrid::new`]; every start must keep

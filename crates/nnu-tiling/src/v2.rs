@@ -55,12 +55,34 @@ pub fn gaussian_importance_map_v2(patch: [usize; 3]) -> Result<Array3<f32>> {
         return Err(TilingError::EmptyPatch { patch });
     }
     let w: [Vec<f64>; 3] = std::array::from_fn(|a| axis_weights(patch[a]));
+    Ok(v2_map(&w))
+}
+
+/// [`gaussian_importance_map_v2`] of a 2-D patch `[py, px]`, as nnunetv2 computes it for a 2-D
+/// configuration (a 2-D filter: `w_y[y] * w_x[x]`, no third factor), shaped `(1, py, px)` for a grid
+/// with a patch of one slice ([`TileGrid::slices`]).
+pub fn gaussian_importance_map_v2_2d(patch: [usize; 2]) -> Result<Array3<f32>> {
+    if patch.contains(&0) {
+        return Err(TilingError::EmptyPatch {
+            patch: [1, patch[0], patch[1]],
+        });
+    }
+    // A factor of exactly 1 in z leaves every product and the maximum as the 2-D filter makes them.
+    Ok(v2_map(&[
+        vec![1.0],
+        axis_weights(patch[0]),
+        axis_weights(patch[1]),
+    ]))
+}
+
+/// The fp16 map of separable per-axis weights `w` (z, y, x): `(w0 * w1) * w2 / (max / 10)`.
+fn v2_map(w: &[Vec<f64>; 3]) -> Array3<f32> {
     let max = w
         .iter()
         .map(|v| v.iter().copied().fold(0.0f64, f64::max))
         .fold(1.0f64, |acc, m| acc * m);
     let div = max / V2_GAUSSIAN_SCALE;
-    let mut g = Array3::from_shape_fn((patch[0], patch[1], patch[2]), |(z, y, x)| {
+    let mut g = Array3::from_shape_fn((w[0].len(), w[1].len(), w[2].len()), |(z, y, x)| {
         round_to_f16((w[0][z] * w[1][y] * w[2][x]) / div)
     });
     let min_nonzero = g
@@ -71,7 +93,7 @@ pub fn gaussian_importance_map_v2(patch: [usize; 3]) -> Result<Array3<f32>> {
     if min_nonzero.is_finite() {
         g.mapv_inplace(|v| if v == 0.0 { min_nonzero } else { v });
     }
-    Ok(g)
+    g
 }
 
 /// The network passes of one tile in nnunetv2's order for `mirror_axes` (spatial axes 0 = z, 1 = y,
@@ -134,16 +156,39 @@ impl LogitMerge {
     /// # Errors
     /// [`TilingError::ZeroCount`] for no heads.
     pub fn new(heads: usize, grid: TileGrid, use_gaussian: bool) -> Result<Self> {
-        if heads == 0 {
-            return Err(TilingError::ZeroCount {
-                what: "num_segmentation_heads",
-            });
-        }
         let gaussian = if use_gaussian {
             Some(gaussian_importance_map_v2(grid.patch())?)
         } else {
             None
         };
+        Self::with_weights(heads, grid, gaussian)
+    }
+
+    /// An empty merge weighted by `gaussian` (the patch's shape; `None`: weight 1), for instance
+    /// [`gaussian_importance_map_v2_2d`] for a 2-D configuration predicted slice by slice.
+    ///
+    /// # Errors
+    /// [`TilingError::ZeroCount`] for no heads, [`TilingError::ShapeMismatch`] for a map that is not the
+    /// patch's shape.
+    pub fn with_weights(
+        heads: usize,
+        grid: TileGrid,
+        gaussian: Option<Array3<f32>>,
+    ) -> Result<Self> {
+        if heads == 0 {
+            return Err(TilingError::ZeroCount {
+                what: "num_segmentation_heads",
+            });
+        }
+        if let Some(g) = &gaussian {
+            if g.shape() != grid.patch() {
+                return Err(TilingError::ShapeMismatch {
+                    what: "importance map",
+                    expected: grid.patch().to_vec(),
+                    got: g.shape().to_vec(),
+                });
+            }
+        }
         let [z, y, x] = grid.padded_shape();
         Ok(LogitMerge {
             heads,
@@ -283,6 +328,34 @@ mod tests {
         assert_eq!(g[[4, 12, 16]], 10.0);
         assert!(g.iter().all(|&v| v > 0.0 && v <= 10.0));
         assert!(g.iter().all(|&v| round_to_f16(v as f64) == v));
+    }
+
+    #[test]
+    fn gaussian_2d_is_one_slice_with_peak_ten() {
+        let g = gaussian_importance_map_v2_2d([32, 24]).unwrap();
+        assert_eq!(g.shape(), [1, 32, 24]);
+        assert_eq!(g[[0, 16, 12]], 10.0);
+        assert!(g.iter().all(|&v| v > 0.0 && v <= 10.0));
+        // Symmetric about the centre row.
+        assert_eq!(g[[0, 15, 12]], g[[0, 17, 12]]);
+    }
+
+    #[test]
+    fn slice_grids_take_every_slice_once() {
+        let grid = TileGrid::slices([5, 40, 20], [32, 24], 0.5).unwrap();
+        assert_eq!(grid.steps()[0], (0..5).collect::<Vec<_>>());
+        assert_eq!(grid.steps()[1], [0, 8]);
+        assert_eq!(grid.steps()[2], [0]);
+        assert_eq!(grid.padded_shape(), [5, 40, 24]);
+        assert_eq!(grid.patch(), [1, 32, 24]);
+        let merge = LogitMerge::with_weights(
+            2,
+            grid.clone(),
+            Some(gaussian_importance_map_v2_2d([32, 24]).unwrap()),
+        );
+        assert!(merge.is_ok());
+        let bad = LogitMerge::with_weights(2, grid, Some(Array3::ones((2, 32, 24))));
+        assert!(bad.is_err());
     }
 
     #[test]

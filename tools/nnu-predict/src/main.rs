@@ -106,7 +106,8 @@ struct Args {
     #[arg(long)]
     no_postprocessing: bool,
     /// nnunetv2 models: the configuration of plans.json to predict with (default: the one the model
-    /// folder's name ends with, e.g. 3d_fullres). 3-D configurations only for now (no 2d, no cascade).
+    /// folder's name ends with, e.g. 3d_fullres). 3-D and 2d configurations (2d slice by slice, as
+    /// nnunetv2); cascades (3d_lowres, 3d_cascade_fullres) are not taken yet.
     #[arg(short = 'c', long)]
     configuration: Option<String>,
     /// nnunetv2 models: the checkpoint of each fold, checkpoint_final.pth or checkpoint_best.pth.

@@ -28,6 +28,12 @@ fn a_v2_folder_is_predicted_as_the_library_predicts_it() {
             vec![0, 1],
         ),
         (
+            "Dataset901_Plain/nnUNetTrainer__nnUNetPlans__2d",
+            "plain_a",
+            1,
+            vec![0],
+        ),
+        (
             "Dataset902_ResEnc/nnUNetTrainer__nnUNetResEncUNetMPlans__3d_fullres",
             "resenc_a",
             2,
@@ -116,9 +122,9 @@ fn configurations_that_cannot_be_predicted_are_refused() {
             "3d_lowres",
         ),
         (
-            model("Dataset901_Plain/nnUNetTrainer__nnUNetPlans__2d"),
-            "2d",
-            "2d",
+            model("Dataset901_Plain/nnUNetTrainer__nnUNetPlans__3d_fullres"),
+            "3d_cascade_fullres",
+            "cascade",
         ),
     ] {
         let o = run(
