@@ -1,9 +1,12 @@
 //! Memory plan: which buffer each tensor lives in.
 //!
-//! Tensors are created in step order; a tensor's buffer returns to the free list after the last step
-//! that reads it (the network output stays to the end). A new tensor takes the smallest free buffer
-//! that holds it, else the largest free one (grown), else a new buffer, so the buffers are allocated
-//! once per model and every pass (and every sample of a batch) reuses them.
+//! A tensor lives from the step that creates it (the input: from before the first step) to the last step
+//! that reads it (the network output: to the end). Two tensors may share a buffer when their lifetimes do
+//! not overlap; a tensor is never written into a buffer that a tensor read by the same step holds. The
+//! assignment is greedy by size: tensors from the largest down, each into the first buffer (in creation
+//! order, so the largest first) whose tensors do not overlap it, else into a new buffer of its size. A
+//! buffer is never smaller than a tensor put in it, since larger tensors are placed first. The buffers are
+//! allocated once per model and every pass (and every sample of a batch) reuses them.
 
 use super::import::{ImportedModel, TensorShape};
 use super::kernels::LANES;
@@ -33,71 +36,46 @@ impl MemoryPlan {
 pub(crate) fn plan(model: &ImportedModel) -> MemoryPlan {
     let n = model.tensors.len();
     let steps = model.steps.len();
-    // Last step reading each tensor; the output lives past the end.
-    let mut last: Vec<Option<usize>> = vec![None; n];
-    for (i, step) in model.steps.iter().enumerate() {
-        for t in step.reads() {
-            last[t] = Some(i);
-        }
-    }
-    last[model.output] = Some(steps);
-
-    let mut slot_of = vec![usize::MAX; n];
-    let mut slot_elements: Vec<usize> = Vec::new();
-    let mut free: Vec<usize> = Vec::new();
-    slot_of[model.input] = assign(
-        elements(&model.tensors[model.input]),
-        &mut free,
-        &mut slot_elements,
-    );
-    if last[model.input].is_none() {
-        // Only possible when the output is a copy of the input, which import does not produce.
-        last[model.input] = Some(0);
-    }
+    // Lifetimes in half-steps: created at step i -> 2i + 1, last read at step j -> 2j + 1 (the input is
+    // created at 0, the output lives to 2 * steps + 1). A tensor created by step i and one last read by
+    // step i overlap, so a step never writes into a buffer it reads.
+    let mut start: Vec<Option<usize>> = vec![None; n];
+    let mut end: Vec<usize> = vec![0; n];
+    start[model.input] = Some(0);
     for (i, step) in model.steps.iter().enumerate() {
         if let Some(t) = step.creates() {
-            slot_of[t] = assign(elements(&model.tensors[t]), &mut free, &mut slot_elements);
-            if last[t].is_none() {
-                last[t] = Some(i);
-            }
+            start[t] = Some(2 * i + 1);
+            end[t] = end[t].max(2 * i + 1);
         }
-        let mut done: Vec<usize> = step.reads();
-        done.extend(step.creates());
-        done.sort_unstable();
-        done.dedup();
-        for t in done {
-            if last[t] == Some(i) {
-                free.push(slot_of[t]);
-            }
+        for t in step.reads() {
+            end[t] = end[t].max(2 * i + 1);
         }
+    }
+    end[model.output] = 2 * steps + 1;
+    end[model.input] = end[model.input].max(1);
+    let mut order: Vec<usize> = (0..n).filter(|&t| start[t].is_some()).collect();
+    order.sort_by_key(|&t| (std::cmp::Reverse(elements(&model.tensors[t])), start[t]));
+    let mut slot_of = vec![usize::MAX; n];
+    let mut slot_elements: Vec<usize> = Vec::new();
+    let mut slot_lives: Vec<Vec<(usize, usize)>> = Vec::new();
+    for t in order {
+        let (s0, e0) = (start[t].unwrap_or(0), end[t]);
+        let free = slot_lives
+            .iter()
+            .position(|lives| lives.iter().all(|&(s, e)| e0 < s || e < s0));
+        let slot = match free {
+            Some(k) => k,
+            None => {
+                slot_elements.push(elements(&model.tensors[t]));
+                slot_lives.push(Vec::new());
+                slot_elements.len() - 1
+            }
+        };
+        slot_lives[slot].push((s0, e0));
+        slot_of[t] = slot;
     }
     MemoryPlan {
         slot_of,
         slot_elements,
     }
-}
-
-/// Picks a buffer for a tensor of `need` elements (see the module doc) and grows it if needed.
-fn assign(need: usize, free: &mut Vec<usize>, slot_elements: &mut Vec<usize>) -> usize {
-    let best = free
-        .iter()
-        .enumerate()
-        .filter(|(_, &s)| slot_elements[s] >= need)
-        .min_by_key(|(_, &s)| slot_elements[s])
-        .map(|(i, _)| i)
-        .or_else(|| {
-            free.iter()
-                .enumerate()
-                .max_by_key(|(_, &s)| slot_elements[s])
-                .map(|(i, _)| i)
-        });
-    let slot = match best {
-        Some(i) => free.swap_remove(i),
-        None => {
-            slot_elements.push(0);
-            slot_elements.len() - 1
-        }
-    };
-    slot_elements[slot] = slot_elements[slot].max(need);
-    slot
 }
