@@ -10,8 +10,8 @@ use nnu_artifacts::v2::{detect, ModelKind};
 use nnu_artifacts::Plans;
 use nnu_onnx_export::from_artifacts::{load_model_folder, spec_from_plans};
 use nnu_onnx_export::{
-    export_model, synthetic_state_dict, BatchDim, ExportError, ExportOptions, Family, NetworkSpec,
-    SyntheticConfig,
+    export_model, synthetic_state_dict, BatchDim, ExportError, ExportOptions, ExportedModel,
+    Family, NetworkSpec, SyntheticConfig,
 };
 
 /// Export an nnU-Net v1 checkpoint (UNet++ or Generic_UNet) to ONNX without Python.
@@ -213,13 +213,39 @@ fn run(args: Args) -> Result<(), Failure> {
     pb.set_message(format!("building {}", spec.family.module_name()));
     let exported =
         export_model(&spec, state_dict, &options).map_err(|e| export_failure(&source, e))?;
-    pb.set_message(format!("writing {}", args.output.display()));
+    write_and_report(
+        pb,
+        &exported,
+        &args.output,
+        &options,
+        &spec.patch_size,
+        &format!(
+            "{} from {} ({})",
+            spec.family.module_name(),
+            source.display(),
+            what
+        ),
+    )
+}
+
+/// Writes `exported` to `output` (atomically), ends the spinner and prints one line: the file,
+/// `network` (what was built from which checkpoint), the parameters, the opset and the input and output
+/// shapes with the batch axis as `options.batch` set it.
+fn write_and_report(
+    pb: ProgressBar,
+    exported: &ExportedModel,
+    output: &Path,
+    options: &ExportOptions,
+    patch_size: &[usize],
+    network: &str,
+) -> Result<(), Failure> {
+    pb.set_message(format!("writing {}", output.display()));
     exported
-        .write(&args.output)
-        .map_err(|e| export_failure(&args.output, e))?;
+        .write(output)
+        .map_err(|e| export_failure(output, e))?;
     pb.finish_and_clear();
 
-    let n = match batch {
+    let n = match options.batch {
         BatchDim::Dynamic => "N".to_string(),
         BatchDim::Fixed(n) => n.to_string(),
     };
@@ -230,20 +256,18 @@ fn run(args: Args) -> Result<(), Failure> {
         v.join(", ")
     };
     let mut input = vec![exported.input_channels];
-    input.extend_from_slice(&spec.patch_size);
+    input.extend_from_slice(patch_size);
     let outs: Vec<String> = exported
         .outputs
         .iter()
         .map(|o| format!("{} [{}]", o.name, dims(&o.shape)))
         .collect();
     println!(
-        "{}: {} from {} ({}), {} parameters, opset {}; input image [{}]; outputs {}",
-        args.output.display(),
-        spec.family.module_name(),
-        source.display(),
-        what,
+        "{}: {}, {} parameters, opset {}; input image [{}]; outputs {}",
+        output.display(),
+        network,
         exported.num_parameters,
-        args.opset,
+        options.opset,
         dims(&input),
         outs.join(", ")
     );

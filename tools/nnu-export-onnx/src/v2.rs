@@ -6,9 +6,9 @@ use std::path::Path;
 use nnu_artifacts::v2::{V2ModelFolder, CHECKPOINT_FINAL};
 use nnu_onnx_export::from_artifacts::load_v2_model_folder;
 use nnu_onnx_export::v2::export_v2;
-use nnu_onnx_export::{BatchDim, ExportOptions};
+use nnu_onnx_export::ExportOptions;
 
-use crate::{export_failure, spinner, Failure};
+use crate::{export_failure, spinner, write_and_report, Failure};
 
 /// The v2 checkpoint file for `--checkpoint`: the v1 default maps to `checkpoint_final.pth`, a name
 /// without extension gets `.pth` (`checkpoint_best` -> `checkpoint_best.pth`).
@@ -35,39 +35,18 @@ pub fn run_v2(
     pb.set_message(format!("building {}", loaded.arch.class.name()));
     let exported = export_v2(&loaded.arch, &loaded.patch_size, loaded.state_dict, options)
         .map_err(|e| export_failure(&loaded.checkpoint, e))?;
-    pb.set_message(format!("writing {}", output.display()));
-    exported
-        .write(output)
-        .map_err(|e| export_failure(output, e))?;
-    pb.finish_and_clear();
-    let n = match options.batch {
-        BatchDim::Dynamic => "N".to_string(),
-        BatchDim::Fixed(n) => n.to_string(),
-    };
-    let dims = |rest: &[usize]| {
-        let v: Vec<String> = std::iter::once(n.clone())
-            .chain(rest.iter().map(usize::to_string))
-            .collect();
-        v.join(", ")
-    };
-    let mut input = vec![exported.input_channels];
-    input.extend_from_slice(&loaded.patch_size);
-    let outs: Vec<String> = exported
-        .outputs
-        .iter()
-        .map(|o| format!("{} [{}]", o.name, dims(&o.shape)))
-        .collect();
-    println!(
-        "{}: {} from {} ({}, {}), {} parameters, opset {}; input image [{}]; outputs {}",
-        output.display(),
-        loaded.arch.class.name(),
-        loaded.checkpoint.display(),
-        loaded.trainer,
-        loaded.configuration,
-        exported.num_parameters,
-        options.opset,
-        dims(&input),
-        outs.join(", ")
-    );
-    Ok(())
+    write_and_report(
+        pb,
+        &exported,
+        output,
+        options,
+        &loaded.patch_size,
+        &format!(
+            "{} from {} ({}, {})",
+            loaded.arch.class.name(),
+            loaded.checkpoint.display(),
+            loaded.trainer,
+            loaded.configuration
+        ),
+    )
 }
