@@ -11,6 +11,7 @@
 //!
 //! Out-of-band buffers (protocol 5 `NEXT_BUFFER`) and the extension registry (`EXT1`..`EXT4`) are refused.
 
+mod construct;
 mod value;
 mod vm;
 
