@@ -48,6 +48,7 @@ pub mod preview;
 pub mod run;
 pub mod stages;
 pub mod v2;
+pub mod v2_out;
 
 /// Everything that can go wrong while composing the pipeline; each variant names the file or value.
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,7 @@ use ndarray::{ArrayD, ArrayViewD, IxDyn};
 
 use crate::PipelineError;
 
-fn header(shape: &[usize]) -> Vec<u8> {
+pub(crate) fn header(shape: &[usize]) -> Vec<u8> {
     let dims = match shape.len() {
         1 => format!("({},)", shape[0]),
         _ => format!(

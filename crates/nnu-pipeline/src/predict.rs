@@ -49,7 +49,9 @@ pub fn predict_case(
 ) -> Result<CaseReport, PipelineError> {
     let t0 = Instant::now();
     let mut report = CaseReport::new(&case.name, out_dir);
-    let Some(_lock) = claim_case(case, out_dir, opts, &mut report)? else {
+    let (seg_path, prob_path, png_path) = output_paths(out_dir, &case.name);
+    let complete = || outputs_complete(&seg_path, &prob_path, &png_path, opts);
+    let Some(_lock) = claim_case(case, out_dir, opts, &complete, &mut report)? else {
         return Ok(report);
     };
     if backends.is_empty() {
@@ -102,16 +104,16 @@ impl CaseReport {
 }
 
 /// Decides whether this run works on `case`: `None` (and `report` marked skipped) when its outputs are
-/// complete and `opts.overwrite` is off, or when another live run holds its lock (`report.held_by`);
+/// complete (`complete()`) and `opts.overwrite` is off, or when another live run holds its lock (`report.held_by`);
 /// else the case's lock, held until dropped.
 pub fn claim_case(
     case: &Case,
     out_dir: &Path,
     opts: &PredictOptions,
+    complete: &dyn Fn() -> bool,
     report: &mut CaseReport,
 ) -> Result<Option<nnu_fsio::CaseLock>, PipelineError> {
-    let (seg_path, prob_path, png_path) = output_paths(out_dir, &case.name);
-    if !opts.overwrite && outputs_complete(&seg_path, &prob_path, &png_path, opts) {
+    if !opts.overwrite && complete() {
         report.skipped = true;
         return Ok(None);
     }
@@ -126,7 +128,7 @@ pub fn claim_case(
         }
     };
     // That run may have finished it while we waited for the lock.
-    if !opts.overwrite && outputs_complete(&seg_path, &prob_path, &png_path, opts) {
+    if !opts.overwrite && complete() {
         report.skipped = true;
         return Ok(None);
     }

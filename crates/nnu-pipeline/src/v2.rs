@@ -26,7 +26,8 @@ use nnu_volume::{stage_volume, Geometry, WriteOptions};
 use crate::cases::Case;
 use crate::predict::{claim_case, CaseReport};
 use crate::run::{open_backend, CpuBackendOptions};
-use crate::stages::{output_paths, PredictOptions};
+use crate::stages::PredictOptions;
+use crate::v2_out::{stage_probabilities_npz, stage_properties_pkl, V2OutputPaths};
 use crate::{preview, PipelineError};
 
 /// The preprocessing of configuration `cfg` of `plans` (`DefaultPreprocessor` with the configuration's
@@ -608,10 +609,11 @@ pub fn predict_logits_v2(
 }
 
 /// Predicts one case with a v2 model (one backend per fold, logits averaged) and writes `NAME.nii.gz`
-/// (u8 labels in the first channel's geometry) and, with `opts.preview`, `NAME.png` to `out_dir`.
-/// Skips the case when its segmentation exists, unless `opts.overwrite`. `opts.save_probabilities` is
-/// refused (nnunetv2's `.npz` + `.pkl` are not written yet); `opts.postprocess` does not apply (v2 model
-/// folders keep their postprocessing elsewhere, and nnunetv2's predictor does not apply it).
+/// (u8 labels in the first channel's geometry), with `opts.save_probabilities` nnunetv2's `NAME.npz` and
+/// `NAME.pkl` ([`crate::v2_out`]), and with `opts.preview` `NAME.png` to `out_dir`, all committed
+/// together (a failed case leaves none of them). Skips the case when those outputs exist and are whole,
+/// unless `opts.overwrite`. `opts.postprocess` does not apply (v2 model folders keep their
+/// postprocessing elsewhere, and nnunetv2's predictor does not apply it).
 pub fn predict_case_v2(
     case: &Case,
     model: &V2Model,
@@ -622,13 +624,9 @@ pub fn predict_case_v2(
 ) -> Result<CaseReport, PipelineError> {
     let t0 = Instant::now();
     let mut report = CaseReport::new(&case.name, out_dir);
-    if opts.save_probabilities {
-        return Err(PipelineError::Input {
-            path: model.folder.dir.clone(),
-            msg: "--save-probabilities is not implemented for nnunetv2 models yet".into(),
-        });
-    }
-    let Some(_lock) = claim_case(case, out_dir, opts, &mut report)? else {
+    let paths = V2OutputPaths::new(out_dir, &case.name);
+    let complete = || paths.complete(opts.save_probabilities, opts.preview);
+    let Some(_lock) = claim_case(case, out_dir, opts, &complete, &mut report)? else {
         return Ok(report);
     };
     if backends.is_empty() {
@@ -662,15 +660,24 @@ pub fn predict_case_v2(
     drop(data);
     report.tiles = tiles;
     report.passes = tiles * opts.mirrors.len() * backends.len();
-    let exported = export_v2(logits.view(), &props, &model.export, false)?;
+    let exported = export_v2(
+        logits.view(),
+        &props,
+        &model.export,
+        opts.save_probabilities,
+    )?;
     drop(logits);
-    let (seg_path, _, png_path) = output_paths(out_dir, &case.name);
+    let (seg_path, png_path) = (&paths.segmentation, &paths.png);
     let mut batch = nnu_fsio::Batch::new();
+    if let Some(p) = &exported.probabilities {
+        stage_probabilities_npz(&mut batch, &paths.npz, p.view(), opts.compression_level)?;
+        stage_properties_pkl(&mut batch, &paths.pkl, &props, &geometry)?;
+    }
     if opts.preview {
         let img = nnu_volume::read_volume(first)?;
         preview::stage_preview(
             &mut batch,
-            &png_path,
+            png_path,
             img.data.view(),
             exported.segmentation.view(),
             &geometry,
@@ -680,7 +687,7 @@ pub fn predict_case_v2(
     }
     stage_volume(
         &mut batch,
-        &seg_path,
+        seg_path,
         exported.segmentation.view(),
         &geometry,
         &WriteOptions::default().compression_level(opts.compression_level),

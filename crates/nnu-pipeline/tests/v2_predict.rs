@@ -4,13 +4,25 @@
 //!   mirroring axes) on our own preprocessing of the phantom, against
 //!   `nnUNetPredictor.predict_logits_from_preprocessed_data` with fp32 accumulators: max abs <= 1e-4;
 //! - segmentations: `predict_case_v2` (the whole path: read, preprocess, predict, export, write) against
-//!   `predict_from_files` as users run it (fp16 accumulators), voxel for voxel, except near-ties.
+//!   `predict_from_files` as users run it (fp16 accumulators), voxel for voxel, except near-ties;
+//! - `--save-probabilities`: the same run's `CASE.npz` against nnunetv2's (same array name, dtype, shape;
+//!   values within the bound below) and `CASE.pkl` against nnunetv2's (the same keys and values).
 //!
 //! A voxel is a near-tie when fp16 accumulation could decide it: nnunetv2's fp16 accumulators moved the
 //! logits by at most `delta = fp16_vs_fp32_logits_max_abs` (the golden's meta.json), and it resamples
 //! them in fp16 (relative rounding 2^-11 per value). The label can then only differ where the two
 //! largest resampled logits are within `2 * delta + (|a| + |b|) * 2^-10` (softmax), or a region's logit
-//! within `delta + |l| * 2^-10` of 0 (sigmoid > 0.5). The 2-D golden (`Dataset901_Plain_2d`) is predicted slice by slice as nnunetv2
+//! within `delta + |l| * 2^-10` of 0 (sigmoid > 0.5).
+//!
+//! Probabilities: nnunetv2's are the softmax (or sigmoid) in fp32 of its logits after resampling and
+//! rounding to fp16. Its merged logits are within `delta` of the fp32 path's, ours within `TOL` of that;
+//! the resampling of probabilities is linear (`order` 1, `order_z` 0 in these plans: convex combinations,
+//! which do not grow a difference); the fp16 rounding of the resampled logits adds at most
+//! `|l| * 2^-11 <= L * 2^-11` (`L` the largest resampled logit magnitude). So each logit differs by at most
+//! `eps = delta + TOL + L * 2^-11`. Along the segment between two logit vectors the derivative of a
+//! softmax output is `p_i * sum_j p_j (dl_i - dl_j)`, at most `p_i (1 - p_i) * 2 eps <= eps / 2`, and a
+//! sigmoid's at most `eps / 4`: the probabilities differ by at most `eps / 2`. Outside the crop box both
+//! are exact (1 for background, 0 otherwise; 0 for regions). The 2-D golden (`Dataset901_Plain_2d`) is predicted slice by slice as nnunetv2
 //! predicts a 2-D configuration, with the same tolerances.
 
 use std::path::{Path, PathBuf};
@@ -32,6 +44,10 @@ fn root() -> PathBuf {
 
 fn read_npy_f32(path: &Path) -> (Vec<usize>, Vec<f32>) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    parse_npy_f32(&bytes)
+}
+
+fn parse_npy_f32(bytes: &[u8]) -> (Vec<usize>, Vec<f32>) {
     assert_eq!(&bytes[..6], b"\x93NUMPY");
     let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
     let header = std::str::from_utf8(&bytes[10..10 + hlen]).unwrap();
@@ -178,12 +194,16 @@ fn segmentations_match_predict_from_files_except_near_ties() {
             files: g.files.clone(),
         };
         let out = tmp.path().join(&g.name);
+        let opts_saving = PredictOptions {
+            save_probabilities: true,
+            ..opts.clone()
+        };
         let report = predict_case_v2(
             &case,
             &g.model,
             &mut b.backends,
             &out,
-            &opts,
+            &opts_saving,
             &mut |_, _| {},
         )
         .unwrap();
@@ -256,5 +276,131 @@ fn segmentations_match_predict_from_files_except_near_ties() {
             g.name
         );
         assert_eq!(differ_not_tie, 0, "{}", g.name);
+
+        // --save-probabilities: CASE.npz and CASE.pkl beside the segmentation.
+        let golden = root().join(format!("predict/{}", g.name));
+        let (want_shape, want) = npz_probabilities(&golden.join(format!("{case_name}.npz")));
+        let (shape, got) = npz_probabilities(&out.join(format!("{case_name}.npz")));
+        assert_eq!(shape, want_shape, "{}", g.name);
+        let l_max = r.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
+        let eps = delta + TOL + l_max * 2f32.powi(-11);
+        let bound = match g.model.export.labels {
+            V2Labels::Softmax => eps / 2.0,
+            V2Labels::Regions { .. } => eps / 4.0,
+        };
+        let max = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        eprintln!(
+            "{}: probabilities {shape:?}, max abs diff {max:.3e} (bound {bound:.3e}: delta {delta:.3e}, \
+             largest logit {l_max:.2})",
+            g.name
+        );
+        assert!(max <= bound, "{}: probabilities differ by {max}", g.name);
+        let ours = pickle_repr(&out.join(format!("{case_name}.pkl")));
+        let theirs = pickle_repr(&golden.join(format!("{case_name}.pkl")));
+        assert_eq!(ours, theirs, "{}: properties", g.name);
     }
+}
+
+/// The `probabilities` array of an `.npz` (a zip of `probabilities.npy`, f32).
+fn npz_probabilities(path: &Path) -> (Vec<usize>, Vec<f32>) {
+    use std::io::Read;
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut z = zip::ZipArchive::new(f).unwrap();
+    assert_eq!(z.len(), 1, "{}: one array", path.display());
+    let mut bytes = Vec::new();
+    z.by_name("probabilities.npy")
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    parse_npy_f32(&bytes)
+}
+
+/// A pickled value as text, numbers as f64 compared as Python compares them (nnunetv2's numpy float64
+/// scalars and our floats alike; -0.0 == 0.0).
+fn pickle_repr(path: &Path) -> String {
+    use nnu_artifacts::pickle::Value;
+    fn go(v: &Value, out: &mut String) {
+        if let Some(x) = v.as_f64() {
+            out.push_str(&format!("{:?} ", x + 0.0));
+            return;
+        }
+        match v {
+            Value::Dict(d) => {
+                out.push('{');
+                for (k, v) in d.entries.iter() {
+                    out.push_str(&format!("{}: ", k.as_str().unwrap()));
+                    go(v, out);
+                }
+                out.push('}');
+            }
+            Value::List(l) => {
+                out.push('[');
+                l.iter().for_each(|v| go(v, out));
+                out.push(']');
+            }
+            Value::Tuple(t) => {
+                out.push('(');
+                t.iter().for_each(|v| go(v, out));
+                out.push(')');
+            }
+            other => panic!("unexpected {}", other.type_name()),
+        }
+    }
+    let v = nnu_artifacts::pickle::from_path(path).unwrap();
+    let mut s = String::new();
+    go(&v, &mut s);
+    s
+}
+
+#[test]
+/// Our `CASE.pkl` writer on its own: keys in nnunetv2's order, tuples and lists where nnunetv2 has them,
+/// an int beyond 32 bits (LONG1).
+fn the_properties_pickle_reads_back() {
+    let props = nnu_preprocessing::v2::V2CaseProperties {
+        spacing: [2.5, 1.3, 0.7],
+        shape_before_cropping: [14, 26, 30],
+        bbox_used_for_cropping: [[1, 13], [4, 22], [3, 5_000_000_000]],
+        shape_after_cropping_and_before_resampling: [12, 18, 24],
+        target_spacing: [1.0; 3],
+        shape_after_resampling: [1; 3],
+    };
+    let bytes = nnu_pipeline::v2_out::properties_pickle(&props, &nnu_volume::Geometry::default());
+    let v = nnu_artifacts::pickle::from_slice(&bytes).unwrap();
+    let d = v.as_dict().unwrap();
+    let keys: Vec<&str> = d.entries.iter().map(|(k, _)| k.as_str().unwrap()).collect();
+    assert_eq!(
+        keys,
+        [
+            "sitk_stuff",
+            "spacing",
+            "shape_before_cropping",
+            "bbox_used_for_cropping",
+            "shape_after_cropping_and_before_resampling"
+        ]
+    );
+    let floats = |v: &nnu_artifacts::pickle::Value| -> Vec<f64> {
+        v.as_seq()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    assert_eq!(floats(d.get_str("spacing").unwrap()), [2.5, 1.3, 0.7]);
+    let bbox = d
+        .get_str("bbox_used_for_cropping")
+        .unwrap()
+        .as_seq()
+        .unwrap();
+    assert_eq!(bbox[2].as_seq().unwrap()[1].as_i64(), Some(5_000_000_000));
+    let shape = d.get_str("shape_before_cropping").unwrap();
+    assert!(matches!(shape, nnu_artifacts::pickle::Value::Tuple(_)));
+    let sitk = d.get_str("sitk_stuff").unwrap().as_dict().unwrap();
+    assert_eq!(
+        floats(sitk.get_str("direction").unwrap()),
+        nnu_volume::Geometry::default().direction
+    );
 }

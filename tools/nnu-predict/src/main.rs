@@ -16,6 +16,7 @@ use nnu_pipeline::run::{
 };
 use nnu_pipeline::stages::{available_memory, is_case_file, output_paths, PredictOptions};
 use nnu_pipeline::v2::{is_v2_folder, load_v2_backends, predict_case_v2, V2Model};
+use nnu_pipeline::v2_out::V2OutputPaths;
 use nnu_pipeline::PipelineError;
 use nnu_tiling::MirrorSet;
 
@@ -80,7 +81,8 @@ struct Args {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Also write CASE_probabilities.npy (f32, classes x Z x Y x X, original frame).
+    /// Also write CASE_probabilities.npy (f32, classes x Z x Y x X, original frame); for an nnunetv2
+    /// model what nnUNetv2_predict writes instead: CASE.npz (probabilities) and CASE.pkl (properties).
     #[arg(long)]
     save_probabilities: bool,
     /// Also write CASE.png: axial slices with the segmentation overlaid.
@@ -222,12 +224,6 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
                 .into(),
         });
     }
-    if v2 && args.save_probabilities {
-        return Err(PipelineError::Input {
-            path: model_dir.clone(),
-            msg: "--save-probabilities is not implemented for nnunetv2 models yet".into(),
-        });
-    }
     if !v2
         && args
             .configuration
@@ -283,7 +279,11 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
     // Before anything is loaded or written: an output must never replace an input.
     check_outputs_not_inputs(&cases, &out_dir, |dir, name| {
         let (seg, prob, png) = output_paths(dir, name);
-        vec![seg, prob, png]
+        if v2 {
+            V2OutputPaths::new(dir, name).all()
+        } else {
+            vec![seg, prob, png]
+        }
     })?;
     if demo.is_some() {
         opts.preview_options.label_names = nnu_demo::LABEL_NAMES.map(String::from).to_vec();

@@ -1,12 +1,14 @@
 //! `nnu-predict` on nnunetv2 model folders (fixtures/v2, made by scripts/goldens/v2_make.py): the tool
-//! tells a v2 folder from a v1 one by what it holds, and its segmentation is the library's
-//! (`predict_case_v2`, which `crates/nnu-pipeline/tests/v2_predict.rs` checks against nnunetv2 2.8.1)
-//! byte for byte; configurations it cannot predict are refused before any case is run.
+//! tells a v2 folder from a v1 one by what it holds, and its segmentation, `CASE.npz` and `CASE.pkl`
+//! (`--save-probabilities`) are the library's (`predict_case_v2`, which
+//! `crates/nnu-pipeline/tests/v2_predict.rs` checks against nnunetv2 2.8.1) byte for byte; a case whose
+//! last write fails leaves none of them; configurations it cannot predict are refused before any case is
+//! run.
 mod common;
 
 use std::path::PathBuf;
 
-use common::{fixtures, run};
+use common::{assert_error_line, assert_same_folders, fixtures, listing, run, run_cmd};
 use nnu_pipeline::cases::Case;
 use nnu_pipeline::run::{BackendKind, CpuBackendOptions};
 use nnu_pipeline::stages::PredictOptions;
@@ -63,6 +65,7 @@ fn a_v2_folder_is_predicted_as_the_library_predicts_it() {
             "tract".into(),
             "--threads".into(),
             "2".into(),
+            "--save-probabilities".into(),
             "--folds".into(),
             folds
                 .iter()
@@ -80,6 +83,7 @@ fn a_v2_folder_is_predicted_as_the_library_predicts_it() {
             load_v2_backends(&m, &folds, &CpuBackendOptions::new(BackendKind::Tract, 2)).unwrap();
         let opts = PredictOptions {
             mirrors: b.default_mirrors().unwrap(),
+            save_probabilities: true,
             ..PredictOptions::default()
         };
         let lib_out = tmp.path().join("lib");
@@ -95,13 +99,84 @@ fn a_v2_folder_is_predicted_as_the_library_predicts_it() {
             &mut |_, _| {},
         )
         .unwrap();
-        let ours = std::fs::read(out.join(format!("{case}.nii.gz"))).unwrap();
-        let lib = std::fs::read(&report.output).unwrap();
-        assert!(
-            ours == lib,
-            "{dir}: the tool's segmentation differs from the library's"
+        assert_eq!(
+            listing(&out),
+            [
+                format!("{case}.nii.gz"),
+                format!("{case}.npz"),
+                format!("{case}.pkl")
+            ],
+            "{dir}"
         );
+        assert_eq!(
+            report.output,
+            lib_out.join(format!("{case}.nii.gz")),
+            "{dir}"
+        );
+        for ext in ["nii.gz", "npz", "pkl"] {
+            let name = format!("{case}.{ext}");
+            let ours = std::fs::read(out.join(&name)).unwrap();
+            let lib = std::fs::read(lib_out.join(&name)).unwrap();
+            assert!(
+                ours == lib,
+                "{dir}: the tool's {name} differs from the library's"
+            );
+        }
     }
+}
+
+/// A failure at the segmentation (the third file write of the process: the probabilities, the
+/// properties, then the segmentation) leaves nothing of the case: `CASE.npz` and `CASE.pkl`, complete as
+/// temporaries, go too; a rerun then writes all three as an undisturbed run does.
+#[test]
+fn a_failure_at_the_segmentation_leaves_no_probabilities() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    std::fs::copy(
+        fixtures().join("v2/cases/plain_a_0000.nii.gz"),
+        input.join("plain_a_0000.nii.gz"),
+    )
+    .unwrap();
+    let m = model("Dataset901_Plain/nnUNetTrainer__nnUNetPlans__2d");
+    let predict = |out: &std::path::Path| {
+        let mut cmd = std::process::Command::new(EXE);
+        cmd.arg("-m")
+            .arg(&m)
+            .arg("-i")
+            .arg(&input)
+            .arg("-o")
+            .arg(out)
+            .args([
+                "--backend",
+                "tract",
+                "--threads",
+                "2",
+                "--save-probabilities",
+            ])
+            .env_remove("NNU_FAULT_INJECT");
+        cmd
+    };
+    let reference = tmp.path().join("reference");
+    assert_eq!(run_cmd(predict(&reference)).code, Some(0));
+    let out = tmp.path().join("out");
+    let mut cmd = predict(&out);
+    cmd.env("NNU_FAULT_INJECT", "write:3");
+    let o = run_cmd(cmd);
+    o.assert_no_crash();
+    assert_eq!(o.code, Some(1), "{}", o.stderr);
+    assert_error_line(
+        o.error_about("plain_a.nii.gz"),
+        &out.join("plain_a.nii.gz"),
+        "injected fault",
+    );
+    assert_eq!(
+        listing(&out),
+        Vec::<String>::new(),
+        "the case left something"
+    );
+    assert_eq!(run_cmd(predict(&out)).code, Some(0));
+    assert_same_folders(&out, &reference);
 }
 
 #[test]
