@@ -138,10 +138,8 @@ mod tests {
     #[test]
     fn percentile_matches_numpy() {
         // numpy.percentile([1, 2, 3, 4], 99) == 3.97; median 2.5.
-        let v = [1.0, 2.0, 3.0, 4.0];
-        assert!((percentile(&v, 99.0) - 3.97).abs() < 1e-12);
-        assert!((percentile(&v, 50.0) - 2.5).abs() < 1e-12);
-        assert_eq!(percentile(&[7.0], 99.0), 7.0);
+        let one = LatencyMs::from_ms(&[7.0]).expect("figures");
+        assert_eq!((one.median, one.p99), (7.0, 7.0));
         let l = LatencyMs::from_ms(&[4.0, 1.0, 3.0, 2.0]).expect("figures");
         assert_eq!((l.min, l.mean, l.max), (1.0, 2.5, 4.0));
         assert!((l.median - 2.5).abs() < 1e-12 && (l.p99 - 3.97).abs() < 1e-12);

@@ -1,5 +1,7 @@
 //! What a run reports: latencies as `ais_bench` summarises them, failures, throughput.
 
+use nnu_metrics::surface::percentile_linear;
+
 use super::*;
 
 /// Latency figures of the timed backend calls, in milliseconds.
@@ -27,8 +29,8 @@ impl LatencyMs {
         Some(LatencyMs {
             min: first,
             mean: sorted.iter().sum::<f64>() / sorted.len() as f64,
-            median: percentile(&sorted, 50.0),
-            p99: percentile(&sorted, 99.0),
+            median: percentile_linear(sorted.clone(), 50.0),
+            p99: percentile_linear(sorted.clone(), 99.0),
             max: last,
         })
     }
@@ -73,14 +75,6 @@ pub struct InferSummary {
     /// Inputs that could not be read; the run went on without them. A caller should treat a non-empty list
     /// as a failed run (`nnu-infer` exits non-zero) after the others' dumps are written.
     pub failed: Vec<FailedInput>,
-}
-
-/// numpy's `percentile` with linear interpolation on sorted data.
-pub(super) fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let pos = q / 100.0 * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
 impl InferSummary {
