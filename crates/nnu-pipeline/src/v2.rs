@@ -474,9 +474,10 @@ pub fn load_v2_backends(
 }
 
 /// A 2-D network as the equivalent 3-D one: every kernel and stride gains a leading 1 (`[k, k]` ->
-/// `[1, k, k]`). With [`lift_state_dict`]'s weights it computes, on a `(1, y, x)` patch, what the 2-D
-/// network computes on the `(y, x)` patch: a `1 x k x k` convolution, transposed convolution or pooling
-/// of one slice is the 2-D one, and instance normalisation over `(1, y, x)` is over `(y, x)`.
+/// `[1, k, k]`). With the weights lifted the same way (`lift_state_dict`) it computes, on a `(1, y, x)`
+/// patch, what the 2-D network computes on the `(y, x)` patch: a `1 x k x k` convolution, transposed
+/// convolution or pooling of one slice is the 2-D one, and instance normalisation over `(1, y, x)` is over
+/// `(y, x)`.
 pub fn lift_2d_to_3d(
     arch: &nnu_artifacts::v2::UNetArchitecture,
     state_dict: nnu_onnx_export::StateDict,
