@@ -201,30 +201,6 @@ fn a_full_tmpfs_at_the_segmentation_leaves_nothing_of_the_case() {
     assert_same_folders(&out, &reference);
 }
 
-/// A process that stays alive until dropped, and its `PID-START` token as `nnu_fsio` writes it.
-struct Sleeper(std::process::Child);
-
-impl Sleeper {
-    fn start() -> Sleeper {
-        Sleeper(Command::new("sleep").arg("600").spawn().expect("sleep"))
-    }
-
-    fn token(&self) -> String {
-        let pid = self.0.id();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-        let rest = &stat[stat.rfind(')').expect("comm") + 1..];
-        let start = rest.split_whitespace().nth(19).expect("starttime");
-        format!("{pid}-{start}")
-    }
-}
-
-impl Drop for Sleeper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Two runs on one output folder. Another live process's temporary is not deleted as stale, and a case
 /// it holds the lock of is skipped with a note; once that process is gone, a rerun takes the case over
 /// and removes the leftovers.

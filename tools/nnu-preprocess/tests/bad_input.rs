@@ -194,31 +194,6 @@ fn a_full_disk_leaves_no_partial_tile() {
     assert_eq!(listing(&out), Vec::<String>::new());
 }
 
-/// A process that stays alive until dropped, and its `PID-START` token as `nnu_fsio` writes it (the
-/// owner of a case lock another run holds).
-struct Sleeper(std::process::Child);
-
-impl Sleeper {
-    fn start() -> Sleeper {
-        Sleeper(Command::new("sleep").arg("600").spawn().expect("sleep"))
-    }
-
-    fn token(&self) -> String {
-        let pid = self.0.id();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-        let rest = &stat[stat.rfind(')').expect("comm") + 1..];
-        let start = rest.split_whitespace().nth(19).expect("starttime");
-        format!("{pid}-{start}")
-    }
-}
-
-impl Drop for Sleeper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Two runs on one output folder, tile bins and `--npy` alike: a case whose lock (`.CASE.lock`) another
 /// live process holds is skipped with a note, its temporaries and lock are left alone, and the other
 /// cases are written; once that process is gone, a rerun writes the case.

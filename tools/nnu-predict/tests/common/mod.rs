@@ -307,3 +307,30 @@ pub fn kill_when(child: &mut Child, when: impl Fn() -> bool) -> bool {
     }
     panic!("the run neither ended nor reached the kill point");
 }
+
+/// A process that stays alive until dropped, and its `PID-START` token as `nnu_fsio` writes it (the owner
+/// of a case lock or temporary that another live run holds).
+pub struct Sleeper(Child);
+
+impl Sleeper {
+    /// Starts `sleep 600`.
+    pub fn start() -> Sleeper {
+        Sleeper(Command::new("sleep").arg("600").spawn().expect("sleep"))
+    }
+
+    /// The process's `PID-START` token (start time from `/proc/PID/stat`).
+    pub fn token(&self) -> String {
+        let pid = self.0.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        let rest = &stat[stat.rfind(')').expect("comm") + 1..];
+        let start = rest.split_whitespace().nth(19).expect("starttime");
+        format!("{pid}-{start}")
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
