@@ -403,11 +403,20 @@ pub fn check_memory(
     model: &ModelSpec,
     opts: &PredictOptions,
 ) -> Result<(), PipelineError> {
+    refuse_over_memory(case, opts, || estimate_peak_memory(case, model, opts))
+}
+
+/// Refuses `case` when `estimate()` exceeds `opts.max_memory` (shared by the v1 and v2 paths). A header
+/// that cannot be read is not refused here: it fails later with the reader's own error.
+pub(crate) fn refuse_over_memory(
+    case: &Case,
+    opts: &PredictOptions,
+    estimate: impl FnOnce() -> Result<u64, PipelineError>,
+) -> Result<(), PipelineError> {
     let Some(max) = opts.max_memory else {
         return Ok(());
     };
-    // A header that cannot be read fails later, with the reader's own error.
-    let Ok(need) = estimate_peak_memory(case, model, opts) else {
+    let Ok(need) = estimate() else {
         return Ok(());
     };
     if need > max && !header_claims_more_than_file(case.first_file()?) {

@@ -609,6 +609,62 @@ pub fn predict_logits_v2(
     Ok((logits, total))
 }
 
+/// An upper bound of the memory one case needs at its peak with a v2 model, in bytes, from the header of
+/// its first image: the largest of reading and resampling (the channels as read and resampled to the
+/// configuration's spacing), the sliding window (the preprocessed data, each fold's logit and weight
+/// sums and the fold sum, at least one patch per axis) and the export (the logits, their resampled copy
+/// in the original frame, the probabilities when `opts.save_probabilities`, the labels), each without
+/// the crop (an upper bound), plus the image again for the preview. The network itself is not counted.
+pub fn estimate_peak_memory_v2(
+    case: &Case,
+    model: &V2Model,
+    opts: &PredictOptions,
+) -> Result<u64, PipelineError> {
+    let h = nnu_volume::read_header(case.first_file()?)?;
+    let (shape, spacing) = (h.shape_zyx, h.geometry.spacing_zyx());
+    let t = model.params.transpose_forward;
+    let (shape_t, spacing_t): ([usize; 3], [f64; 3]) = (
+        std::array::from_fn(|a| shape[t[a] % 3]),
+        std::array::from_fn(|a| spacing[t[a] % 3]),
+    );
+    let s = &model.params.spacing;
+    let target: [f64; 3] = match s.len() {
+        3 => [s[0], s[1], s[2]],
+        2 => [spacing_t[0], s[0], s[1]],
+        _ => spacing_t,
+    };
+    let patch = model.window.patch();
+    let product = |dims: &mut dyn Iterator<Item = u64>| dims.fold(1u64, u64::saturating_mul);
+    let n0 = product(&mut shape.iter().map(|&d| d as u64));
+    let n1 = product(&mut (0..3).map(|a| {
+        let resampled = if target[a] > 0.0 && target[a].is_finite() {
+            (shape_t[a] as f64 * spacing_t[a] / target[a]).ceil()
+        } else {
+            shape_t[a] as f64
+        };
+        // `as` saturates a huge or non-finite f64
+        (resampled as u64).max(patch[a] as u64)
+    }));
+    let (m, c) = (model.num_channels as u64, model.heads as u64);
+    let sum = |terms: &[(u64, u64)]| {
+        terms
+            .iter()
+            .fold(0u64, |acc, &(k, n)| acc.saturating_add(k.saturating_mul(n)))
+    };
+    let preview = if opts.preview { n0 } else { 0 };
+    let probs = if opts.save_probabilities { n0 } else { 0 };
+    let read = sum(&[(4 * m, n0), (4 * m, n1), (4, preview)]);
+    let window = sum(&[(4 * m, n1), (4 * (2 * c + 1), n1), (4, preview)]);
+    let export = sum(&[
+        (4 * c, n1),
+        (4 * c, n0),
+        (4 * c, probs),
+        (1, n0),
+        (4, preview),
+    ]);
+    Ok(read.max(window).max(export))
+}
+
 /// Predicts one case with a v2 model (one backend per fold, logits averaged) and writes `NAME.nii.gz`
 /// (u8 labels in the first channel's geometry), with `opts.save_probabilities` nnunetv2's `NAME.npz` and
 /// `NAME.pkl` ([`crate::v2_out`]), and with `opts.preview` `NAME.png` to `out_dir`, all committed
@@ -648,6 +704,7 @@ pub fn predict_case_v2(
             ),
         });
     }
+    crate::stages::refuse_over_memory(case, opts, || estimate_peak_memory_v2(case, model, opts))?;
     let (data, props, geometry) =
         v2_preprocess_files(&case.files, &model.params).map_err(|e| match e {
             PipelineError::Preprocess(p) => PipelineError::Input {

@@ -12,7 +12,7 @@ use common::{assert_error_line, assert_same_folders, fixtures, listing, run, run
 use nnu_pipeline::cases::Case;
 use nnu_pipeline::run::{BackendKind, CpuBackendOptions};
 use nnu_pipeline::stages::PredictOptions;
-use nnu_pipeline::v2::{load_v2_backends, predict_case_v2, V2Model};
+use nnu_pipeline::v2::{estimate_peak_memory_v2, load_v2_backends, predict_case_v2, V2Model};
 
 const EXE: &str = env!("CARGO_BIN_EXE_nnu-predict");
 
@@ -222,4 +222,59 @@ fn configurations_that_cannot_be_predicted_are_refused() {
         assert!(errors[0].contains(needle), "{}", errors[0]);
         assert!(!out.join("plain_a.nii.gz").exists());
     }
+}
+
+/// A case whose estimated peak memory (`estimate_peak_memory_v2`, probabilities included) exceeds
+/// `--max-memory` is refused before it is read, naming its image, and leaves nothing; with the limit at
+/// the estimate it runs.
+#[test]
+fn a_v2_case_over_the_memory_limit_is_refused() {
+    let dir = model("Dataset901_Plain/nnUNetTrainer__nnUNetPlans__3d_fullres");
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    let image = input.join("plain_a_0000.nii.gz");
+    std::fs::copy(fixtures().join("v2/cases/plain_a_0000.nii.gz"), &image).unwrap();
+    let m = V2Model::open(&dir, None, "checkpoint_final.pth").unwrap();
+    let case = Case {
+        name: "plain_a".into(),
+        files: vec![image.clone()],
+    };
+    let opts = PredictOptions {
+        save_probabilities: true,
+        ..PredictOptions::default()
+    };
+    let need = estimate_peak_memory_v2(&case, &m, &opts).unwrap();
+    // at least the probabilities and the logits in the image's frame
+    let h = nnu_volume::read_header(&image).unwrap();
+    let voxels: u64 = h.shape_zyx.iter().map(|&d| d as u64).product();
+    assert!(need >= 2 * 4 * m.heads as u64 * voxels, "{need}");
+    let out = tmp.path().join("out");
+    let args = |limit: u64| -> Vec<String> {
+        vec![
+            "-m".into(),
+            dir.display().to_string(),
+            "-i".into(),
+            input.display().to_string(),
+            "-o".into(),
+            out.display().to_string(),
+            "--save-probabilities".into(),
+            "--folds".into(),
+            "0".into(),
+            "--max-memory".into(),
+            limit.to_string(),
+        ]
+    };
+    let o = run(EXE, &args(need - 1));
+    o.assert_no_crash();
+    assert_eq!(o.code, Some(1), "{}", o.stderr);
+    assert_error_line(o.error_about("needs up to"), &image, "not started");
+    assert!(
+        listing(&out).iter().all(|f| !f.contains("plain_a")),
+        "{:?}",
+        listing(&out)
+    );
+    let o = run(EXE, &args(need));
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(out.join("plain_a.nii.gz").is_file() && out.join("plain_a.npz").is_file());
 }
