@@ -18,7 +18,7 @@ use nnu_preprocessing::{
     export::remove_all_but_largest_component, export_probabilities, export_segmentation,
     preprocess_case, CaseProperties, ExportOptions, ItkGeometry,
 };
-use nnu_tiling::{extract_tile, Aggregator, AggregatorOptions, MirrorSet, TileGrid};
+use nnu_tiling::{extract_tile, Aggregator, AggregatorOptions, Mirror, MirrorSet, Tile, TileGrid};
 use nnu_volume::{read_volume_channels, stage_volume, Geometry, Volume, WriteOptions};
 
 use crate::cases::Case;
@@ -246,15 +246,7 @@ pub fn predict_preprocessed(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(Array4<f32>, usize), PipelineError> {
     let (c, z, y, x) = data.dim();
-    if backend.patch_size() != patch || backend.input_channels() != c {
-        return Err(PipelineError::Shape(format!(
-            "the model takes {} channel(s) of {:?}, the plans say {} of {:?}",
-            backend.input_channels(),
-            backend.patch_size(),
-            c,
-            patch
-        )));
-    }
+    check_backend_input(backend, c, patch)?;
     let grid = TileGrid::new([z, y, x], patch, opts.step_size)?;
     let agg_opts = AggregatorOptions {
         mirrors: opts.mirrors,
@@ -262,32 +254,63 @@ pub fn predict_preprocessed(
     };
     let mut agg = Aggregator::new(backend.num_classes(), grid.clone(), agg_opts)?;
     let mirrors: Vec<_> = opts.mirrors.iter().collect();
-    let n = mirrors.len();
-    let tile_len = c * patch[0] * patch[1] * patch[2];
-    let mut input = Array5::<f32>::zeros((n, c, patch[0], patch[1], patch[2]));
+    let mut input = Array5::<f32>::zeros((mirrors.len(), c, patch[0], patch[1], patch[2]));
     let total = grid.len();
     for (done, tile) in grid.tiles().enumerate() {
-        {
-            let buf = input
-                .as_slice_mut()
-                .ok_or_else(|| PipelineError::Shape("input buffer".into()))?;
-            for (k, &m) in mirrors.iter().enumerate() {
-                extract_tile(
-                    data.view(),
-                    &grid,
-                    &tile,
-                    m,
-                    &mut buf[k * tile_len..(k + 1) * tile_len],
-                )?;
-            }
-        }
-        let logits = backend.run_all(input.view())?;
+        let logits = run_tile_mirrors(backend, data, &grid, &tile, &mirrors, &mut input)?;
         for (k, &m) in mirrors.iter().enumerate() {
             agg.add(tile.index, m, logits.index_axis(Axis(0), k))?;
         }
         progress(done + 1, total);
     }
     Ok((agg.finish()?, total))
+}
+
+/// Checks that `backend` takes `channels` channels of `patch` (what the plans say), naming both.
+pub(crate) fn check_backend_input(
+    backend: &dyn Backend,
+    channels: usize,
+    patch: [usize; 3],
+) -> Result<(), PipelineError> {
+    if backend.patch_size() != patch || backend.input_channels() != channels {
+        return Err(PipelineError::Shape(format!(
+            "the model takes {} channel(s) of {:?}, the plans say {} of {:?}",
+            backend.input_channels(),
+            backend.patch_size(),
+            channels,
+            patch
+        )));
+    }
+    Ok(())
+}
+
+/// One tile through `backend` with every mirror of `mirrors` as one batch: `input` (mirrors, c, patch)
+/// is filled with the mirrored tiles of `data` and run; returns the logits (mirrors, classes, patch),
+/// sample `k` for `mirrors[k]`.
+pub(crate) fn run_tile_mirrors(
+    backend: &mut dyn Backend,
+    data: &Array4<f32>,
+    grid: &TileGrid,
+    tile: &Tile,
+    mirrors: &[Mirror],
+    input: &mut Array5<f32>,
+) -> Result<Array5<f32>, PipelineError> {
+    let tile_len = input.len() / mirrors.len().max(1);
+    {
+        let buf = input
+            .as_slice_mut()
+            .ok_or_else(|| PipelineError::Shape("input buffer".into()))?;
+        for (k, &m) in mirrors.iter().enumerate() {
+            extract_tile(
+                data.view(),
+                grid,
+                tile,
+                m,
+                &mut buf[k * tile_len..(k + 1) * tile_len],
+            )?;
+        }
+    }
+    Ok(backend.run_all(input.view())?)
 }
 
 /// Predicts a preprocessed case (c, z, y, x) with one backend per fold and averages the folds'

@@ -20,13 +20,13 @@ use nnu_preprocessing::v2::{
     V2PreprocessParams, V2Resampling,
 };
 use nnu_tiling::v2::{gaussian_importance_map_v2_2d, v2_mirror_order, LogitMerge};
-use nnu_tiling::{extract_tile, Mirror, MirrorSet, TileGrid};
+use nnu_tiling::{Mirror, MirrorSet, TileGrid};
 use nnu_volume::{stage_volume, Geometry, WriteOptions};
 
 use crate::cases::Case;
 use crate::predict::{claim_case, CaseReport};
 use crate::run::{open_backend, CpuBackendOptions};
-use crate::stages::PredictOptions;
+use crate::stages::{check_backend_input, run_tile_mirrors, PredictOptions};
 use crate::v2_out::{stage_probabilities_npz, stage_properties_pkl, V2OutputPaths};
 use crate::{preview, PipelineError};
 
@@ -554,39 +554,16 @@ pub fn predict_logits_v2(
     let mirrors = mirror_order(opts.mirrors)?;
     let patch = window.patch();
     let grid = window.grid([z, y, x], opts.step_size)?;
-    let n = mirrors.len();
-    let tile_len = c * patch[0] * patch[1] * patch[2];
-    let mut input = Array5::<f32>::zeros((n, c, patch[0], patch[1], patch[2]));
+    let mut input = Array5::<f32>::zeros((mirrors.len(), c, patch[0], patch[1], patch[2]));
     let nfolds = backends.len();
     let total = grid.len();
     let mut sum: Option<Array4<f32>> = None;
     for (f, backend) in backends.iter_mut().enumerate() {
-        if backend.patch_size() != patch || backend.input_channels() != c {
-            return Err(PipelineError::Shape(format!(
-                "the model takes {} channel(s) of {:?}, the plans say {} of {:?}",
-                backend.input_channels(),
-                backend.patch_size(),
-                c,
-                patch
-            )));
-        }
+        check_backend_input(backend.as_ref(), c, patch)?;
         let mut merge = window.merge(backend.num_classes(), grid.clone(), opts.use_gaussian)?;
         for (done, tile) in grid.tiles().enumerate() {
-            {
-                let buf = input
-                    .as_slice_mut()
-                    .ok_or_else(|| PipelineError::Shape("input buffer".into()))?;
-                for (k, &m) in mirrors.iter().enumerate() {
-                    extract_tile(
-                        data.view(),
-                        &grid,
-                        &tile,
-                        m,
-                        &mut buf[k * tile_len..(k + 1) * tile_len],
-                    )?;
-                }
-            }
-            let logits = backend.run_all(input.view())?;
+            let logits =
+                run_tile_mirrors(backend.as_mut(), data, &grid, &tile, &mirrors, &mut input)?;
             let passes: Vec<_> = mirrors
                 .iter()
                 .enumerate()
