@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use ndarray::{Array3, Array4, Array5, Axis};
 use nnu_artifacts::v2::{
-    V2Configuration, V2FoldDir, V2ModelFolder, V2Plans, CHECKPOINT_BEST, CHECKPOINT_FINAL,
+    LabelValue, V2Configuration, V2FoldDir, V2ModelFolder, V2Plans, CHECKPOINT_BEST,
+    CHECKPOINT_FINAL,
 };
 use nnu_artifacts::Checkpoint;
 use nnu_engine::Backend;
@@ -175,6 +176,42 @@ pub struct V2Model {
 }
 
 impl V2Model {
+    /// Names of segmentation labels 1, 2, ... (for the preview legend), from `dataset.json`: each label's
+    /// name at its value; for a region-based model, the i-th region (background excluded) at the label
+    /// `regions_class_order[i]` it is written as. Labels without a name get an empty string.
+    pub fn label_names(&self) -> Vec<String> {
+        let ds = &self.folder.dataset;
+        let mut named: Vec<(i64, &str)> = Vec::new();
+        let mut region = 0;
+        for (name, value) in &ds.labels.0 {
+            match value {
+                LabelValue::Label(0) => {}
+                LabelValue::Label(v) if ds.regions_class_order.is_none() => {
+                    named.push((*v, name));
+                }
+                _ => {
+                    if let Some(&v) = ds.regions_class_order.as_ref().and_then(|o| o.get(region)) {
+                        named.push((v, name));
+                    }
+                    region += 1;
+                }
+            }
+        }
+        let max = named
+            .iter()
+            .map(|&(v, _)| v)
+            .max()
+            .unwrap_or(0)
+            .clamp(0, 255) as usize;
+        let mut names = vec![String::new(); max];
+        for (v, name) in named {
+            if (1..=255).contains(&v) {
+                names[v as usize - 1] = name.to_owned();
+            }
+        }
+        names
+    }
+
     /// Opens `dir` for `configuration` (`None`: the one the folder name ends with, else `3d_fullres`)
     /// reading `checkpoint` (`checkpoint_final.pth` or `checkpoint_best.pth`) in each fold. 3-D and 2-D
     /// configurations are taken; cascade stages are refused (not wired yet), as are label managers other

@@ -404,3 +404,21 @@ fn the_properties_pickle_reads_back() {
         nnu_volume::Geometry::default().direction
     );
 }
+
+/// The preview legend's names come from `dataset.json`: labels at their values, regions at the label
+/// `regions_class_order` writes them as.
+#[test]
+fn label_names_follow_dataset_json() {
+    let open = |dir: &str| {
+        V2Model::open(
+            &root().join("models").join(dir),
+            None,
+            "checkpoint_final.pth",
+        )
+        .unwrap()
+    };
+    let plain = open("Dataset901_Plain/nnUNetTrainer__nnUNetPlans__3d_fullres");
+    assert_eq!(plain.label_names(), ["liver", "tumour"]);
+    let regions = open("Dataset903_Regions/nnUNetTrainer__nnUNetPlans__3d_fullres");
+    assert_eq!(regions.label_names(), ["whole", "core"]);
+}

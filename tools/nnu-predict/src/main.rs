@@ -309,6 +309,8 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
             if !args.disable_tta && args.mirror_axes.is_empty() {
                 opts.mirrors = loaded.default_mirrors()?;
             }
+            // the preview legend names the labels as dataset.json does
+            opts.preview_options.label_names = model.label_names();
             let description = format!(
             "nnunetv2 model {} ({}, {} fold(s), {} backend, patch {:?}, {} output(s), mirrors {})",
             model_dir.display(),
