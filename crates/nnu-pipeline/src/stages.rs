@@ -353,12 +353,7 @@ pub fn estimate_peak_memory(
 ) -> Result<u64, PipelineError> {
     let (n0, n1) = header_voxels(case, model)?;
     let (m, c) = (model.num_modalities as u64, model.num_classes as u64);
-    // Saturating: a crafted header must give a huge estimate, not an overflow.
-    let sum = |terms: &[(u64, u64)]| {
-        terms
-            .iter()
-            .fold(0u64, |acc, &(k, n)| acc.saturating_add(k.saturating_mul(n)))
-    };
+    let sum = saturating_bytes;
     let preview = if opts.preview { n0 } else { 0 };
     let read = sum(&[(4 * m, n0), (4 * m, n1), (4, preview)]);
     let window = sum(&[(4 * m, n1), (4 * (c + 1), n1), (4, preview)]);
@@ -373,20 +368,38 @@ pub fn estimate_peak_memory(
 fn header_voxels(case: &Case, model: &ModelSpec) -> Result<(u64, u64), PipelineError> {
     let first = case.first_file()?;
     let h = nnu_volume::read_header(first)?;
-    let product = |dims: &mut dyn Iterator<Item = u64>| dims.fold(1u64, u64::saturating_mul);
-    let n0 = product(&mut h.shape_zyx.iter().map(|&d| d as u64));
     let planned = nnu_preprocessing::case::planned_shape(
         h.shape_zyx,
         h.geometry.spacing_zyx(),
         &model.params,
     )?;
-    let n1 = product(
-        &mut planned
-            .iter()
-            .zip(model.patch)
-            .map(|(&d, p)| d.max(p) as u64),
-    );
-    Ok((n0, n1))
+    Ok(voxels_as_read_and_planned(
+        h.shape_zyx,
+        planned,
+        model.patch,
+    ))
+}
+
+/// `(n0, n1)` of a case: the voxels as read (`shape`), and of the planned shape padded to the patch;
+/// saturating at `u64::MAX` (a crafted header must give a huge estimate, not an overflow).
+pub(crate) fn voxels_as_read_and_planned(
+    shape: [usize; 3],
+    planned: [usize; 3],
+    patch: [usize; 3],
+) -> (u64, u64) {
+    let n0 = shape.iter().fold(1u64, |n, &d| n.saturating_mul(d as u64));
+    let n1 = planned
+        .iter()
+        .zip(patch)
+        .fold(1u64, |n, (&d, p)| n.saturating_mul(d.max(p) as u64));
+    (n0, n1)
+}
+
+/// `sum of k * n` over `terms` (bytes per voxel times voxels), saturating at `u64::MAX`.
+pub(crate) fn saturating_bytes(terms: &[(u64, u64)]) -> u64 {
+    terms
+        .iter()
+        .fold(0u64, |acc, &(k, n)| acc.saturating_add(k.saturating_mul(n)))
 }
 
 /// Checks with a fallible allocation (`try_reserve_exact`, released at once) that a buffer of `bytes`

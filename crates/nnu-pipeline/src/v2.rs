@@ -27,7 +27,10 @@ use nnu_volume::{stage_volume, Geometry, WriteOptions};
 use crate::cases::Case;
 use crate::predict::{claim_case, CaseReport};
 use crate::run::{open_backend, CpuBackendOptions};
-use crate::stages::{check_backend_input, run_tile_mirrors, PredictOptions};
+use crate::stages::{
+    check_backend_input, run_tile_mirrors, saturating_bytes, voxels_as_read_and_planned,
+    PredictOptions,
+};
 use crate::v2_out::{stage_probabilities_npz, stage_properties_pkl, V2OutputPaths};
 use crate::{preview, PipelineError};
 
@@ -635,36 +638,14 @@ pub fn estimate_peak_memory_v2(
     opts: &PredictOptions,
 ) -> Result<u64, PipelineError> {
     let h = nnu_volume::read_header(case.first_file()?)?;
-    let (shape, spacing) = (h.shape_zyx, h.geometry.spacing_zyx());
-    let t = model.params.transpose_forward;
-    let (shape_t, spacing_t): ([usize; 3], [f64; 3]) = (
-        std::array::from_fn(|a| shape[t[a] % 3]),
-        std::array::from_fn(|a| spacing[t[a] % 3]),
-    );
-    let s = &model.params.spacing;
-    let target: [f64; 3] = match s.len() {
-        3 => [s[0], s[1], s[2]],
-        2 => [spacing_t[0], s[0], s[1]],
-        _ => spacing_t,
-    };
-    let patch = model.window.patch();
-    let product = |dims: &mut dyn Iterator<Item = u64>| dims.fold(1u64, u64::saturating_mul);
-    let n0 = product(&mut shape.iter().map(|&d| d as u64));
-    let n1 = product(&mut (0..3).map(|a| {
-        let resampled = if target[a] > 0.0 && target[a].is_finite() {
-            (shape_t[a] as f64 * spacing_t[a] / target[a]).ceil()
-        } else {
-            shape_t[a] as f64
-        };
-        // `as` saturates a huge or non-finite f64
-        (resampled as u64).max(patch[a] as u64)
-    }));
+    let planned = nnu_preprocessing::v2::planned_shape_v2(
+        h.shape_zyx,
+        h.geometry.spacing_zyx(),
+        &model.params,
+    )?;
+    let (n0, n1) = voxels_as_read_and_planned(h.shape_zyx, planned, model.window.patch());
     let (m, c) = (model.num_channels as u64, model.heads as u64);
-    let sum = |terms: &[(u64, u64)]| {
-        terms
-            .iter()
-            .fold(0u64, |acc, &(k, n)| acc.saturating_add(k.saturating_mul(n)))
-    };
+    let sum = saturating_bytes;
     let preview = if opts.preview { n0 } else { 0 };
     let probs = if opts.save_probabilities { n0 } else { 0 };
     let read = sum(&[(4 * m, n0), (4 * m, n1), (4, preview)]);

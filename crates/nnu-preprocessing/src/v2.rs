@@ -189,6 +189,41 @@ pub struct V2CaseProperties {
     pub shape_after_resampling: [usize; 3],
 }
 
+/// The configuration's target spacing in the transposed frame for an image whose transposed spacing is
+/// `original_spacing`: the plans' 3 entries, or for a 2-D configuration (2 entries) the first axis kept.
+fn target_spacing_v2(
+    params: &V2PreprocessParams,
+    original_spacing: [f64; 3],
+) -> Result<[f64; 3], PreprocessError> {
+    let target: [f64; 3] = match params.spacing.as_slice() {
+        &[a, b, c] => [a, b, c],
+        &[b, c] => [original_spacing[0], b, c],
+        other => {
+            return Err(PreprocessError::Unsupported {
+                what: format!("configuration spacing {other:?} (2 or 3 entries expected)"),
+            })
+        }
+    };
+    check_spacing(target)?;
+    Ok(target)
+}
+
+/// The shape (transposed frame) [`preprocess_case_v2`] resamples an image of `shape_zyx` at
+/// `spacing_zyx` to, before cropping: with the uncropped shape an upper bound of the network's input
+/// extent, from the header alone (for memory estimates).
+pub fn planned_shape_v2(
+    shape_zyx: [usize; 3],
+    spacing_zyx: [f64; 3],
+    params: &V2PreprocessParams,
+) -> Result<[usize; 3], PreprocessError> {
+    let tf = params.transpose_forward;
+    check_transpose(tf)?;
+    check_spacing(spacing_zyx)?;
+    let original_spacing = permute(spacing_zyx, tf);
+    let target_spacing = target_spacing_v2(params, original_spacing)?;
+    new_shape(permute(shape_zyx, tf), original_spacing, target_spacing)
+}
+
 /// Preprocesses one case as nnunetv2 2.8.1 `DefaultPreprocessor.run_case_npy` does for inference (see
 /// the module docs). `channels` are (z, y, x) volumes of one shape, `spacing_zyx` their spacing in numpy
 /// order. Returns the (c, z, y, x) preprocessed array in the transposed frame and the properties.
@@ -223,16 +258,7 @@ pub fn preprocess_case_v2(
         }
     }
     let original_spacing = permute(spacing_zyx, tf);
-    let target_spacing: [f64; 3] = match params.spacing.as_slice() {
-        &[a, b, c] => [a, b, c],
-        &[b, c] => [original_spacing[0], b, c],
-        other => {
-            return Err(PreprocessError::Unsupported {
-                what: format!("configuration spacing {other:?} (2 or 3 entries expected)"),
-            })
-        }
-    };
-    check_spacing(target_spacing)?;
+    let target_spacing = target_spacing_v2(params, original_spacing)?;
     // The box and mask in the image's frame; transposing first (as nnunetv2 does) gives the same box,
     // permuted.
     let bbox = nonzero_bbox(&views)?;
