@@ -291,29 +291,11 @@ fn saved_properties_are_used_checked_and_optional() {
 fn a_case_held_by_another_live_run_is_skipped() {
     let s = setup(&["a", "b"]);
     std::fs::create_dir(&s.out).expect("mkdir");
-    let other = Sleeper::start();
-    let token = other.token();
-    let lock = write_bytes(&s.out, ".a.lock", token.as_bytes());
-    let temp = write_bytes(
-        &s.out,
-        &format!(".a.nii.gz.{token}-0.tmp"),
-        b"being written",
-    );
+    let held = HeldCase::plant(&s.out, "a", ".nii.gz");
     let o = run_cmd(postprocess(&s, &[&s.dumps], &s.out));
-    o.assert_no_crash();
-    assert_eq!(o.code, Some(0), "{}", o.stderr);
-    let pid = token.split('-').next().expect("pid");
-    assert!(
-        o.stderr.contains(&format!(
-            "a: skipped, another run (pid {pid}) is working on it"
-        )),
-        "{}",
-        o.stderr
-    );
-    assert!(temp.exists(), "a live run's temporary was deleted");
-    assert!(lock.exists(), "a live run's lock was deleted");
+    held.assert_left_alone(&o, "nnu-postprocess");
     assert!(s.out.join("b.nii.gz").exists() && !s.out.join("a.nii.gz").exists());
-    drop(other);
+    let (lock, temp) = held.release();
     let o = run_cmd(postprocess(&s, &[&s.dumps], &s.out));
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     assert!(s.out.join("a.nii.gz").exists());

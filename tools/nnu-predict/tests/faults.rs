@@ -213,25 +213,11 @@ fn a_case_held_by_another_live_run_is_skipped() {
     assert_eq!(run_cmd(predict(&dir, &reference, &[])).code, Some(0));
     let out = r.join("out");
     std::fs::create_dir(&out).expect("mkdir");
-    let other = Sleeper::start();
-    let token = other.token();
-    let lock = write_bytes(&out, ".a.lock", token.as_bytes());
-    let temp = write_bytes(&out, &format!(".a.nii.gz.{token}-0.tmp"), b"being written");
+    let held = HeldCase::plant(&out, "a", ".nii.gz");
     let o = run_cmd(predict(&dir, &out, &[]));
-    o.assert_no_crash();
-    assert_eq!(o.code, Some(0), "{}", o.stderr);
-    let pid = token.split('-').next().expect("pid");
-    assert!(
-        o.stderr.contains(&format!(
-            "a: skipped, another run (pid {pid}) is working on it"
-        )),
-        "{}",
-        o.stderr
-    );
-    assert!(temp.exists(), "a live run's temporary was deleted");
-    assert!(lock.exists(), "a live run's lock was deleted");
+    held.assert_left_alone(&o, "nnu-predict");
     assert!(out.join("b.nii.gz").exists() && !out.join("a.nii.gz").exists());
-    drop(other);
+    drop(held);
     let o = run_cmd(predict(&dir, &out, &[]));
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     assert_same_folders(&out, &reference);

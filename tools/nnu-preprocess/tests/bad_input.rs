@@ -207,26 +207,9 @@ fn a_case_held_by_another_live_run_is_skipped() {
         write_phantom(&images, "b.nii.gz", 4);
         let out = root.path().join("out");
         std::fs::create_dir(&out).expect("mkdir");
-        let other = Sleeper::start();
-        let token = other.token();
-        let lock = write_bytes(&out, ".a.lock", token.as_bytes());
-        let temp = write_bytes(&out, &format!(".a.json.{token}-0.tmp"), b"being written");
+        let held = HeldCase::plant(&out, "a", ".json");
         let o = run_cmd(preprocess(&demo_model(), &images, &out, extra));
-        o.assert_no_crash();
-        assert_eq!(o.code, Some(0), "{extra:?}: {}", o.stderr);
-        let pid = token.split('-').next().expect("pid");
-        assert!(
-            o.stderr.contains(&format!(
-                "a: skipped, another run (pid {pid}) is working on it"
-            )),
-            "{extra:?}: {}",
-            o.stderr
-        );
-        assert!(
-            temp.exists(),
-            "{extra:?}: a live run's temporary was deleted"
-        );
-        assert!(lock.exists(), "{extra:?}: a live run's lock was deleted");
+        held.assert_left_alone(&o, &format!("{extra:?}"));
         let files = listing(&out);
         assert!(
             files.contains(&"b.json".to_string()),
@@ -240,10 +223,13 @@ fn a_case_held_by_another_live_run_is_skipped() {
             .collect();
         assert_eq!(
             of_a,
-            [&format!(".a.json.{token}-0.tmp"), &".a.lock".to_string()],
+            [
+                &format!(".a.json.{}-0.tmp", held.token),
+                &".a.lock".to_string()
+            ],
             "{extra:?}: {files:?}"
         );
-        drop(other);
+        let (lock, temp) = held.release();
         let o = run_cmd(preprocess(&demo_model(), &images, &out, extra));
         assert_eq!(o.code, Some(0), "{extra:?}: {}", o.stderr);
         let files = listing(&out);

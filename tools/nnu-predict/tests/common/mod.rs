@@ -334,3 +334,65 @@ impl Drop for Sleeper {
         let _ = self.0.wait();
     }
 }
+
+/// Case `case` of the output folder `out` held by another live run: a [`Sleeper`] owns its lock
+/// `.CASE.lock` and a temporary `.CASE{ending}.TOKEN-0.tmp`, as a run writing the case would.
+pub struct HeldCase {
+    /// The live owner (killed when this is dropped).
+    pub owner: Sleeper,
+    /// The owner's `PID-START` token.
+    pub token: String,
+    /// The lock file.
+    pub lock: PathBuf,
+    /// The owner's temporary.
+    pub temp: PathBuf,
+    case: String,
+}
+
+impl HeldCase {
+    /// Plants the lock and the temporary of `case` in `out`.
+    pub fn plant(out: &Path, case: &str, ending: &str) -> HeldCase {
+        let owner = Sleeper::start();
+        let token = owner.token();
+        let lock = write_bytes(out, &format!(".{case}.lock"), token.as_bytes());
+        let temp = write_bytes(
+            out,
+            &format!(".{case}{ending}.{token}-0.tmp"),
+            b"being written",
+        );
+        HeldCase {
+            owner,
+            token,
+            lock,
+            temp,
+            case: case.to_string(),
+        }
+    }
+
+    /// Ends the owner (waiting for it) and returns the paths of its lock and temporary.
+    pub fn release(self) -> (PathBuf, PathBuf) {
+        drop(self.owner);
+        (self.lock, self.temp)
+    }
+
+    /// Checks that a run `o` ended with exit 0, said that it skipped the case for the owner's pid, and
+    /// left the owner's lock and temporary alone. `what` prefixes the failure messages.
+    pub fn assert_left_alone(&self, o: &Outcome, what: &str) {
+        o.assert_no_crash();
+        assert_eq!(o.code, Some(0), "{what}: {}", o.stderr);
+        let pid = self.token.split('-').next().expect("pid");
+        assert!(
+            o.stderr.contains(&format!(
+                "{}: skipped, another run (pid {pid}) is working on it",
+                self.case
+            )),
+            "{what}: {}",
+            o.stderr
+        );
+        assert!(
+            self.temp.exists(),
+            "{what}: a live run's temporary was deleted"
+        );
+        assert!(self.lock.exists(), "{what}: a live run's lock was deleted");
+    }
+}
