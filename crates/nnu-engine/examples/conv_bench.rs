@@ -2,15 +2,21 @@
 //! prints the median time and GFLOP/s (2 * in * out * taps * output voxels per pass, padding counted as
 //! computed) per layer, precision and instruction set.
 //!
+//! With `defer` as the fifth argument it also times, per layer whose convolution reads a deferred input
+//! (`PackedConv::reads_deferred`), the two ways of applying the previous layer's InstanceNorm and
+//! LeakyReLU: a pass over the input (`norm_act`) plus the convolution, against the convolution reading
+//! the deferred input (`defer_norm_act`).
+//!
 //! ```text
 //! cargo build --release -p nnu-engine --example conv_bench
-//! /work/target/release/examples/conv_bench [threads=2] [repeats=5] [f32|bf16|both] [filter]
+//! /work/target/release/examples/conv_bench [threads=2] [repeats=5] [f32|bf16|both] [filter] [defer]
 //! ```
 
 use std::time::Instant;
 
 use nnu_engine::native::kernels::{
-    bf16_supported, conv3d, detect_isa, Act, ChannelStats, ConvSpec, PackedConv, Precision,
+    bf16_supported, conv3d, defer_norm_act, detect_isa, norm_act, Act, Activation, ChannelStats,
+    ConvSpec, PackedConv, Precision,
 };
 
 /// (name, in, out, kernel, stride, pad, input dims)
@@ -30,6 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let repeats: usize = args.get(2).map_or(Ok(5), |s| s.parse())?;
     let which = args.get(3).map_or("both", |s| s.as_str());
     let filter = args.get(4).cloned().unwrap_or_default();
+    let defer = args.get(5).is_some_and(|s| s == "defer");
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()?;
@@ -228,10 +235,66 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 times[0] * 1e3,
                 flop / med_cpu * 1e-9
             );
+            if defer && conv.reads_deferred() {
+                let (pass, deferred) = time_deferral(&pool, &input, &conv, &mut out, repeats)?;
+                println!(
+                    "{:32}   norm pass {:.1} ms + conv {:.1} ms = {:.1} ms; conv reading it deferred {:.1} ms ({:+.1} %)",
+                    "",
+                    pass * 1e3,
+                    med * 1e3,
+                    (pass + med) * 1e3,
+                    deferred * 1e3,
+                    (deferred / (pass + med) - 1.0) * 100.0
+                );
+            }
         }
     }
 
     Ok(())
+}
+
+/// Median seconds of a `norm_act` pass over a copy of `input` and of the convolution reading `input`
+/// deferred (statistics and affine parameters of a plausible InstanceNorm, LeakyReLU 0.01).
+fn time_deferral(
+    pool: &rayon::ThreadPool,
+    input: &Act,
+    conv: &PackedConv,
+    out: &mut Act,
+    repeats: usize,
+) -> Result<(f64, f64), Box<dyn std::error::Error>> {
+    let c = input.channels();
+    let voxels: usize = input.dims().iter().product();
+    let stats = ChannelStats {
+        sum: (0..c)
+            .map(|i| voxels as f64 * (0.01 * i as f64 - 0.1))
+            .collect(),
+        sumsq: vec![voxels as f64 * 0.2; c],
+        count: voxels,
+    };
+    let gamma: Vec<f32> = (0..c).map(|i| 1.0 + 0.01 * i as f32).collect();
+    let beta = vec![0.05f32; c];
+    let act = Activation::LeakyRelu(0.01);
+    let mut copy = Act::try_zeros(c, input.dims())?;
+    let mut deferred = Act::try_zeros(c, input.dims())?;
+    copy.as_mut_slice().copy_from_slice(input.as_slice());
+    deferred.as_mut_slice().copy_from_slice(input.as_slice());
+    defer_norm_act(&mut deferred, &stats, &gamma, &beta, 1e-5, act);
+    let (mut pass, mut read) = (Vec::new(), Vec::new());
+    for r in 0..=repeats {
+        let t = Instant::now();
+        pool.install(|| norm_act(&mut copy, &stats, &gamma, &beta, 1e-5, act));
+        let p = t.elapsed().as_secs_f64();
+        let mut st = ChannelStats::default();
+        let t = Instant::now();
+        pool.install(|| conv3d(&[&deferred], conv, out, Some(&mut st)))?;
+        if r > 0 {
+            pass.push(p);
+            read.push(t.elapsed().as_secs_f64());
+        }
+    }
+    pass.sort_by(f64::total_cmp);
+    read.sort_by(f64::total_cmp);
+    Ok((pass[pass.len() / 2], read[read.len() / 2]))
 }
 
 /// CPU time of the whole process (all threads), in seconds: on a loaded machine, GFLOP per CPU-second

@@ -3,7 +3,11 @@
 //!
 //! Loading decodes the ONNX file ([`onnx`]), keeps the nodes the final head needs, fuses
 //! `Conv -> InstanceNormalization -> LeakyRelu` and turns the graph into steps over tensors whose
-//! buffers are planned once ([`NativeBackend::planned_bytes`]). A batch is run one sample after the
+//! buffers are planned once ([`NativeBackend::planned_bytes`]). A fused step's normalisation and
+//! activation are deferred ([`kernels::defer_norm_act`]): the next reader applies them as it copies its
+//! input anyway (bf16 conversion, the narrow path's segmented planes, the transposed convolution's
+//! staged rows); before an f32 blocked convolution, a residual addition or the output, one pass applies
+//! them ([`kernels::materialize`]). A batch is run one sample after the
 //! other through the same buffers, on a private rayon pool of [`NativeOptions::threads`] threads.
 
 use std::fmt;
@@ -258,6 +262,11 @@ fn run_sample(
                 let sh = shape(*dst);
                 let result = (|| {
                     out.reshape(sh.channels, sh.dims)?;
+                    if !conv.reads_deferred() {
+                        for &t in srcs {
+                            kernels::materialize(slots[slot_of[t]].as_mut().ok_or_else(missing)?);
+                        }
+                    }
                     let ins = srcs
                         .iter()
                         .map(|&t| slots[slot_of[t]].as_ref().ok_or_else(missing))
@@ -270,7 +279,10 @@ fn run_sample(
                             stats.sumsq.resize(sh.channels, 0.0);
                             stats.count = 0;
                             kernels::conv3d(&ins, conv, &mut out, Some(stats))?;
-                            kernels::norm_act(&mut out, stats, &n.gamma, &n.beta, n.eps, *act);
+                            // applied by the next reader where it copies its input anyway
+                            kernels::defer_norm_act(
+                                &mut out, stats, &n.gamma, &n.beta, n.eps, *act,
+                            );
                         }
                         None => {
                             kernels::conv3d(&ins, conv, &mut out, None)?;
@@ -309,6 +321,7 @@ fn run_sample(
                 kernels::activate(x, *act);
             }
             Step::Add { acc, other } => {
+                kernels::materialize(slots[slot_of[*other]].as_mut().ok_or_else(missing)?);
                 let mut a = slots[slot_of[*acc]].take().ok_or_else(missing)?;
                 let result = slots[slot_of[*other]]
                     .as_ref()
@@ -321,7 +334,8 @@ fn run_sample(
             }
         }
     }
-    let out = slots[slot_of[model.output]].as_ref().ok_or_else(missing)?;
+    let out = slots[slot_of[model.output]].as_mut().ok_or_else(missing)?;
+    kernels::materialize(out);
     out.store_cdhw(output);
     Ok(())
 }

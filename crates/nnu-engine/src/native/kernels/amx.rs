@@ -144,7 +144,7 @@ mod x86 {
 
     use super::super::conv::{make_groups, row_split, run_items, valid_taps, Group};
     use super::super::simd::Avx512;
-    use super::super::{Act, ChannelStats, ConvSpec, LANES};
+    use super::super::{Act, ChannelStats, ConvSpec, Xf, LANES};
     use super::{AmxWeights, InBlock, SendPtr, KB};
     use crate::EngineError;
 
@@ -173,14 +173,15 @@ mod x86 {
 
     /// Converts plane `z` of 32-channel block `kb` to bf16 with `px` zero voxels on each side of every
     /// row: the two 16-channel halves come from `halves` (a source block whose channels start at
-    /// `kb * 32` or `kb * 32 + 16`), or are zero.
+    /// `kb * 32` or `kb * 32 + 16`, with its deferred normalisation, applied before the rounding), or are
+    /// zero.
     ///
     /// # Safety
     /// AVX512F and AVX512_BF16; `dst` holds `iy_n * (ix_n + 2 px)` voxels of 64 bytes; every source
     /// pointer holds the plane (`iy_n * ix_n * 16` f32).
     #[target_feature(enable = "avx512f,avx512bf16")]
     unsafe fn convert_plane(
-        halves: [Option<*const f32>; 2],
+        halves: [Option<(*const f32, Option<Xf>)>; 2],
         dst: *mut u8,
         iy_n: usize,
         ix_n: usize,
@@ -189,14 +190,27 @@ mod x86 {
         let wp = ix_n + 2 * px;
         unsafe {
             let zero = _mm256_setzero_si256();
+            let xfs = halves.map(|h| {
+                h.and_then(|(_, xf)| xf).map(|t| {
+                    (
+                        _mm512_loadu_ps(t.scale.as_ptr()),
+                        _mm512_loadu_ps(t.shift.as_ptr()),
+                        _mm512_set1_ps(t.slope),
+                    )
+                })
+            });
             for y in 0..iy_n {
                 for xp in 0..wp {
                     let d = dst.add((y * wp + xp) * VOX);
                     let inside = xp >= px && xp < px + ix_n;
                     for (h, src) in halves.iter().enumerate() {
                         let v = match src {
-                            Some(s) if inside => {
-                                let x = _mm512_loadu_ps(s.add((y * ix_n + xp - px) * LANES));
+                            Some((s, _)) if inside => {
+                                let mut x = _mm512_loadu_ps(s.add((y * ix_n + xp - px) * LANES));
+                                if let Some((sc, sh, sl)) = xfs[h] {
+                                    let t = _mm512_fmadd_ps(x, sc, sh);
+                                    x = _mm512_max_ps(t, _mm512_mul_ps(t, sl));
+                                }
                                 std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(x))
                             }
                             _ => zero,
@@ -237,7 +251,10 @@ mod x86 {
                     let src = blk.data.0.add((blk.ib * iz_n + z) * iy_n * ix_n * LANES);
                     for y in 0..iy_n {
                         for x in 0..ix_n {
-                            let v = *src.add((y * ix_n + x) * LANES + l);
+                            let mut v = *src.add((y * ix_n + x) * LANES + l);
+                            if let Some(t) = &blk.xf {
+                                v = t.apply(l, v);
+                            }
                             *d16.add((y * wp + x + px) * KB + slot) =
                                 super::super::bf16::to_bf16(v) as u16;
                         }
@@ -513,9 +530,11 @@ mod x86 {
                         let mut halves = [None, None];
                         for blk in blocks {
                             if blk.ic0 / KB == kb {
-                                halves[(blk.ic0 % KB) / LANES] =
-                                    Some(blk.data.0.add((blk.ib * iz_n + z) * iy_n * ix_n * LANES)
-                                        as *const f32);
+                                halves[(blk.ic0 % KB) / LANES] = Some((
+                                    blk.data.0.add((blk.ib * iz_n + z) * iy_n * ix_n * LANES)
+                                        as *const f32,
+                                    blk.xf,
+                                ));
                             }
                         }
                         convert_plane(halves, dst, iy_n, ix_n, px);

@@ -100,20 +100,43 @@ mod x86 {
         InBlock, Init, Micro, Row, SendPtr, SCRATCH,
     };
     use super::super::simd::Avx512;
-    use super::super::{Act, Block, ChannelStats, ConvSpec, PackedConv, LANES};
+    use super::super::{Act, Block, ChannelStats, ConvSpec, PackedConv, Xf, LANES};
     use super::PAIRS;
     use crate::EngineError;
 
-    /// Converts `voxels` positions of one block (`lanes` valid) to bf16 pairs; lanes beyond are 0.
+    /// Converts `voxels` positions of one block (`lanes` valid) to bf16 pairs, applying the block's
+    /// deferred normalisation `xf` first when it has one; lanes beyond are 0.
     ///
     /// # Safety
     /// The CPU has AVX512F and AVX512_BF16; `src` holds `voxels * 16` f32, `dst` `voxels * 8` u32.
     #[target_feature(enable = "avx512f,avx512bf16")]
-    unsafe fn convert(src: *const f32, dst: *mut u32, voxels: usize, lanes: usize) {
+    unsafe fn convert(
+        src: *const f32,
+        dst: *mut u32,
+        voxels: usize,
+        lanes: usize,
+        xf: Option<&Xf>,
+    ) {
         let mask: __mmask16 = ((1u32 << lanes) - 1) as __mmask16;
+        let (sc, sh, sl) = match xf {
+            Some(t) => (
+                _mm512_loadu_ps(t.scale.as_ptr()),
+                _mm512_loadu_ps(t.shift.as_ptr()),
+                _mm512_set1_ps(t.slope),
+            ),
+            None => (
+                _mm512_setzero_ps(),
+                _mm512_setzero_ps(),
+                _mm512_setzero_ps(),
+            ),
+        };
         for v in 0..voxels {
             unsafe {
-                let x = _mm512_maskz_loadu_ps(mask, src.add(v * LANES));
+                let mut x = _mm512_maskz_loadu_ps(mask, src.add(v * LANES));
+                if xf.is_some() {
+                    let y = _mm512_fmadd_ps(x, sc, sh);
+                    x = _mm512_max_ps(y, _mm512_mul_ps(y, sl));
+                }
                 let b: __m256bh = _mm512_cvtneps_pbh(x);
                 _mm256_storeu_si256(
                     dst.add(v * PAIRS) as *mut __m256i,
@@ -356,13 +379,14 @@ mod x86 {
                 // SAFETY: `PackedConv::new` checked AVX512_BF16; plane `z` of block `ib` of the source.
                 unsafe {
                     let src = blk.data.0.add((blk.ib * in_dims[0] + z) * plane * LANES);
-                    convert(src, dst.as_mut_ptr(), plane, blk.lanes);
+                    convert(src, dst.as_mut_ptr(), plane, blk.lanes, blk.xf.as_ref());
                 }
             });
         let conv_blocks: Vec<InBlock> = blocks
             .iter()
             .enumerate()
             .map(|(b, blk)| InBlock {
+                xf: None,
                 data: SendPtr(
                     unsafe { converted.as_mut_ptr().add(b * voxels_in * PAIRS) } as *mut f32
                 ),

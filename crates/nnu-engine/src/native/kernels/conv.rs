@@ -11,7 +11,7 @@ use rayon::prelude::*;
 #[cfg(target_arch = "x86_64")]
 use super::simd::{Avx2, Avx512};
 use super::simd::{Portable, V16};
-use super::{blocks_of, run_error, Act, Block, ChannelStats, ConvSpec, Isa, Precision, LANES};
+use super::{blocks_of, run_error, Act, Block, ChannelStats, ConvSpec, Isa, Precision, Xf, LANES};
 use crate::EngineError;
 
 /// Output-channel blocks computed together by one micro-kernel call (at most 2: 2 blocks x 12 `x`
@@ -221,6 +221,13 @@ impl PackedConv {
     pub fn out_dims(&self, in_dims: [usize; 3]) -> [usize; 3] {
         self.spec.out_dims(in_dims)
     }
+
+    /// Whether this convolution applies a deferred input's normalisation as it reads
+    /// ([`super::defer_norm_act`]): the narrow path (segmented planes) and bf16 (conversion) do; the f32
+    /// blocked kernel reads its input in place and needs it [`super::materialize`]d.
+    pub fn reads_deferred(&self) -> bool {
+        self.narrow.is_some() || self.precision == Precision::Bf16
+    }
 }
 
 /// A raw pointer that may cross threads; every use documents which disjoint part it touches.
@@ -242,6 +249,8 @@ pub(super) struct InBlock {
     pub(super) ic0: usize,
     /// Valid lanes (channels) of the block.
     pub(super) lanes: usize,
+    /// The source's deferred normalisation and activation of this block, which the reader applies.
+    pub(super) xf: Option<Xf>,
 }
 
 /// The input blocks of concatenated sources, checked against `in_channels`.
@@ -276,6 +285,7 @@ pub(super) fn input_blocks(
                 ib,
                 ic0: ic_off + ib * LANES,
                 lanes: (a.channels() - ib * LANES).min(LANES),
+                xf: a.xf(ib),
             });
         }
         ic_off += a.channels();
@@ -848,6 +858,11 @@ pub fn conv3d(
     if out_dims.contains(&0) {
         return Err(run_error(format!(
             "convolution {spec:?} does not fit an input of {in_dims:?}"
+        )));
+    }
+    if !conv.reads_deferred() && blocks.iter().any(|b| b.xf.is_some()) {
+        return Err(run_error(format!(
+            "convolution {spec:?} reads its input in place: materialise the deferred input first"
         )));
     }
     out.reshape(spec.out_channels, out_dims)?;

@@ -4,12 +4,12 @@
 
 use super::conv::{
     block_slice_mut, input_blocks, make_groups, row_dispatch, run_items, try_blocks, Group, Init,
-    Micro, Row, SendPtr,
+    Micro, Row, SendPtr, SCRATCH,
 };
 #[cfg(target_arch = "x86_64")]
 use super::simd::{Avx2, Avx512};
 use super::simd::{Portable, V16};
-use super::{blocks_of, run_error, Act, Block, Isa, LANES};
+use super::{blocks_of, run_error, Act, Block, Isa, Xf, LANES};
 use crate::EngineError;
 
 /// A transposed convolution with stride = kernel (e.g. `[2, 2, 2]` or `[1, 2, 2]`), no padding, weights
@@ -114,7 +114,8 @@ struct Ctx<'a> {
 // SAFETY: read-only pointers except `out`, written at disjoint planes per work item.
 unsafe impl Sync for Ctx<'_> {}
 
-/// Input plane `iz` of group `g` into output planes `iz * kz ..`.
+/// Input plane `iz` of group `g` into output planes `iz * kz ..`. The rows of a deferred input
+/// ([`super::defer_norm_act`]) are normalised once into a staging buffer and read from there by every tap.
 ///
 /// # Safety
 /// The CPU runs `V`; no other thread writes those output planes of group `g`.
@@ -128,27 +129,50 @@ unsafe fn item<V: V16>(ctx: &Ctx, g: usize, iz: usize) {
     let cin = conv.in_channels;
     let nob = group.nob;
     let weights = conv.weights.as_ptr() as *const f32;
+    let staged = ctx.blocks.iter().any(|b| b.xf.is_some());
+    let mut scratch = SCRATCH.take();
+    if staged && scratch.len() < ctx.blocks.len() * ix_n {
+        scratch.resize(ctx.blocks.len() * ix_n, Block([0.0; LANES]));
+    }
+    let scratch_ptr = scratch.as_mut_ptr() as *mut f32;
+    let mut srcs: Vec<*const f32> = Vec::with_capacity(ctx.blocks.len());
     let mut rows: Vec<Row<f32>> = Vec::with_capacity(ctx.blocks.len());
-    for a in 0..kz {
-        let oz = iz * kz + a;
-        for iy in 0..iy_n {
+    for iy in 0..iy_n {
+        srcs.clear();
+        for (i, blk) in ctx.blocks.iter().enumerate() {
+            // SAFETY: in-bounds row of the source; the scratch holds a row per block.
+            unsafe {
+                let src = blk
+                    .data
+                    .0
+                    .add(((blk.ib * iz_n + iz) * iy_n + iy) * ix_n * LANES)
+                    as *const f32;
+                match &blk.xf {
+                    Some(t) => {
+                        let dst = scratch_ptr.add(i * ix_n * LANES);
+                        normalise_row::<V>(src, dst, ix_n, t);
+                        srcs.push(dst);
+                    }
+                    None => srcs.push(src),
+                }
+            }
+        }
+        for a in 0..kz {
+            let oz = iz * kz + a;
             for b in 0..ky {
                 let oy = iy * ky + b;
                 for c in 0..kx {
                     let t = (a * ky + b) * kx + c;
                     rows.clear();
-                    for blk in &ctx.blocks {
-                        // SAFETY: in-bounds row and weights.
-                        unsafe {
-                            rows.push(Row {
-                                x: blk
-                                    .data
-                                    .0
-                                    .add(((blk.ib * iz_n + iz) * iy_n + iy) * ix_n * LANES),
-                                w: weights.add(group.w_off + (t * cin + blk.ic0) * nob * LANES),
-                                lanes: blk.lanes,
-                            });
-                        }
+                    for (blk, &x) in ctx.blocks.iter().zip(&srcs) {
+                        rows.push(Row {
+                            x,
+                            // SAFETY: in-bounds weights of tap `t` and the block's channels.
+                            w: unsafe {
+                                weights.add(group.w_off + (t * cin + blk.ic0) * nob * LANES)
+                            },
+                            lanes: blk.lanes,
+                        });
                     }
                     let m = Micro {
                         rows: &rows,
@@ -174,6 +198,23 @@ unsafe fn item<V: V16>(ctx: &Ctx, g: usize, iz: usize) {
             }
         }
     }
+    SCRATCH.set(scratch);
+}
+
+/// `dst = max(y, slope * y)`, `y = src * scale + shift`, over `n` voxels of one block.
+///
+/// # Safety
+/// The CPU runs `V`; `src` and `dst` hold `n * 16` f32.
+#[inline(always)]
+unsafe fn normalise_row<V: V16>(src: *const f32, dst: *mut f32, n: usize, t: &Xf) {
+    unsafe {
+        let (sc, sh) = (V::load(t.scale.as_ptr()), V::load(t.shift.as_ptr()));
+        let slope = V::load([t.slope; LANES].as_ptr());
+        for i in 0..n {
+            let y = sh.fma(V::load(src.add(i * LANES)), sc);
+            y.max(y.mul(slope)).store(dst.add(i * LANES));
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -189,7 +230,7 @@ unsafe fn item_avx2(ctx: &Ctx, g: usize, iz: usize) {
 }
 
 /// Transposed convolution (stride = kernel) of `input` into `out` (reshaped to `input dims * kernel`).
-/// Work is spread over rayon's current pool.
+/// A deferred `input` is normalised as it is read. Work is spread over rayon's current pool.
 pub fn conv_transpose3d(
     input: &Act,
     conv: &PackedConvTranspose,

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use super::simd::V16;
 #[cfg(target_arch = "x86_64")]
 use super::simd::{Avx2, Avx512};
-use super::{Act, Activation, ChannelStats, Isa, LANES};
+use super::{slope_of, Act, Activation, ChannelStats, Deferred, Isa, LANES};
 
 /// Voxels per parallel chunk (large enough to amortise scheduling).
 const CHUNK_VOXELS: usize = 4096;
@@ -129,6 +129,50 @@ pub fn norm_act(
     eps: f32,
     act: Activation,
 ) {
+    let (scale, shift) = norm_scale_shift(t, stats, gamma, beta, eps);
+    t.deferred = None;
+    scale_shift_act(t, &scale, &shift, act);
+}
+
+/// As [`norm_act`], but without a pass over the data: `t` becomes deferred ([`Act::is_deferred`]) and
+/// the readers that copy their input anyway (the AMX and AVX512_BF16 conversions, the narrow path's
+/// segmented planes, the transposed convolution's staged rows) apply the normalisation and activation
+/// as they read; any other reader needs [`materialize`] first (the native backend's executor does it).
+/// An activation that is not `max(y, s * y)` for an `s` in [0, 1] is applied at once, as [`norm_act`].
+///
+/// # Panics
+/// As [`norm_act`].
+pub fn defer_norm_act(
+    t: &mut Act,
+    stats: &ChannelStats,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    act: Activation,
+) {
+    if slope_of(act).is_none() {
+        return norm_act(t, stats, gamma, beta, eps, act);
+    }
+    let (scale, shift) = norm_scale_shift(t, stats, gamma, beta, eps);
+    t.deferred = Some(Deferred { scale, shift, act });
+}
+
+/// Applies a deferred normalisation and activation ([`defer_norm_act`]) in one pass; nothing when `t`
+/// is not deferred.
+pub fn materialize(t: &mut Act) {
+    if let Some(d) = t.deferred.take() {
+        scale_shift_act(t, &d.scale, &d.shift, d.act);
+    }
+}
+
+/// Per-block scale and shift of InstanceNorm with affine parameters (padding lanes 0).
+fn norm_scale_shift(
+    t: &Act,
+    stats: &ChannelStats,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+) -> (Vec<[f32; LANES]>, Vec<[f32; LANES]>) {
     let c = t.channels();
     assert!(
         stats.sum.len() == c && stats.sumsq.len() == c && gamma.len() == c && beta.len() == c,
@@ -145,11 +189,12 @@ pub fn norm_act(
         scale[ch / LANES][ch % LANES] = s as f32;
         shift[ch / LANES][ch % LANES] = (beta[ch] as f64 - mean * s) as f32;
     }
-    scale_shift_act(t, &scale, &shift, act);
+    (scale, shift)
 }
 
 /// Applies `act` in place.
 pub fn activate(t: &mut Act, act: Activation) {
+    materialize(t);
     if act == Activation::None {
         return;
     }
@@ -162,11 +207,16 @@ pub fn activate(t: &mut Act, act: Activation) {
     );
 }
 
-/// `t += other` (residual connection).
+/// `t += other` (residual connection); a deferred `t` is materialised first.
 ///
 /// # Panics
-/// When the shapes differ.
+/// When the shapes differ, or `other` is deferred ([`materialize`] it first).
 pub fn add_assign(t: &mut Act, other: &Act) {
+    assert!(
+        !other.is_deferred(),
+        "add_assign: the added tensor is deferred"
+    );
+    materialize(t);
     assert!(
         t.channels() == other.channels() && t.dims() == other.dims(),
         "add_assign: shapes differ ({} x {:?} and {} x {:?})",

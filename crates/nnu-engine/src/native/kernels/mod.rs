@@ -23,6 +23,13 @@
 //! (`narrow.rs`: several output positions per vector, read from a segmented copy of the input plane),
 //! in f32 under either precision.
 //!
+//! InstanceNorm statistics are gathered while a convolution writes its output. The normalisation and
+//! activation can then be deferred ([`defer_norm_act`]) instead of a pass over the data: the readers that
+//! copy their input anyway apply them on the way (the bf16 conversions of the AMX and AVX512_BF16 paths,
+//! the narrow path's segmented planes, the transposed convolution's staged rows). The f32 blocked kernel
+//! reads its input in place, so a deferred input is [`materialize`]d for it in one pass
+//! ([`PackedConv::reads_deferred`] says which convolution reads it deferred).
+//!
 //! Work is spread over rayon's current thread pool (the caller installs its own pool).
 //!
 //! This module does not know graphs, ONNX or buffer planning; it computes one operator at a time.
@@ -44,7 +51,7 @@ use crate::EngineError;
 pub use amx::amx_supported;
 pub use conv::{conv3d, PackedConv};
 pub use convt::{conv_transpose3d, PackedConvTranspose};
-pub use elementwise::{activate, add_assign, norm_act};
+pub use elementwise::{activate, add_assign, defer_norm_act, materialize, norm_act};
 
 /// Channels per block of the blocked layout (one AVX-512 register of f32).
 pub const LANES: usize = 16;
@@ -57,10 +64,52 @@ struct Block([f32; LANES]);
 /// One sample's activations in the channel-blocked layout `[ceil(c/16)][z][y][x][16]` (f32, 64-byte
 /// aligned). Lanes of the last block at or beyond the channel count are kept at 0 by every operation of this
 /// module (a convolution reads only the lanes below the channel count, so garbage there would not leak).
+///
+/// An `Act` may be *deferred* ([`defer_norm_act`]): its stored values are a convolution's raw output and
+/// its logical values `act(raw * scale + shift)` per channel, the InstanceNorm and activation that the
+/// next reader applies as it copies the data anyway (see [`Act::is_deferred`], [`materialize`]).
 pub struct Act {
     buf: Vec<Block>,
     channels: usize,
     dims: [usize; 3],
+    deferred: Option<Deferred>,
+}
+
+/// The per-channel `act(x * scale + shift)` a deferred [`Act`]'s stored values still await, per block.
+#[derive(Clone, Debug)]
+struct Deferred {
+    scale: Vec<[f32; LANES]>,
+    shift: Vec<[f32; LANES]>,
+    act: Activation,
+}
+
+/// The deferred transform of one 16-channel input block as a reader applies it: `y = x * scale + shift`
+/// (fused), then `max(y, slope * y)` (LeakyReLU of a slope in [0, 1]; ReLU is slope 0, identity 1).
+/// Lanes beyond the channel count have scale and shift 0, so they stay 0.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Xf {
+    pub(super) scale: [f32; LANES],
+    pub(super) shift: [f32; LANES],
+    pub(super) slope: f32,
+}
+
+impl Xf {
+    /// The transform of lane `l` of one value (scalar readers).
+    #[inline(always)]
+    pub(super) fn apply(&self, l: usize, x: f32) -> f32 {
+        let y = x.mul_add(self.scale[l], self.shift[l]);
+        y.max(y * self.slope)
+    }
+}
+
+/// The slope `s` with `act(y) = max(y, s * y)`, when `act` has that form.
+fn slope_of(act: Activation) -> Option<f32> {
+    match act {
+        Activation::None => Some(1.0),
+        Activation::Relu => Some(0.0),
+        Activation::LeakyRelu(a) if (0.0..=1.0).contains(&a) => Some(a),
+        Activation::LeakyRelu(_) => None,
+    }
 }
 
 fn blocks_of(channels: usize) -> usize {
@@ -82,6 +131,7 @@ impl Act {
             buf: Vec::new(),
             channels: 0,
             dims: [0; 3],
+            deferred: None,
         };
         act.reshape(channels, dims)?;
         act.buf.iter_mut().for_each(|b| *b = Block([0.0; LANES]));
@@ -108,10 +158,27 @@ impl Act {
         blocks_of(self.channels)
     }
 
+    /// Whether the stored values still await a deferred normalisation and activation
+    /// ([`defer_norm_act`]); [`materialize`] applies it.
+    pub fn is_deferred(&self) -> bool {
+        self.deferred.is_some()
+    }
+
+    /// The deferred transform of block `b`, if any.
+    fn xf(&self, b: usize) -> Option<Xf> {
+        let d = self.deferred.as_ref()?;
+        Some(Xf {
+            scale: d.scale[b],
+            shift: d.shift[b],
+            slope: slope_of(d.act)?,
+        })
+    }
+
     /// Changes the shape, reusing the allocation when it is large enough (otherwise it grows, fallibly).
-    /// The content is unspecified afterwards, padding lanes included; every operation that writes an
-    /// [`Act`] as its output sets them.
+    /// The content is unspecified afterwards, padding lanes included, and nothing is deferred; every
+    /// operation that writes an [`Act`] as its output sets them.
     pub fn reshape(&mut self, channels: usize, dims: [usize; 3]) -> Result<(), EngineError> {
+        self.deferred = None;
         let n = blocks_of(channels)
             .checked_mul(dims[0])
             .and_then(|v| v.checked_mul(dims[1]))
@@ -159,6 +226,7 @@ impl Act {
     /// # Panics
     /// When the shape of `src` differs from `(channels, z, y, x)` (a programming error of the caller).
     pub fn load_cdhw(&mut self, src: ArrayView4<f32>) {
+        self.deferred = None;
         let [z, y, x] = self.dims;
         assert_eq!(
             src.shape(),
@@ -184,7 +252,8 @@ impl Act {
         }
     }
 
-    /// Copies the activations into `dst` (c, z, y, x), any strides.
+    /// Copies the stored activations into `dst` (c, z, y, x), any strides ([`materialize`] a deferred
+    /// `Act` first to get its logical values).
     ///
     /// # Panics
     /// When the shape of `dst` differs from `(channels, z, y, x)`.

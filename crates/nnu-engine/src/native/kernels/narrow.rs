@@ -34,7 +34,7 @@ use rayon::prelude::*;
 #[cfg(target_arch = "x86_64")]
 use super::simd::{Avx2, Avx512};
 use super::simd::{Portable, V16};
-use super::{conv::InBlock, Act, Block, ChannelStats, ConvSpec, Isa, LANES};
+use super::{conv::InBlock, Act, Block, ChannelStats, ConvSpec, Isa, Xf, LANES};
 use crate::EngineError;
 
 /// Output vectors per tile (accumulators held in registers).
@@ -415,7 +415,8 @@ static ZEROS: Block = Block([0.0; LANES]);
 
 /// Writes input plane `iz` as segmented planes (see the module doc) at `dst`: for each group of `P`
 /// input channels, `rows` rows of 16 f32, row `j` holding for channel `c` of the group the `Q` values at
-/// padded flat positions `s * M + j` (0 in the padding and for channels beyond the input's).
+/// padded flat positions `s * M + j` (0 in the padding and for channels beyond the input's). A source
+/// block's deferred normalisation is applied to the values inside the plane (the padding stays 0).
 ///
 /// # Safety
 /// The CPU runs `V`; `dst` holds `groups * rows * 16` f32; `iz` is inside the input.
@@ -431,24 +432,37 @@ unsafe fn segment<V: V16, const P: usize, const Q: usize>(ctx: &Ctx, iz: usize, 
         let g = s * ctx.vectors;
         *p = (g / wp, g % wp);
     }
+    // Deferred normalisations as lines: for the group starting at lane `l` of block `b`, lane
+    // `c * Q + s` holds the scale (shift) of lane `l + c`.
+    let lines: Vec<Option<LineXf>> = ctx
+        .blocks
+        .iter()
+        .map(|blk| blk.xf.map(|t| LineXf::new::<P, Q>(&t)))
+        .collect();
     // SAFETY (whole body): row j < rows and channel slot < groups * P stay inside `dst`; reads are
     // inside the source block's plane `iz` (the position is checked against the input first).
     unsafe {
+        let slope_one = V::load([1.0f32; LANES].as_ptr());
         for j in 0..ctx.rows {
             let row = dst.add(j * LANES);
             // Source offsets (in voxels) of the Q positions, or None in the padding.
             let mut at = [None; 16];
+            let mut inside = [0.0f32; LANES];
             for s in 0..Q {
                 let (gy, gx) = pos[s];
                 if gy >= py && gy - py < iy_n && gx >= px && gx - px < ix_n {
                     at[s] = Some((gy - py) * ix_n + gx - px);
+                    for c in 0..P {
+                        inside[c * Q + s] = 1.0;
+                    }
                 }
                 pos[s].1 += 1;
                 if pos[s].1 == wp {
                     pos[s] = (gy + 1, 0);
                 }
             }
-            for blk in ctx.blocks {
+            let inside = V::load(inside.as_ptr());
+            for (blk, line) in ctx.blocks.iter().zip(&lines) {
                 let src =
                     (blk.data.0 as *const f32).add((blk.ib * iz_n + iz) * iy_n * ix_n * LANES);
                 // each position's channel block, or zeros in the padding
@@ -463,13 +477,27 @@ unsafe fn segment<V: V16, const P: usize, const Q: usize>(ctx: &Ctx, iz: usize, 
                     let ic = blk.ic0 + l;
                     if ic % P == 0 && l + P <= blk.lanes {
                         // a whole group: one line
-                        V::gather_line::<P, Q>(&from, l).store(row.add((ic / P) * gplane));
+                        let mut v = V::gather_line::<P, Q>(&from, l);
+                        if let Some(lx) = line {
+                            let y =
+                                V::load(lx.shift[l].as_ptr()).fma(v, V::load(lx.scale[l].as_ptr()));
+                            let slope = if lx.slope == 1.0 {
+                                slope_one
+                            } else {
+                                V::load([lx.slope; LANES].as_ptr())
+                            };
+                            v = y.max(y.mul(slope)).mul(inside);
+                        }
+                        v.store(row.add((ic / P) * gplane));
                         l += P;
                     } else {
                         let d = row.add((ic / P) * gplane + (ic % P) * Q);
                         let mut chunk = [0.0f32; Q];
                         for s in 0..Q {
-                            chunk[s] = *from[s].add(l);
+                            chunk[s] = match (&blk.xf, at[s]) {
+                                (Some(t), Some(_)) => t.apply(l, *from[s].add(l)),
+                                _ => *from[s].add(l),
+                            };
                         }
                         std::ptr::write_unaligned(d as *mut [f32; Q], chunk);
                         l += 1;
@@ -481,6 +509,34 @@ unsafe fn segment<V: V16, const P: usize, const Q: usize>(ctx: &Ctx, iz: usize, 
                 let d = row.add((ic / P) * gplane + (ic % P) * Q);
                 std::ptr::write_unaligned(d as *mut [f32; Q], [0.0; Q]);
             }
+        }
+    }
+}
+
+/// A block's deferred normalisation laid out as the segmented lines read it (see [`segment`]).
+struct LineXf {
+    /// `[l][c * Q + s]`: the scale of lane `l + c` (0 beyond the block).
+    scale: [[f32; LANES]; LANES],
+    shift: [[f32; LANES]; LANES],
+    slope: f32,
+}
+
+impl LineXf {
+    fn new<const P: usize, const Q: usize>(t: &Xf) -> Self {
+        let mut scale = [[0.0; LANES]; LANES];
+        let mut shift = [[0.0; LANES]; LANES];
+        for l in 0..LANES {
+            for c in 0..P.min(LANES - l) {
+                for s in 0..Q {
+                    scale[l][c * Q + s] = t.scale[l + c];
+                    shift[l][c * Q + s] = t.shift[l + c];
+                }
+            }
+        }
+        LineXf {
+            scale,
+            shift,
+            slope: t.slope,
         }
     }
 }

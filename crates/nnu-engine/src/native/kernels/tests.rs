@@ -717,3 +717,160 @@ fn assert_stats_match(out: &Act, stats: &ChannelStats, what: &str) {
         );
     }
 }
+
+/// Raw sources and their InstanceNorm + activation: the deferred `Act`s ([`defer_norm_act`]) and the
+/// materialised values ([`norm_act`] on a copy), for every even-indexed source (odd ones stay plain).
+fn deferred_sources(rng: &mut Lcg, sources: &[usize], dims: [usize; 3]) -> (Vec<Act>, Array4<f32>) {
+    let acts_and_values: Vec<(Act, Array4<f32>)> = sources
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            // an offset, spread-out raw output, as a convolution with bias writes it
+            let x = rng.array(c, dims).mapv(|v| 2.5 * v + 0.3);
+            let mut raw = act_of(x.view());
+            if i % 2 == 1 {
+                return (raw, x);
+            }
+            let mut stats = ChannelStats {
+                sum: vec![0.0; c],
+                sumsq: vec![0.0; c],
+                count: dims.iter().product(),
+            };
+            for ((ch, _, _, _), v) in x.indexed_iter() {
+                stats.sum[ch] += *v as f64;
+                stats.sumsq[ch] += (*v as f64) * (*v as f64);
+            }
+            let gamma = rng.vec(c);
+            let beta = rng.vec(c);
+            let act = [
+                Activation::LeakyRelu(0.01),
+                Activation::Relu,
+                Activation::None,
+            ][(i / 2) % 3];
+            let mut done = act_of(x.view());
+            norm_act(&mut done, &stats, &gamma, &beta, 1e-5, act);
+            defer_norm_act(&mut raw, &stats, &gamma, &beta, 1e-5, act);
+            assert!(raw.is_deferred());
+            (raw, to_array(&done))
+        })
+        .collect();
+    let views: Vec<_> = acts_and_values.iter().map(|(_, v)| v.view()).collect();
+    let values = ndarray::concatenate(ndarray::Axis(0), &views).unwrap();
+    (
+        acts_and_values.into_iter().map(|(a, _)| a).collect(),
+        values,
+    )
+}
+
+/// A deferred input is read as its normalised values by every convolution that says it reads them
+/// (narrow path, AMX and AVX512_BF16 conversions), with the tolerance of the plain input (f32 1e-5, bf16
+/// 8e-3 of the terms' magnitude, as above); the f32 blocked kernel refuses it instead of reading raw
+/// values. A materialised copy equals `norm_act`'s values exactly.
+#[test]
+fn conv3d_reads_deferred_inputs() {
+    let mut rng = Lcg(8);
+    for case in CASES {
+        let cin: usize = case.sources.iter().sum();
+        let spec = ConvSpec {
+            in_channels: cin,
+            out_channels: case.out,
+            kernel: case.kernel,
+            stride: case.stride,
+            pad: case.pad,
+        };
+        let taps: usize = case.kernel.iter().product();
+        let w = rng.vec(case.out * cin * taps);
+        let b = rng.vec(case.out);
+        let (acts, values) = deferred_sources(&mut rng, case.sources, case.dims);
+        let refs: Vec<&Act> = acts.iter().collect();
+        let (want, mag) = ref_conv(&values, &spec, &w, Some(&b));
+        let mut variants: Vec<(Precision, Isa)> =
+            isas().into_iter().map(|i| (Precision::F32, i)).collect();
+        if bf16_supported() {
+            variants.extend(
+                [Isa::Avx512, Isa::Amx]
+                    .into_iter()
+                    .filter(|i| i.supported())
+                    .map(|i| (Precision::Bf16, i)),
+            );
+        }
+        for (precision, isa) in variants {
+            let conv = PackedConv::new(spec.clone(), &w, Some(&b), precision, isa).unwrap();
+            let mut out = Act::try_zeros(1, [1, 1, 1]).unwrap();
+            let mut stats = ChannelStats::default();
+            let res = conv3d(&refs, &conv, &mut out, Some(&mut stats));
+            let what = format!("deferred {precision:?} {isa:?} {spec:?}");
+            if !conv.reads_deferred() {
+                if acts.iter().any(|a| a.is_deferred()) {
+                    let err = res.err().unwrap_or_else(|| panic!("{what}: must refuse"));
+                    assert!(err.to_string().contains("materialise"), "{err}");
+                }
+                continue;
+            }
+            if conv.precision() == Precision::Bf16
+                && isa == Isa::Avx512
+                && case.sources[..case.sources.len() - 1]
+                    .iter()
+                    .any(|c| c % 2 == 1)
+            {
+                assert!(res.is_err(), "{what}: odd channel split");
+                continue;
+            }
+            res.unwrap();
+            let rel = if conv.precision() == Precision::Bf16 {
+                8e-3
+            } else {
+                1e-5
+            };
+            assert_close(&to_array(&out), &want, &mag, rel, &what);
+            assert_pad_lanes_zero(&out);
+            assert_stats_match(&out, &stats, &what);
+        }
+    }
+    // materialising gives norm_act's values, bit for bit, and clears the deferral
+    let (mut acts, values) = deferred_sources(&mut rng, &[19], [3, 4, 5]);
+    materialize(&mut acts[0]);
+    assert!(!acts[0].is_deferred());
+    assert_eq!(to_array(&acts[0]), values);
+    assert_pad_lanes_zero(&acts[0]);
+}
+
+/// The transposed convolution normalises a deferred input as it stages its rows.
+#[test]
+fn conv_transpose3d_reads_deferred_input() {
+    let mut rng = Lcg(9);
+    for (cin, cout, kernel, dims) in [
+        (33usize, 17usize, [2usize, 2, 2], [3usize, 4, 5]),
+        (64, 32, [1, 2, 2], [2, 3, 7]),
+    ] {
+        let taps: usize = kernel.iter().product();
+        let w = rng.vec(cin * cout * taps);
+        let b = rng.vec(cout);
+        let (acts, x) = deferred_sources(&mut rng, &[cin], dims);
+        let od: [usize; 3] = std::array::from_fn(|a| dims[a] * kernel[a]);
+        let mut want = Array4::<f64>::zeros((cout, od[0], od[1], od[2]));
+        let mut mag = Array4::<f64>::zeros(want.raw_dim());
+        for ((oc, oz, oy, ox), o) in want.indexed_iter_mut() {
+            let (iz, iy, ix) = (oz / kernel[0], oy / kernel[1], ox / kernel[2]);
+            let t = ((oz % kernel[0]) * kernel[1] + oy % kernel[1]) * kernel[2] + ox % kernel[2];
+            let mut acc = b[oc] as f64;
+            let mut m = acc.abs();
+            for ic in 0..cin {
+                let p = w[(ic * cout + oc) * taps + t] as f64 * x[[ic, iz, iy, ix]] as f64;
+                acc += p;
+                m += p.abs();
+            }
+            *o = acc;
+            mag[[oc, oz, oy, ox]] = m;
+        }
+        for isa in isas() {
+            let conv = PackedConvTranspose::new(cin, cout, kernel, &w, Some(&b), isa).unwrap();
+            let mut out = Act::try_zeros(1, [1, 1, 1]).unwrap();
+            conv_transpose3d(&acts[0], &conv, &mut out).unwrap();
+            assert!(!out.is_deferred());
+            let what = format!("deferred {isa:?} convT {cin}->{cout} {kernel:?}");
+            assert_close(&to_array(&out), &want, &mag, 1e-5, &what);
+            assert_pad_lanes_zero(&out);
+        }
+    }
+}
