@@ -214,11 +214,13 @@ pub(crate) fn open_backend(
     options: &CpuBackendOptions,
     noted: &mut bool,
 ) -> Result<Box<dyn Backend>, PipelineError> {
+    // a tile's mirrors come as one batch: a small network runs them a whole sample per thread
     let native_opts = NativeOptions::default()
         .threads(options.threads)
         .precision(options.precision)
         .patch_size(patch)
-        .input_channels(channels);
+        .input_channels(channels)
+        .max_batch(8);
     let tract_opts = TractOptions::default()
         .threads(options.threads)
         .patch_size(patch)

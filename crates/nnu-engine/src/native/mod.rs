@@ -38,6 +38,7 @@ pub struct NativeOptions {
     input_channels: Option<usize>,
     max_batch: usize,
     isa: Option<Isa>,
+    samples_in_parallel: Option<bool>,
 }
 
 impl Default for NativeOptions {
@@ -51,6 +52,7 @@ impl Default for NativeOptions {
             input_channels: None,
             max_batch: 1,
             isa: None,
+            samples_in_parallel: None,
         }
     }
 }
@@ -90,6 +92,17 @@ impl NativeOptions {
         self
     }
 
+    /// How a batch of several samples is spread over the threads: `false` runs one sample after the
+    /// other, each operator split over all threads; `true` gives each thread whole samples (its own
+    /// activation buffers, one more planned set per thread), so small networks, whose operators are too
+    /// small to split well, keep every thread busy. Default: whole samples per thread when the planned
+    /// activations of one sample are at most [`SAMPLES_IN_PARALLEL_BYTES`] (small networks such as the
+    /// demo's), else one sample at a time.
+    pub fn samples_in_parallel(mut self, on: bool) -> Self {
+        self.samples_in_parallel = Some(on);
+        self
+    }
+
     /// Instruction set of the kernels (default: the best this CPU has, [`kernels::detect_isa`]).
     /// Asking for one the CPU lacks is refused by the kernels.
     pub fn isa(mut self, isa: Isa) -> Self {
@@ -98,17 +111,44 @@ impl NativeOptions {
     }
 }
 
+/// Planned activations of one sample up to which a batch's samples run in parallel by default, one
+/// whole sample per thread ([`NativeOptions::samples_in_parallel`]).
+pub const SAMPLES_IN_PARALLEL_BYTES: usize = 64 << 20;
+
+/// The buffers one sample runs through: the planned activation slots and the statistics scratch.
+struct Worker {
+    slots: Vec<Option<Act>>,
+    stats: ChannelStats,
+}
+
+impl Worker {
+    fn new(slot_elements: &[usize]) -> Result<Self, EngineError> {
+        Ok(Worker {
+            slots: slot_elements
+                .iter()
+                .map(|&e| Act::try_zeros(LANES, [e / LANES, 1, 1]).map(Some))
+                .collect::<Result<Vec<_>, _>>()?,
+            stats: ChannelStats::default(),
+        })
+    }
+}
+
 /// ONNX inference on the CPU with the native kernels.
 pub struct NativeBackend {
     origin: PathBuf,
     model: ImportedModel,
     slot_of: Vec<usize>,
+    slot_elements: Vec<usize>,
     planned_bytes: usize,
-    slots: Vec<Option<Act>>,
-    stats: ChannelStats,
+    /// `workers[0]` runs single samples; the others exist once a batch ran samples in parallel.
+    workers: Vec<Worker>,
     max_batch: usize,
     precision: Precision,
+    threads: usize,
+    samples_in_parallel: bool,
     pool: rayon::ThreadPool,
+    /// One single-thread pool per worker, built with the first parallel batch.
+    sample_pools: Vec<rayon::ThreadPool>,
 }
 
 impl fmt::Debug for NativeBackend {
@@ -171,11 +211,8 @@ impl NativeBackend {
         )?;
         drop(model);
         let memory = plan::plan(&imported);
-        let slots = memory
-            .slot_elements
-            .iter()
-            .map(|&e| Act::try_zeros(LANES, [e / LANES, 1, 1]).map(Some))
-            .collect::<Result<Vec<_>, _>>()?;
+        let worker = Worker::new(&memory.slot_elements)?;
+        let planned_bytes = memory.bytes();
         let threads = options.threads.max(1);
         let pool = rayon::ThreadPoolBuilder::new()
             .thread_name(|i| format!("nnu-native-{i}"))
@@ -188,17 +225,18 @@ impl NativeBackend {
         Ok(NativeBackend {
             origin: origin.to_path_buf(),
             max_batch: imported.fixed_batch.unwrap_or(options.max_batch),
-            planned_bytes: memory.bytes(),
+            planned_bytes,
             slot_of: memory.slot_of,
+            slot_elements: memory.slot_elements,
             model: imported,
-            slots,
-            stats: ChannelStats {
-                sum: Vec::new(),
-                sumsq: Vec::new(),
-                count: 0,
-            },
+            workers: vec![worker],
             precision: options.precision,
+            threads,
+            samples_in_parallel: options
+                .samples_in_parallel
+                .unwrap_or(planned_bytes <= SAMPLES_IN_PARALLEL_BYTES),
             pool,
+            sample_pools: Vec::new(),
         })
     }
 
@@ -208,7 +246,8 @@ impl NativeBackend {
     }
 
     /// Bytes of the activation buffers planned for one sample (allocated once at load, reused by
-    /// every pass); the packed weights come on top.
+    /// every pass; one more set per thread once a batch runs its samples in parallel); the packed
+    /// weights come on top.
     pub fn planned_bytes(&self) -> usize {
         self.planned_bytes
     }
@@ -229,15 +268,79 @@ impl NativeBackend {
     }
 }
 
+impl NativeBackend {
+    /// Runs the samples of `input` on `min(threads, n)` workers at once, each a single-thread pool with
+    /// its own buffers taking every `k`-th sample.
+    fn run_samples_in_parallel(
+        &mut self,
+        input: ArrayView5<f32>,
+        out: &mut Array5<f32>,
+    ) -> Result<(), EngineError> {
+        let n = input.shape()[0];
+        let k = self.threads.min(n);
+        while self.workers.len() < k {
+            self.workers.push(Worker::new(&self.slot_elements)?);
+        }
+        while self.sample_pools.len() < k {
+            let i = self.sample_pools.len();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .thread_name(move |_| format!("nnu-native-sample-{i}"))
+                .num_threads(1)
+                .build()
+                .map_err(|e| EngineError::ThreadPool {
+                    threads: 1,
+                    message: e.to_string(),
+                })?;
+            self.sample_pools.push(pool);
+        }
+        let mut outputs: Vec<Vec<(usize, ArrayViewMut4<f32>)>> =
+            (0..k).map(|_| Vec::new()).collect();
+        for (i, o) in out.outer_iter_mut().enumerate() {
+            outputs[i % k].push((i, o));
+        }
+        let (model, slot_of) = (&self.model, &self.slot_of);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .workers
+                .iter_mut()
+                .zip(&self.sample_pools)
+                .zip(outputs)
+                .map(|((worker, pool), outs)| {
+                    scope.spawn(move || {
+                        pool.install(|| {
+                            for (i, o) in outs {
+                                run_sample(
+                                    model,
+                                    slot_of,
+                                    worker,
+                                    input.slice(s![i, .., .., .., ..]),
+                                    o,
+                                )?;
+                            }
+                            Ok::<(), EngineError>(())
+                        })
+                    })
+                })
+                .collect();
+            handles.into_iter().try_for_each(|h| {
+                h.join().map_err(|_| EngineError::Run {
+                    backend: "native",
+                    message: "a sample worker panicked".to_string(),
+                })?
+            })
+        })
+    }
+}
+
 /// Runs every step for one sample through the planned buffers.
 fn run_sample(
     model: &ImportedModel,
     slot_of: &[usize],
-    slots: &mut [Option<Act>],
-    stats: &mut ChannelStats,
+    worker: &mut Worker,
     input: ArrayView4<f32>,
     output: ArrayViewMut4<f32>,
 ) -> Result<(), EngineError> {
+    let Worker { slots, stats } = worker;
     let missing = || EngineError::Run {
         backend: "native",
         message: "a planned buffer is in use twice (a bug in the plan)".to_string(),
@@ -351,15 +454,18 @@ impl Backend for NativeBackend {
         let n = input.shape()[0];
         let [z, y, x] = m.patch;
         let mut out = Array5::<f32>::zeros((n, m.classes, z, y, x));
-        let (model, slot_of, slots, stats) =
-            (&self.model, &self.slot_of, &mut self.slots, &mut self.stats);
+        let parallel = self.samples_in_parallel && self.threads > 1 && n > 1;
+        if parallel {
+            self.run_samples_in_parallel(input, &mut out)?;
+            return Ok(out);
+        }
+        let (model, slot_of, worker) = (&self.model, &self.slot_of, &mut self.workers[0]);
         self.pool.install(|| {
             for i in 0..n {
                 run_sample(
                     model,
                     slot_of,
-                    slots,
-                    stats,
+                    worker,
                     input.slice(s![i, .., .., .., ..]),
                     out.slice_mut(s![i, .., .., .., ..]),
                 )?;
