@@ -22,8 +22,15 @@
 //! assert_eq!(p.image.geometry.spacing_zyx(), [5.0, 2.0, 2.0]);
 //! ```
 //!
-//! Not here: realistic texture, vessels, contrast phases or other organs' labels; the phantoms only need to
-//! be learnable by a small network and to exercise the pipeline's geometry handling.
+//! [`Anatomy::Full`] (opt-in; [`Anatomy::Basic`] is the default and its output is unchanged) adds what makes
+//! a slice read like a portal-venous abdominal CT: a muscle wall under the fat (thicker at the back), two
+//! kidneys (enhancing cortex, darker medulla) behind the liver's lower half, the aorta in front of the
+//! spine, branching hepatic vessels brighter than the liver parenchyma (labelled liver, as in LiTS), and
+//! tumours of more sizes and contrasts (some with a darker necrotic core). Its extra random choices come
+//! from a second generator, so a seed gives the same body, liver and tumour positions at both levels.
+//!
+//! Not here: realistic texture, contrast phases or other organs' labels; the phantoms only need to be
+//! learnable by a small network and to exercise the pipeline's geometry handling.
 
 #![warn(missing_docs)]
 // Geometry code reads best in index notation.
@@ -79,6 +86,20 @@ pub struct PhantomSpec {
     pub noise_sd: f32,
     /// Upper bound on the number of tumours (each case draws 0..=max). Default 3.
     pub max_tumours: u32,
+    /// Which structures are drawn. Default [`Anatomy::Basic`].
+    pub anatomy: Anatomy,
+}
+
+/// How much anatomy a phantom has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Anatomy {
+    /// Body, fat, soft tissue, liver with tumours, a spleen-like distractor, spine and ribs (the phantoms
+    /// every committed fixture was made from).
+    #[default]
+    Basic,
+    /// [`Anatomy::Basic`] plus a muscle wall, kidneys, the aorta, hepatic vessels, and tumours of more
+    /// sizes and contrasts.
+    Full,
 }
 
 impl PhantomSpec {
@@ -92,6 +113,7 @@ impl PhantomSpec {
             seed,
             noise_sd: 12.0,
             max_tumours: 3,
+            anatomy: Anatomy::Basic,
         }
     }
 
@@ -263,7 +285,7 @@ impl Blob {
 
 /// Per-case anatomy in world (LPS) millimetres.
 #[derive(Clone, Debug)]
-struct Anatomy {
+struct Scene {
     centre: [f64; 3],
     body: [f64; 2],
     fat: f64,
@@ -278,10 +300,56 @@ struct Anatomy {
     hu_spleen: f32,
     hu_tumour: Vec<f32>,
     z_grad: f32,
+    /// The structures of [`Anatomy::Full`]; `None` for [`Anatomy::Basic`].
+    extra: Option<Extra>,
 }
 
-impl Anatomy {
-    fn new(spec: &PhantomSpec, geometry: &Geometry) -> Anatomy {
+/// A tube: the segment from `a` to `b` with radius `r` (mm).
+#[derive(Clone, Debug)]
+struct Tube {
+    a: [f64; 3],
+    b: [f64; 3],
+    r: f64,
+}
+
+impl Tube {
+    #[inline]
+    fn contains(&self, p: [f64; 3]) -> bool {
+        let ab = [0, 1, 2].map(|i| self.b[i] - self.a[i]);
+        let ap = [0, 1, 2].map(|i| p[i] - self.a[i]);
+        let len2 = ab[0] * ab[0] + ab[1] * ab[1] + ab[2] * ab[2];
+        let t = if len2 > 0.0 {
+            ((ap[0] * ab[0] + ap[1] * ab[1] + ap[2] * ab[2]) / len2).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let d2: f64 = (0..3).map(|i| (ap[i] - t * ab[i]).powi(2)).sum();
+        d2 < self.r * self.r
+    }
+}
+
+/// The structures [`Anatomy::Full`] adds to a [`Scene`].
+#[derive(Clone, Debug)]
+struct Extra {
+    /// Muscle wall thickness (mm) at the front; it grows towards the back.
+    muscle: f64,
+    hu_muscle: f32,
+    /// The soft tissue between the organs (bowel and mesentery), darker than the muscle.
+    hu_gut: f32,
+    kidneys: Vec<Blob>,
+    hu_cortex: f32,
+    hu_medulla: f32,
+    /// (x, y, radius) of the aorta, along z.
+    aorta: (f64, f64, f64),
+    hu_aorta: f32,
+    vessels: Vec<Tube>,
+    hu_vessel: f32,
+    /// Per tumour: the HU of its necrotic core, if it has one.
+    cores: Vec<Option<f32>>,
+}
+
+impl Scene {
+    fn new(spec: &PhantomSpec, geometry: &Geometry) -> Scene {
         let mut rng = SplitMix(spec.seed ^ 0x0005_EED0_FA11_5EED);
         // world extent of the field of view and its centre
         let n = [spec.shape_zyx[2], spec.shape_zyx[1], spec.shape_zyx[0]];
@@ -343,16 +411,24 @@ impl Anatomy {
                     break;
                 }
             }
-            let r = (small * rng.uniform(0.12, 0.35))
-                .max(2.0 * max_sp)
-                .max(3.0 * min_sp);
+            // Full: the same draw spread over a wider range of sizes (0.07 to 0.40 of the liver's
+            // smallest radius), so a case can hold a small lesion next to a large one.
+            let rel = match spec.anatomy {
+                Anatomy::Basic => rng.uniform(0.12, 0.35),
+                Anatomy::Full => rng.uniform(0.07, 0.40),
+            };
+            let r = (small * rel).max(2.0 * max_sp).max(3.0 * min_sp);
             let radii = [
                 r * rng.uniform(0.8, 1.2),
                 r * rng.uniform(0.8, 1.2),
                 r * rng.uniform(0.8, 1.2),
             ];
             tumours.push(Blob::new(&mut rng, c, radii, 0.08));
-            hu_tumour.push(hu_liver - rng.uniform(22.0, 35.0) as f32);
+            let contrast = match spec.anatomy {
+                Anatomy::Basic => rng.uniform(22.0, 35.0),
+                Anatomy::Full => rng.uniform(20.0, 55.0),
+            };
+            hu_tumour.push(hu_liver - contrast as f32);
         }
         // spine (posterior = +y) and a few ribs just inside the body outline
         let mut bones = vec![(
@@ -376,7 +452,7 @@ impl Anatomy {
                 rng.uniform(400.0, 900.0) as f32,
             ));
         }
-        Anatomy {
+        let mut scene = Scene {
             centre,
             body,
             fat,
@@ -390,6 +466,114 @@ impl Anatomy {
             hu_spleen: rng.uniform(45.0, 55.0) as f32,
             hu_tumour,
             z_grad: rng.uniform(-3.0, 3.0) as f32,
+            extra: None,
+        };
+        if spec.anatomy == Anatomy::Full {
+            scene.extra = Some(scene.extra_structures(spec.seed, liver_c, liver_r, ez, max_sp));
+        }
+        scene
+    }
+
+    /// The structures of [`Anatomy::Full`], drawn from their own generator so that the basic draws
+    /// above are the same at both levels.
+    fn extra_structures(
+        &self,
+        seed: u64,
+        liver_c: [f64; 3],
+        liver_r: [f64; 3],
+        ez: f64,
+        max_sp: f64,
+    ) -> Extra {
+        let mut rng = SplitMix(seed ^ 0x0A7A_70A1_5EED_F011);
+        let [rx, ry] = self.body;
+        let c = self.centre;
+        let muscle = rng.uniform(0.07, 0.1) * rx.min(ry);
+        // kidneys: behind the liver's lower half, either side of the spine (right one slightly lower)
+        let kz = liver_c[2] - rng.uniform(0.2, 0.28) * ez;
+        let kidneys = [-1.0, 1.0]
+            .iter()
+            .map(|&side| {
+                let kc = [
+                    c[0] + side * rx * rng.uniform(0.36, 0.42),
+                    c[1] + ry * rng.uniform(0.4, 0.48),
+                    kz + if side < 0.0 { -0.03 * ez } else { 0.0 },
+                ];
+                let kr = [
+                    0.17 * rx * rng.uniform(0.9, 1.1),
+                    0.19 * ry * rng.uniform(0.9, 1.1),
+                    (0.22 * ez).min(0.35 * rx) * rng.uniform(0.9, 1.1),
+                ];
+                Blob::new(&mut rng, kc, kr, 0.08)
+            })
+            .collect();
+        // aorta: in front of the spine, slightly to the patient's left
+        let (_, spine_y, spine_r, _) = self.bones[0];
+        let ar = 0.075 * rx.min(ry);
+        let aorta = (c[0] + 0.06 * rx, spine_y - spine_r - ar - 0.02 * ry, ar);
+        // hepatic vessels: 3 to 5 trunks from a hilum (medial, posterior, below the liver's centre) to
+        // points deep in the liver, each with two side branches
+        let hilum = [
+            liver_c[0] + 0.3 * liver_r[0],
+            liver_c[1] + 0.2 * liver_r[1],
+            liver_c[2] - 0.15 * liver_r[2],
+        ];
+        let small = liver_r.iter().cloned().fold(f64::INFINITY, f64::min);
+        let inside = |rng: &mut SplitMix| {
+            let mut q = liver_c;
+            for _ in 0..64 {
+                let cand = [0, 1, 2].map(|i| liver_c[i] + liver_r[i] * rng.uniform(-0.85, 0.85));
+                if self.liver.level(cand) < 0.6 {
+                    q = cand;
+                    break;
+                }
+            }
+            q
+        };
+        let mut vessels = Vec::new();
+        let trunks = 3 + (rng.next() % 3) as usize;
+        for _ in 0..trunks {
+            let end = inside(&mut rng);
+            let r = (small * rng.uniform(0.09, 0.13)).max(max_sp);
+            for _ in 0..2 {
+                let t = rng.uniform(0.35, 0.8);
+                let from = [0, 1, 2].map(|i| hilum[i] + t * (end[i] - hilum[i]));
+                let to = inside(&mut rng);
+                let to = [0, 1, 2].map(|i| from[i] + 0.6 * (to[i] - from[i]));
+                vessels.push(Tube {
+                    a: from,
+                    b: to,
+                    r: (0.65 * r).max(0.8 * max_sp),
+                });
+            }
+            vessels.push(Tube {
+                a: hilum,
+                b: end,
+                r,
+            });
+        }
+        let cores = self
+            .tumours
+            .iter()
+            .zip(&self.hu_tumour)
+            .map(|(t, &hu)| {
+                let big = t.inv_radii.iter().all(|&ir| 1.0 / ir > 0.22 * small);
+                let necrotic = rng.uniform(0.0, 1.0) < 0.5;
+                let darker = rng.uniform(12.0, 25.0) as f32;
+                (big && necrotic).then_some(hu - darker)
+            })
+            .collect();
+        Extra {
+            muscle,
+            hu_muscle: rng.uniform(48.0, 60.0) as f32,
+            hu_gut: self.hu_tissue - rng.uniform(12.0, 20.0) as f32,
+            kidneys,
+            hu_cortex: rng.uniform(140.0, 190.0) as f32,
+            hu_medulla: rng.uniform(80.0, 110.0) as f32,
+            aorta,
+            hu_aorta: rng.uniform(150.0, 200.0) as f32,
+            vessels,
+            hu_vessel: self.hu_liver + rng.uniform(45.0, 80.0) as f32,
+            cores,
         }
     }
 
@@ -416,10 +600,44 @@ impl Anatomy {
             return (self.hu_fat, 0);
         }
         let zt = ((p[2] - self.centre[2]) / 100.0) as f32 * self.z_grad;
+        if let Some(e) = &self.extra {
+            // the muscle wall is thickest at the back (paraspinal muscles)
+            if depth < self.fat + e.muscle * (1.0 + 1.5 * dy.max(0.0)) {
+                return (e.hu_muscle + zt, 0);
+            }
+            let (ax, ay, ar) = e.aorta;
+            let (u, v) = (p[0] - ax, p[1] - ay);
+            if u * u + v * v < ar * ar {
+                return (e.hu_aorta, 0);
+            }
+            for k in &e.kidneys {
+                // the kidney in its perirenal fat
+                let l = k.level(p);
+                if l < 1.0 {
+                    let hu = if l < 0.4 { e.hu_medulla } else { e.hu_cortex };
+                    return (hu + zt, 0);
+                }
+                if l < 1.6 && !self.liver.contains(p) {
+                    return (self.hu_fat, 0);
+                }
+            }
+        }
         if self.liver.contains(p) {
-            for (t, hu) in self.tumours.iter().zip(&self.hu_tumour) {
-                if t.contains(p) {
-                    return (*hu + zt, 2);
+            for (i, (t, hu)) in self.tumours.iter().zip(&self.hu_tumour).enumerate() {
+                if t.in_box(p) {
+                    let l = t.level(p);
+                    if l < 1.0 {
+                        let core = self.extra.as_ref().and_then(|e| e.cores[i]);
+                        return match core {
+                            Some(c) if l < 0.3 => (c + zt, 2),
+                            _ => (*hu + zt, 2),
+                        };
+                    }
+                }
+            }
+            if let Some(e) = &self.extra {
+                if e.vessels.iter().any(|v| v.contains(p)) {
+                    return (e.hu_vessel + zt, 1);
                 }
             }
             return (self.hu_liver + zt, 1);
@@ -427,7 +645,10 @@ impl Anatomy {
         if self.spleen.contains(p) {
             return (self.hu_spleen + zt, 0);
         }
-        (self.hu_tissue + zt, 0)
+        match &self.extra {
+            Some(e) => (e.hu_gut + zt, 0),
+            None => (self.hu_tissue + zt, 0),
+        }
     }
 }
 
@@ -462,7 +683,7 @@ pub fn generate(spec: &PhantomSpec) -> Result<Phantom, SynthError> {
         origin,
         direction: d,
     };
-    let anatomy = Anatomy::new(spec, &geometry);
+    let anatomy = Scene::new(spec, &geometry);
     // world centre of the grid: origin + D S half
     let mut centre = origin;
     for (k, ck) in centre.iter_mut().enumerate() {

@@ -1,7 +1,7 @@
 //! Properties of generated phantoms: determinism, plausible HU per label, world-consistent anatomy under
 //! flipped axes, and the nnU-Net raw dataset layout.
 
-use nnu_synth::{case_name, generate, write_dataset, PhantomSpec};
+use nnu_synth::{case_name, generate, write_dataset, Anatomy, PhantomSpec};
 use nnu_volume::{read_header, read_labels, read_volume, WriteOptions};
 
 fn spec(seed: u64) -> PhantomSpec {
@@ -154,4 +154,80 @@ fn dataset_layout_and_json() {
         json["training"][1]["label"],
         "./labelsTr/phantom_001.nii.gz"
     );
+}
+
+fn full(seed: u64) -> PhantomSpec {
+    PhantomSpec {
+        anatomy: Anatomy::Full,
+        ..PhantomSpec::new([24, 64, 72], [5.0, 2.5, 2.5], seed)
+    }
+}
+
+#[test]
+fn full_anatomy_is_deterministic_and_mirrors_under_flips() {
+    let a = generate(&full(5)).expect("generate");
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("pool");
+    let b = pool.install(|| generate(&full(5))).expect("generate");
+    assert_eq!(a.image.data, b.image.data);
+    assert_eq!(a.labels.data, b.labels.data);
+    let basic = generate(&PhantomSpec {
+        anatomy: Anatomy::Basic,
+        ..full(5)
+    })
+    .expect("generate");
+    assert_ne!(a.image.data, basic.image.data);
+    // the same draws place the same number of tumours at both levels
+    assert_eq!(a.tumours, basic.tumours);
+    let flipped = generate(&full(5).flipped(0)).expect("generate");
+    let mut mirrored = a.labels.data.clone();
+    mirrored.invert_axis(ndarray::Axis(2));
+    assert_eq!(flipped.labels.data, mirrored);
+}
+
+#[test]
+fn full_anatomy_has_vessels_kidneys_and_muscle() {
+    for seed in 0..4 {
+        let p = generate(&full(seed)).expect("generate");
+        let (img, lab) = (&p.image.data, &p.labels.data);
+        let liver: Vec<f64> = img
+            .iter()
+            .zip(lab.iter())
+            .filter(|(_, &l)| l == 1)
+            .map(|(&h, _)| f64::from(h))
+            .collect();
+        let mean = liver.iter().sum::<f64>() / liver.len() as f64;
+        // the parenchyma dominates; vessels (labelled liver) are 45 to 80 HU brighter
+        assert!(
+            (50.0..80.0).contains(&mean),
+            "seed {seed}: liver mean {mean}"
+        );
+        let bright = liver.iter().filter(|&&h| h > mean + 40.0).count();
+        assert!(
+            bright > 20,
+            "seed {seed}: {bright} bright liver voxels (vessels)"
+        );
+        // kidneys: enhancing cortex (140 to 190 HU) outside the liver label, in the posterior half
+        let ny = img.dim().1;
+        let cortex = img
+            .indexed_iter()
+            .filter(|((_, y, _), &h)| *y > ny / 2 && (150..=200).contains(&h))
+            .filter(|(i, _)| lab[*i] == 0)
+            .count();
+        assert!(cortex > 200, "seed {seed}: {cortex} kidney cortex voxels");
+        // the tumours stay darker than the liver
+        let tumour: Vec<f64> = img
+            .iter()
+            .zip(lab.iter())
+            .filter(|(_, &l)| l == 2)
+            .map(|(&h, _)| f64::from(h))
+            .collect();
+        if !tumour.is_empty() {
+            let t = tumour.iter().sum::<f64>() / tumour.len() as f64;
+            assert!(mean - t > 15.0, "seed {seed}: liver {mean} tumour {t}");
+        }
+        assert!(img.iter().all(|&v| v >= -1024) && lab.iter().all(|&l| l <= 2));
+    }
 }

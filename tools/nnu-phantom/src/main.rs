@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use nnu_synth::{write_dataset, PhantomSpec};
+use nnu_synth::{write_dataset, Anatomy, PhantomSpec};
 use nnu_volume::WriteOptions;
 
 /// Write synthetic abdominal CT phantoms (int16 HU) with liver/tumour labels in nnU-Net's raw layout:
@@ -47,12 +47,23 @@ struct Args {
     /// Maximum number of tumours per case (each case draws 0..=MAX).
     #[arg(long, default_value_t = 3)]
     max_tumours: u32,
+    /// Anatomy: `basic` (body, fat, liver, tumours, spleen, spine, ribs) or `full` (adds a muscle wall,
+    /// kidneys, the aorta, hepatic vessels, tumours of more sizes and contrasts).
+    #[arg(long, value_enum, default_value_t = AnatomyArg::Basic)]
+    anatomy: AnatomyArg,
     /// gzip level 0..=9.
     #[arg(long, default_value_t = 1)]
     gzip_level: u32,
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+}
+
+/// `--anatomy` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum AnatomyArg {
+    Basic,
+    Full,
 }
 
 fn parse_triple<T: std::str::FromStr>(s: &str) -> Result<[T; 3], String> {
@@ -92,6 +103,10 @@ fn main() -> ExitCode {
     let mut spec = PhantomSpec::new(args.shape, args.spacing, args.seed);
     spec.noise_sd = args.noise;
     spec.max_tumours = args.max_tumours;
+    spec.anatomy = match args.anatomy {
+        AnatomyArg::Basic => Anatomy::Basic,
+        AnatomyArg::Full => Anatomy::Full,
+    };
     for (axis, flip) in [args.flip_x, args.flip_y, args.flip_z]
         .into_iter()
         .enumerate()
