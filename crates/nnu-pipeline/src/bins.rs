@@ -354,12 +354,9 @@ pub fn estimate_case_bytes(
     step_size: f64,
     mirrors: usize,
 ) -> Result<u64, PipelineError> {
-    let h = nnu_volume::read_header(case.first_file()?)?;
-    let shape = nnu_preprocessing::case::planned_shape(
-        h.shape_zyx,
-        h.geometry.spacing_zyx(),
-        &model.params,
-    )?;
+    let (shape_zyx, geometry) = crate::cases::case_header(case)?;
+    let shape =
+        nnu_preprocessing::case::planned_shape(shape_zyx, geometry.spacing_zyx(), &model.params)?;
     let grid = TileGrid::new(shape, model.patch, step_size)?;
     let per_tile = model.num_modalities * model.patch.iter().product::<usize>() * 4;
     Ok((grid.len() * mirrors * per_tile) as u64)

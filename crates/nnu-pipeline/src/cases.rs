@@ -1,24 +1,51 @@
-//! Finding cases: nnU-Net raw naming, MSD naming, lists, fold filters and deterministic sharding.
+//! Finding cases: nnU-Net raw naming, MSD naming, DICOM series, lists, fold filters and deterministic
+//! sharding; reading a case's images whichever form they come in.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use nnu_dicom::{DicomError, DicomSeries};
+use nnu_volume::{Geometry, Volume};
+
 use crate::PipelineError;
 
-/// One case to predict: its name and one image file per modality, in modality order.
+/// One case to predict: its name and one image file per modality, in modality order, or one DICOM
+/// series.
 ///
 /// A 4-D MSD file (modalities on the 4th axis) is a single entry in `files`; the reader splits it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Case {
-    /// Case identifier (`liver_3` for `liver_3_0000.nii.gz` or `liver_3.nii.gz`).
+    /// Case identifier (`liver_3` for `liver_3_0000.nii.gz` or `liver_3.nii.gz`; for a DICOM series
+    /// [`DicomSeries::case_name`], e.g. `PATIENT_s3_1.2.840...`).
     pub name: String,
-    /// Image files, modality 0 first.
+    /// Image files, modality 0 first; for a DICOM series the folder it was found in (one entry: the series
+    /// is one modality, and errors about the case name that folder).
     pub files: Vec<PathBuf>,
+    /// The DICOM series this case is, `None` for NIfTI files.
+    pub dicom: Option<DicomSeries>,
 }
 
 impl Case {
-    /// The first image file (modality 0), whose geometry nnU-Net takes for the case; an error naming the
-    /// case when `files` is empty.
+    /// A case of NIfTI files (modality 0 first).
+    pub fn nifti(name: impl Into<String>, files: Vec<PathBuf>) -> Self {
+        Case {
+            name: name.into(),
+            files,
+            dicom: None,
+        }
+    }
+
+    /// The case of a DICOM series: named by [`DicomSeries::case_name`], `files` holding its folder.
+    pub fn dicom(series: DicomSeries) -> Self {
+        Case {
+            name: series.case_name(),
+            files: vec![series.folder.clone()],
+            dicom: Some(series),
+        }
+    }
+
+    /// The first image file (modality 0), whose geometry nnU-Net takes for the case (for a DICOM series
+    /// its folder: read it with [`read_case_channels`]); an error naming the case when `files` is empty.
     pub fn first_file(&self) -> Result<&Path, PipelineError> {
         self.files
             .first()
@@ -27,6 +54,40 @@ impl Case {
                 path: PathBuf::from(&self.name),
                 msg: format!("case '{}' has no image file", self.name),
             })
+    }
+}
+
+/// Shape (z, y, x) and geometry of a case's first image from its header(s) alone (no voxels read): the
+/// NIfTI header of modality 0, or every slice header of a DICOM series ([`nnu_dicom::read_series_header`],
+/// which also refuses what [`read_case_channels`] would refuse).
+pub fn case_header(case: &Case) -> Result<([usize; 3], Geometry), PipelineError> {
+    if let Some(series) = &case.dicom {
+        let h = nnu_dicom::read_series_header(series)?;
+        return Ok((h.shape_zyx, h.geometry));
+    }
+    let h = nnu_volume::read_header(case.first_file()?)?;
+    Ok((h.shape_zyx, h.geometry))
+}
+
+/// Every image channel of a case as float volumes, modality 0 first: each NIfTI file's channels
+/// ([`nnu_volume::read_volume_channels`]), or the DICOM series read as SimpleITK reads it
+/// ([`nnu_dicom::read_series`]: one channel).
+pub fn read_case_channels(case: &Case) -> Result<Vec<Volume<f32>>, PipelineError> {
+    if let Some(series) = &case.dicom {
+        return Ok(vec![nnu_dicom::read_series(series)?]);
+    }
+    let mut vols = Vec::new();
+    for f in &case.files {
+        vols.extend(nnu_volume::read_volume_channels(f)?);
+    }
+    Ok(vols)
+}
+
+/// The first image of a case (modality 0 of a NIfTI case, the series of a DICOM case), e.g. for a preview.
+pub fn read_first_image(case: &Case) -> Result<Volume<f32>, PipelineError> {
+    match &case.dicom {
+        Some(series) => Ok(nnu_dicom::read_series(series)?),
+        None => Ok(nnu_volume::read_volume(case.first_file()?)?),
     }
 }
 
@@ -52,6 +113,10 @@ fn split_modality(stem: &str) -> Option<(&str, usize)> {
 /// - a folder: nnU-Net raw naming (`NAME_XXXX.nii.gz`, one file per modality) when every NIfTI file in it
 ///   follows it, MSD naming (`NAME.nii.gz`, one file per case, 3-D or 4-D) when none does; a folder that
 ///   mixes both is an error listing the files that do not fit (never a guess);
+/// - a folder without NIfTI files: the DICOM series in it and in its subfolders, one case per series
+///   ([`nnu_dicom::find_series`]: files with the `DICM` preamble, any extension, grouped by
+///   SeriesInstanceUID; a series' geometry is checked when it is read, so a refused series fails as its
+///   own case);
 /// - a `.txt` file: one image path per line (blank lines and `#` comments skipped), each resolved as above.
 ///
 /// Cases come back sorted by name; a name given twice is an error.
@@ -100,6 +165,13 @@ fn case_for_file(file: &Path) -> Result<Case, PipelineError> {
             path: file.to_path_buf(),
             msg: "not a file name".into(),
         })?;
+    if strip_nifti_ext(fname).is_none() && nnu_dicom::is_dicom_file(file) {
+        return Err(PipelineError::Input {
+            path: file.to_path_buf(),
+            msg: "a DICOM file: give the folder of its series instead (-i FOLDER; one case per series)"
+                .into(),
+        });
+    }
     let stem = strip_nifti_ext(fname).ok_or_else(|| PipelineError::Input {
         path: file.to_path_buf(),
         msg: "not a NIfTI file (.nii or .nii.gz)".into(),
@@ -121,15 +193,9 @@ fn case_for_file(file: &Path) -> Result<Case, PipelineError> {
             }
             files.push(sib);
         }
-        return Ok(Case {
-            name: name.to_string(),
-            files,
-        });
+        return Ok(Case::nifti(name, files));
     }
-    Ok(Case {
-        name: stem.to_string(),
-        files: vec![file.to_path_buf()],
-    })
+    Ok(Case::nifti(stem, vec![file.to_path_buf()]))
 }
 
 /// The case a listed but absent image would be (`NAME` of `NAME_0000.nii.gz` or `NAME.nii.gz`); reading
@@ -147,10 +213,7 @@ fn missing_case(file: &Path) -> Result<Case, PipelineError> {
         Some((n, 0)) => n,
         _ => stem,
     };
-    Ok(Case {
-        name: name.to_string(),
-        files: vec![file.to_path_buf()],
-    })
+    Ok(Case::nifti(name, vec![file.to_path_buf()]))
 }
 
 fn cases_in_dir(dir: &Path) -> Result<Vec<Case>, PipelineError> {
@@ -169,10 +232,14 @@ fn cases_in_dir(dir: &Path) -> Result<Vec<Case>, PipelineError> {
         }
     }
     if niftis.is_empty() {
-        return Err(PipelineError::Input {
-            path: dir.to_path_buf(),
-            msg: "no .nii or .nii.gz files".into(),
-        });
+        return match nnu_dicom::find_series(dir) {
+            Ok(series) => Ok(series.into_iter().map(Case::dicom).collect()),
+            Err(DicomError::NoSeries { .. }) => Err(PipelineError::Input {
+                path: dir.to_path_buf(),
+                msg: "no .nii or .nii.gz files, and no DICOM files in it or its subfolders".into(),
+            }),
+            Err(e) => Err(e.into()),
+        };
     }
     let (raw, other): (Vec<_>, Vec<_>) = niftis
         .iter()
@@ -206,10 +273,7 @@ fn cases_in_dir(dir: &Path) -> Result<Vec<Case>, PipelineError> {
     if raw.is_empty() {
         return Ok(niftis
             .into_iter()
-            .map(|(name, path)| Case {
-                name,
-                files: vec![path],
-            })
+            .map(|(name, path)| Case::nifti(name, vec![path]))
             .collect());
     }
     let mut by_case: BTreeMap<String, BTreeMap<usize, PathBuf>> = BTreeMap::new();
@@ -231,10 +295,7 @@ fn cases_in_dir(dir: &Path) -> Result<Vec<Case>, PipelineError> {
                 ),
             });
         }
-        cases.push(Case {
-            name,
-            files: mods.into_values().collect(),
-        });
+        cases.push(Case::nifti(name, mods.into_values().collect()));
     }
     Ok(cases)
 }
@@ -329,6 +390,47 @@ mod tests {
         touch(&g.path().join("a_0002.nii.gz"));
         let err = discover_cases(g.path()).unwrap_err().to_string();
         assert!(err.contains("without gaps"), "{err}");
+    }
+
+    #[test]
+    fn a_folder_of_dicom_series_is_one_case_per_series() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/dicom");
+        let cases = discover_cases(&fixtures.join("flipped")).unwrap();
+        assert_eq!(cases.len(), 1);
+        let c = &cases[0];
+        assert_eq!(c.name, "PHANTOM-B_s4_1.2.826.0.1.3680043.8.498.4242.4");
+        assert_eq!(c.files, [fixtures.join("flipped")]);
+        assert_eq!(c.dicom.as_ref().map(|s| s.files.len()), Some(8));
+        let (shape, geometry) = case_header(c).unwrap();
+        assert_eq!(shape, [8, 20, 24]);
+        assert_eq!(geometry.spacing, [0.7, 0.9, 3.0]);
+        let vols = read_case_channels(c).unwrap();
+        assert_eq!(vols.len(), 1);
+        assert_eq!(vols[0].geometry, geometry);
+        // The whole fixture tree: four phantoms, pydicom's CT and its RLE MR, sorted by name.
+        let all = discover_cases(&fixtures).unwrap();
+        assert_eq!(all.len(), 6);
+        assert!(all.windows(2).all(|w| w[0].name < w[1].name));
+        // NIfTI files win over DICOM in the same folder; an empty folder names both.
+        let d = tempfile::tempdir().unwrap();
+        let err = discover_cases(d.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("no .nii or .nii.gz files, and no DICOM files"),
+            "{err}"
+        );
+        touch(&d.path().join("a.nii.gz"));
+        std::fs::copy(
+            fixtures.join("CT_small/CT_small.dcm"),
+            d.path().join("CT_small.dcm"),
+        )
+        .unwrap();
+        let cases = discover_cases(d.path()).unwrap();
+        assert_eq!(cases.len(), 1);
+        assert_eq!(cases[0].dicom, None);
+        let err = discover_cases(&d.path().join("CT_small.dcm"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("give the folder of its series"), "{err}");
     }
 
     #[test]

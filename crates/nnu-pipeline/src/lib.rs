@@ -75,6 +75,9 @@ pub enum PipelineError {
     /// Reading or writing a volume.
     #[error(transparent)]
     Volume(#[from] nnu_volume::VolumeError),
+    /// Finding or reading a DICOM series (the message names its folder and SeriesInstanceUID).
+    #[error(transparent)]
+    Dicom(#[from] nnu_dicom::DicomError),
     /// Reading the model folder.
     #[error(transparent)]
     Artifacts(#[from] nnu_artifacts::error::Error),

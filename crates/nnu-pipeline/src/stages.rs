@@ -19,7 +19,7 @@ use nnu_preprocessing::{
     preprocess_case, CaseProperties, ExportOptions, ItkGeometry,
 };
 use nnu_tiling::{extract_tile, Aggregator, AggregatorOptions, Mirror, MirrorSet, Tile, TileGrid};
-use nnu_volume::{read_volume_channels, stage_volume, Geometry, Volume, WriteOptions};
+use nnu_volume::{stage_volume, Geometry, Volume, WriteOptions};
 
 use crate::cases::Case;
 use crate::model::ModelSpec;
@@ -117,10 +117,7 @@ pub fn read_case_images(
     expected_modalities: usize,
 ) -> Result<(Vec<Volume<f32>>, Geometry), PipelineError> {
     let first = case.first_file()?;
-    let mut vols = Vec::new();
-    for f in &case.files {
-        vols.extend(read_volume_channels(f)?);
-    }
+    let vols = crate::cases::read_case_channels(case)?;
     if vols.len() != expected_modalities || vols.is_empty() {
         return Err(PipelineError::Input {
             path: first.to_path_buf(),
@@ -366,18 +363,10 @@ pub fn estimate_peak_memory(
 /// and resampled to the model's spacing and padded to the patch (`n1`, without the crop: an upper
 /// bound). Saturating instead of overflowing on an absurd header.
 fn header_voxels(case: &Case, model: &ModelSpec) -> Result<(u64, u64), PipelineError> {
-    let first = case.first_file()?;
-    let h = nnu_volume::read_header(first)?;
-    let planned = nnu_preprocessing::case::planned_shape(
-        h.shape_zyx,
-        h.geometry.spacing_zyx(),
-        &model.params,
-    )?;
-    Ok(voxels_as_read_and_planned(
-        h.shape_zyx,
-        planned,
-        model.patch,
-    ))
+    let (shape_zyx, geometry) = crate::cases::case_header(case)?;
+    let planned =
+        nnu_preprocessing::case::planned_shape(shape_zyx, geometry.spacing_zyx(), &model.params)?;
+    Ok(voxels_as_read_and_planned(shape_zyx, planned, model.patch))
 }
 
 /// `(n0, n1)` of a case: the voxels as read (`shape`), and of the planned shape padded to the patch;

@@ -22,7 +22,7 @@ use nnu_preprocessing::v2::{
 };
 use nnu_tiling::v2::{gaussian_importance_map_v2_2d, v2_mirror_order, LogitMerge};
 use nnu_tiling::{Mirror, MirrorSet, TileGrid};
-use nnu_volume::{stage_volume, Geometry, WriteOptions};
+use nnu_volume::{stage_volume, Geometry, Volume, WriteOptions};
 
 use crate::cases::Case;
 use crate::predict::{claim_case, CaseReport};
@@ -94,16 +94,24 @@ pub fn v2_preprocess_files(
     files: &[impl AsRef<Path>],
     params: &V2PreprocessParams,
 ) -> Result<(Array4<f32>, V2CaseProperties, Geometry), PipelineError> {
-    let mut channels: Vec<Array3<f32>> = Vec::with_capacity(files.len());
-    let mut geometry: Option<Geometry> = None;
+    let mut volumes = Vec::with_capacity(files.len());
     for f in files {
-        let v = nnu_volume::read_volume(f.as_ref())?;
-        if geometry.is_none() {
-            geometry = Some(v.geometry);
-        }
-        channels.push(v.data);
+        volumes.push(nnu_volume::read_volume(f.as_ref())?);
     }
-    let geometry = geometry.ok_or_else(|| PipelineError::Shape("no channel files given".into()))?;
+    v2_preprocess_volumes(volumes, params)
+}
+
+/// [`v2_preprocess_files`] for channels already read (e.g. a DICOM series): preprocesses them as nnunetv2
+/// does, with the first channel's geometry.
+pub fn v2_preprocess_volumes(
+    volumes: Vec<Volume<f32>>,
+    params: &V2PreprocessParams,
+) -> Result<(Array4<f32>, V2CaseProperties, Geometry), PipelineError> {
+    let geometry = volumes
+        .first()
+        .map(|v| v.geometry)
+        .ok_or_else(|| PipelineError::Shape("no channel files given".into()))?;
+    let channels: Vec<Array3<f32>> = volumes.into_iter().map(|v| v.data).collect();
     let s = geometry.spacing;
     let (data, props) = preprocess_case_v2(channels, [s[2], s[1], s[0]], params)?;
     Ok((data, props, geometry))
@@ -637,13 +645,10 @@ pub fn estimate_peak_memory_v2(
     model: &V2Model,
     opts: &PredictOptions,
 ) -> Result<u64, PipelineError> {
-    let h = nnu_volume::read_header(case.first_file()?)?;
-    let planned = nnu_preprocessing::v2::planned_shape_v2(
-        h.shape_zyx,
-        h.geometry.spacing_zyx(),
-        &model.params,
-    )?;
-    let (n0, n1) = voxels_as_read_and_planned(h.shape_zyx, planned, model.window.patch());
+    let (shape_zyx, geometry) = crate::cases::case_header(case)?;
+    let planned =
+        nnu_preprocessing::v2::planned_shape_v2(shape_zyx, geometry.spacing_zyx(), &model.params)?;
+    let (n0, n1) = voxels_as_read_and_planned(shape_zyx, planned, model.window.patch());
     let (m, c) = (model.num_channels as u64, model.heads as u64);
     let sum = saturating_bytes;
     let preview = if opts.preview { n0 } else { 0 };
@@ -700,14 +705,17 @@ pub fn predict_case_v2(
         });
     }
     crate::stages::refuse_over_memory(case, opts, || estimate_peak_memory_v2(case, model, opts))?;
-    let (data, props, geometry) =
-        v2_preprocess_files(&case.files, &model.params).map_err(|e| match e {
-            PipelineError::Preprocess(p) => PipelineError::Input {
-                path: first.to_path_buf(),
-                msg: p.to_string(),
-            },
-            e => e,
-        })?;
+    let prepared = match &case.dicom {
+        Some(series) => v2_preprocess_volumes(vec![nnu_dicom::read_series(series)?], &model.params),
+        None => v2_preprocess_files(&case.files, &model.params),
+    };
+    let (data, props, geometry) = prepared.map_err(|e| match e {
+        PipelineError::Preprocess(p) => PipelineError::Input {
+            path: first.to_path_buf(),
+            msg: p.to_string(),
+        },
+        e => e,
+    })?;
     report.preprocessed_shape = props.shape_after_resampling;
     let (logits, tiles) = predict_logits_v2(&data, backends, model.window, opts, progress)?;
     drop(data);
@@ -727,7 +735,7 @@ pub fn predict_case_v2(
         stage_properties_pkl(&mut batch, &paths.pkl, &props, &geometry)?;
     }
     if opts.preview {
-        let img = nnu_volume::read_volume(first)?;
+        let img = crate::cases::read_first_image(case)?;
         preview::stage_preview(
             &mut batch,
             png_path,

@@ -96,10 +96,7 @@ fn check_probabilities(model_dir: &Path, onnx: &Path, dir: &Path) {
     let model = ModelSpec::open(model_dir).unwrap();
     let mut b = backend(onnx, &model);
     for (name, file) in cases(dir) {
-        let case = Case {
-            name: name.clone(),
-            files: vec![file],
-        };
+        let case = Case::nifti(name.clone(), vec![file]);
         let (vols, g) = read_case_images(&case, 1).unwrap();
         let ch: Vec<_> = vols.into_iter().map(|v| v.data).collect();
         let (data, _) =
@@ -131,10 +128,7 @@ fn check_segmentations(model_dir: &Path, onnx: &Path, dir: &Path) {
     let mut backends = vec![backend(onnx, &model)];
     let out = tempfile::tempdir().unwrap();
     for (name, file) in cases(dir) {
-        let case = Case {
-            name: name.clone(),
-            files: vec![file],
-        };
+        let case = Case::nifti(name.clone(), vec![file]);
         let opts = PredictOptions {
             save_probabilities: true,
             ..PredictOptions::default()

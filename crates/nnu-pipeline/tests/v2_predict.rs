@@ -189,10 +189,7 @@ fn segmentations_match_predict_from_files_except_near_ties() {
             ..PredictOptions::default()
         };
         let case_name = g.meta["case"].as_str().unwrap();
-        let case = Case {
-            name: case_name.to_owned(),
-            files: g.files.clone(),
-        };
+        let case = Case::nifti(case_name.to_owned(), g.files.clone());
         let out = tmp.path().join(&g.name);
         let opts_saving = PredictOptions {
             save_probabilities: true,

@@ -1,4 +1,5 @@
-//! `nnu-predict`: streaming nnU-Net v1 and nnunetv2 prediction. NIfTI in, NIfTI segmentation out, all in memory.
+//! `nnu-predict`: streaming nnU-Net v1 and nnunetv2 prediction. NIfTI or DICOM series in, NIfTI segmentation
+//! out, all in memory.
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -51,8 +52,9 @@ struct Args {
         required_unless_present = "demo"
     )]
     model: Option<PathBuf>,
-    /// A NIfTI image, a folder (nnU-Net raw naming CASE_0000.nii.gz or MSD naming CASE.nii.gz), or a .txt
-    /// list of image paths.
+    /// A NIfTI image, a folder (nnU-Net raw naming CASE_0000.nii.gz or MSD naming CASE.nii.gz), a folder
+    /// of DICOM series (searched with its subfolders when it holds no NIfTI file; one case per series,
+    /// uncompressed transfer syntaxes), or a .txt list of image paths.
     #[arg(
         short = 'i',
         long,

@@ -88,10 +88,7 @@ fn a_v2_folder_is_predicted_as_the_library_predicts_it() {
         };
         let lib_out = tmp.path().join("lib");
         let report = predict_case_v2(
-            &Case {
-                name: case.into(),
-                files,
-            },
+            &Case::nifti(case, files),
             &m,
             &mut b.backends,
             &lib_out,
@@ -236,10 +233,7 @@ fn a_v2_case_over_the_memory_limit_is_refused() {
     let image = input.join("plain_a_0000.nii.gz");
     std::fs::copy(fixtures().join("v2/cases/plain_a_0000.nii.gz"), &image).unwrap();
     let m = V2Model::open(&dir, None, "checkpoint_final.pth").unwrap();
-    let case = Case {
-        name: "plain_a".into(),
-        files: vec![image.clone()],
-    };
+    let case = Case::nifti("plain_a", vec![image.clone()]);
     let opts = PredictOptions {
         save_probabilities: true,
         ..PredictOptions::default()
