@@ -19,6 +19,7 @@
 
 use std::sync::OnceLock;
 
+#[cfg(target_arch = "x86_64")]
 use super::conv::{InBlock, SendPtr};
 use super::LANES;
 
@@ -61,6 +62,7 @@ fn detect() -> bool {
 }
 
 /// Weights and bias packed for the tiles.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(super) struct AmxWeights {
     /// `[out block][in block of 32][tap][16 pair rows][16 output lanes]` u32 (bf16 pairs: even channel
     /// in the low half), in 64-byte aligned storage.

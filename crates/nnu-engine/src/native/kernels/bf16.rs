@@ -12,6 +12,7 @@ use super::{run_error, Act, ChannelStats, ConvSpec, LANES};
 use crate::EngineError;
 
 /// Pairs of channels per 16-channel block.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const PAIRS: usize = LANES / 2;
 
 /// f32 to bf16, rounding to nearest even (as `vcvtneps2bf16` for finite values).

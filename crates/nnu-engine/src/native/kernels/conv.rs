@@ -72,8 +72,10 @@ pub struct PackedConv {
     pub(super) weights: Vec<Block>,
     pub(super) bias: Vec<Block>,
     /// bf16 weights (pairs of input channels per u32), when `precision` is bf16 without AMX.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(super) weights_bf16: Vec<u32>,
     /// Weights for the AMX tiles, when `precision` is bf16 and `isa` is [`Isa::Amx`].
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     amx: Option<super::amx::AmxWeights>,
     /// Weights of the few-output-channel path ([`super::narrow`]), when the layer takes it.
     narrow: Option<super::narrow::NarrowWeights>,

@@ -3,10 +3,13 @@
 
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
 use super::simd::V16;
 #[cfg(target_arch = "x86_64")]
 use super::simd::{Avx2, Avx512};
-use super::{slope_of, Act, Activation, ChannelStats, Deferred, Isa, LANES};
+#[cfg(target_arch = "x86_64")]
+use super::Isa;
+use super::{slope_of, Act, Activation, ChannelStats, Deferred, LANES};
 
 /// Voxels per parallel chunk (large enough to amortise scheduling).
 const CHUNK_VOXELS: usize = 4096;
@@ -32,6 +35,7 @@ fn apply(v: f32, act: Activation) -> f32 {
 /// # Safety
 /// The CPU runs `V`; `v` holds `n * 16` f32.
 #[inline(always)]
+#[cfg(target_arch = "x86_64")]
 unsafe fn ssa_run<V: V16>(
     v: *mut f32,
     n: usize,
@@ -78,8 +82,18 @@ fn scale_shift_act(t: &mut Act, scale: &[[f32; LANES]], shift: &[[f32; LANES]], 
     if voxels == 0 {
         return;
     }
-    let slope_ok = !matches!(act, Activation::LeakyRelu(a) if !(0.0..=1.0).contains(&a));
-    let isa = super::detect_isa();
+    // the vector kernels: x86-64 with AVX-512 or AVX2 and an activation of the form max(y, s * y)
+    #[cfg(target_arch = "x86_64")]
+    let vector = {
+        let slope_ok = !matches!(act, Activation::LeakyRelu(a) if !(0.0..=1.0).contains(&a));
+        match super::detect_isa() {
+            Isa::Amx | Isa::Avx512 if slope_ok => Some(Isa::Avx512),
+            Isa::Avx2 if slope_ok => Some(Isa::Avx2),
+            _ => None,
+        }
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let vector: Option<std::convert::Infallible> = None;
     t.as_mut_slice()
         .par_chunks_mut(CHUNK_VOXELS * LANES)
         .enumerate()
@@ -92,15 +106,16 @@ fn scale_shift_act(t: &mut Act, scale: &[[f32; LANES]], shift: &[[f32; LANES]], 
                 let n = ((b + 1) * voxels - first).min(rest.len() / LANES);
                 let (head, tail) = rest.split_at_mut(n * LANES);
                 let (sc, sh) = (&scale[b], &shift[b]);
-                match isa {
+                match vector {
                     // SAFETY: `detect_isa` says the CPU runs it; `head` holds `n` voxels.
                     #[cfg(target_arch = "x86_64")]
-                    Isa::Amx | Isa::Avx512 if slope_ok => unsafe {
-                        ssa_avx512(head.as_mut_ptr(), n, sc, sh, act)
-                    },
+                    Some(Isa::Avx2) => unsafe { ssa_avx2(head.as_mut_ptr(), n, sc, sh, act) },
+                    // SAFETY: as above.
                     #[cfg(target_arch = "x86_64")]
-                    Isa::Avx2 if slope_ok => unsafe { ssa_avx2(head.as_mut_ptr(), n, sc, sh, act) },
-                    _ => {
+                    Some(_) => unsafe { ssa_avx512(head.as_mut_ptr(), n, sc, sh, act) },
+                    #[cfg(not(target_arch = "x86_64"))]
+                    Some(never) => match never {},
+                    None => {
                         for v in head.chunks_exact_mut(LANES) {
                             for l in 0..LANES {
                                 v[l] = apply(v[l] * sc[l] + sh[l], act);
