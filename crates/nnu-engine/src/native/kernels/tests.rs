@@ -453,6 +453,36 @@ fn conv3d_rejects_bad_shapes() {
     }
 }
 
+/// Reference transposed convolution (stride = kernel, weights `(in, out, taps)`): (value, sum of
+/// |terms|) per output element.
+fn ref_conv_transpose(
+    x: &Array4<f32>,
+    cout: usize,
+    kernel: [usize; 3],
+    w: &[f32],
+    b: &[f32],
+) -> (Array4<f64>, Array4<f64>) {
+    let s = x.shape();
+    let (cin, taps) = (s[0], kernel.iter().product::<usize>());
+    let mut want =
+        Array4::<f64>::zeros((cout, s[1] * kernel[0], s[2] * kernel[1], s[3] * kernel[2]));
+    let mut mag = Array4::<f64>::zeros(want.raw_dim());
+    for ((oc, oz, oy, ox), o) in want.indexed_iter_mut() {
+        let (iz, iy, ix) = (oz / kernel[0], oy / kernel[1], ox / kernel[2]);
+        let t = ((oz % kernel[0]) * kernel[1] + oy % kernel[1]) * kernel[2] + ox % kernel[2];
+        let mut acc = b[oc] as f64;
+        let mut m = acc.abs();
+        for ic in 0..cin {
+            let p = w[(ic * cout + oc) * taps + t] as f64 * x[[ic, iz, iy, ix]] as f64;
+            acc += p;
+            m += p.abs();
+        }
+        *o = acc;
+        mag[[oc, oz, oy, ox]] = m;
+    }
+    (want, mag)
+}
+
 #[test]
 fn conv_transpose3d_matches_reference() {
     let mut rng = Lcg(3);
@@ -465,22 +495,8 @@ fn conv_transpose3d_matches_reference() {
         let w = rng.vec(cin * cout * taps);
         let b = rng.vec(cout);
         let x = rng.array(cin, dims);
-        let od: [usize; 3] = std::array::from_fn(|a| dims[a] * kernel[a]);
-        let mut want = Array4::<f64>::zeros((cout, od[0], od[1], od[2]));
-        let mut mag = Array4::<f64>::zeros(want.raw_dim());
-        for ((oc, oz, oy, ox), o) in want.indexed_iter_mut() {
-            let (iz, iy, ix) = (oz / kernel[0], oy / kernel[1], ox / kernel[2]);
-            let t = ((oz % kernel[0]) * kernel[1] + oy % kernel[1]) * kernel[2] + ox % kernel[2];
-            let mut acc = b[oc] as f64;
-            let mut m = acc.abs();
-            for ic in 0..cin {
-                let p = w[(ic * cout + oc) * taps + t] as f64 * x[[ic, iz, iy, ix]] as f64;
-                acc += p;
-                m += p.abs();
-            }
-            *o = acc;
-            mag[[oc, oz, oy, ox]] = m;
-        }
+        let (want, mag) = ref_conv_transpose(&x, cout, kernel, &w, &b);
+        let od = [want.shape()[1], want.shape()[2], want.shape()[3]];
         for isa in isas() {
             let conv = PackedConvTranspose::new(cin, cout, kernel, &w, Some(&b), isa).unwrap();
             assert_eq!(conv.out_dims(dims), od);
@@ -847,22 +863,7 @@ fn conv_transpose3d_reads_deferred_input() {
         let w = rng.vec(cin * cout * taps);
         let b = rng.vec(cout);
         let (acts, x) = deferred_sources(&mut rng, &[cin], dims);
-        let od: [usize; 3] = std::array::from_fn(|a| dims[a] * kernel[a]);
-        let mut want = Array4::<f64>::zeros((cout, od[0], od[1], od[2]));
-        let mut mag = Array4::<f64>::zeros(want.raw_dim());
-        for ((oc, oz, oy, ox), o) in want.indexed_iter_mut() {
-            let (iz, iy, ix) = (oz / kernel[0], oy / kernel[1], ox / kernel[2]);
-            let t = ((oz % kernel[0]) * kernel[1] + oy % kernel[1]) * kernel[2] + ox % kernel[2];
-            let mut acc = b[oc] as f64;
-            let mut m = acc.abs();
-            for ic in 0..cin {
-                let p = w[(ic * cout + oc) * taps + t] as f64 * x[[ic, iz, iy, ix]] as f64;
-                acc += p;
-                m += p.abs();
-            }
-            *o = acc;
-            mag[[oc, oz, oy, ox]] = m;
-        }
+        let (want, mag) = ref_conv_transpose(&x, cout, kernel, &w, &b);
         for isa in isas() {
             let conv = PackedConvTranspose::new(cin, cout, kernel, &w, Some(&b), isa).unwrap();
             let mut out = Act::try_zeros(1, [1, 1, 1]).unwrap();
