@@ -38,7 +38,7 @@ fn demo_runs_from_a_copied_binary_in_another_folder() {
             .map(|v| v.parse().expect("a Dice value"))
             .collect();
         assert_eq!(dice.len(), 2, "{line}");
-        // The shipped network's liver Dice is about 0.85 (crates/nnu-demo/data/README.md); a broken
+        // The shipped network's liver Dice is about 0.96 (crates/nnu-demo/data/README.md); a broken
         // unpacking (wrong model, wrong image) gives near 0.
         assert!(dice[0] > 0.5, "{line}");
     }
