@@ -138,6 +138,22 @@ struct Case {
     dims: [usize; 3],
 }
 
+impl Case {
+    /// The case's convolution with random weights and bias from `rng`.
+    fn conv(&self, rng: &mut Lcg) -> (ConvSpec, Vec<f32>, Vec<f32>) {
+        let cin: usize = self.sources.iter().sum();
+        let taps: usize = self.kernel.iter().product();
+        let spec = ConvSpec {
+            in_channels: cin,
+            out_channels: self.out,
+            kernel: self.kernel,
+            stride: self.stride,
+            pad: self.pad,
+        };
+        (spec, rng.vec(self.out * cin * taps), rng.vec(self.out))
+    }
+}
+
 const CASES: &[Case] = &[
     // one input channel (the image), 3x3x3, odd sizes
     Case {
@@ -323,17 +339,7 @@ const CASES: &[Case] = &[
 fn conv3d_matches_reference() {
     let mut rng = Lcg(1);
     for case in CASES {
-        let cin: usize = case.sources.iter().sum();
-        let spec = ConvSpec {
-            in_channels: cin,
-            out_channels: case.out,
-            kernel: case.kernel,
-            stride: case.stride,
-            pad: case.pad,
-        };
-        let taps: usize = case.kernel.iter().product();
-        let w = rng.vec(case.out * cin * taps);
-        let b = rng.vec(case.out);
+        let (spec, w, b) = case.conv(&mut rng);
         let xs: Vec<Array4<f32>> = case
             .sources
             .iter()
@@ -648,17 +654,7 @@ fn conv3d_bf16_within_bf16_bound() {
     }
     let mut rng = Lcg(7);
     for case in CASES {
-        let cin: usize = case.sources.iter().sum();
-        let spec = ConvSpec {
-            in_channels: cin,
-            out_channels: case.out,
-            kernel: case.kernel,
-            stride: case.stride,
-            pad: case.pad,
-        };
-        let taps: usize = case.kernel.iter().product();
-        let w = rng.vec(case.out * cin * taps);
-        let b = rng.vec(case.out);
+        let (spec, w, b) = case.conv(&mut rng);
         let xs: Vec<Array4<f32>> = case
             .sources
             .iter()
@@ -786,17 +782,7 @@ fn deferred_sources(rng: &mut Lcg, sources: &[usize], dims: [usize; 3]) -> (Vec<
 fn conv3d_reads_deferred_inputs() {
     let mut rng = Lcg(8);
     for case in CASES {
-        let cin: usize = case.sources.iter().sum();
-        let spec = ConvSpec {
-            in_channels: cin,
-            out_channels: case.out,
-            kernel: case.kernel,
-            stride: case.stride,
-            pad: case.pad,
-        };
-        let taps: usize = case.kernel.iter().product();
-        let w = rng.vec(case.out * cin * taps);
-        let b = rng.vec(case.out);
+        let (spec, w, b) = case.conv(&mut rng);
         let (acts, values) = deferred_sources(&mut rng, case.sources, case.dims);
         let refs: Vec<&Act> = acts.iter().collect();
         let (want, mag) = ref_conv(&values, &spec, &w, Some(&b));
