@@ -100,6 +100,8 @@ impl NarrowWeights {
 /// Geometry of one call, shared by every work item.
 struct Ctx<'a> {
     blocks: &'a [InBlock],
+    /// Each block's deferred normalisation as segmented lines, made once per call.
+    lines: Vec<Option<LineXf>>,
     in_channels: usize,
     out_channels: usize,
     kernel: [usize; 3],
@@ -152,6 +154,10 @@ pub(super) fn run(
     let chunk = out_dims[0].div_ceil(2 * threads).max(1);
     let ctx = Ctx {
         blocks,
+        lines: blocks
+            .iter()
+            .map(|blk| blk.xf.map(|t| LineXf::new(&t, p)))
+            .collect(),
         in_channels: spec.in_channels,
         out_channels: spec.out_channels,
         kernel: spec.kernel,
@@ -432,17 +438,9 @@ unsafe fn segment<V: V16, const P: usize, const Q: usize>(ctx: &Ctx, iz: usize, 
         let g = s * ctx.vectors;
         *p = (g / wp, g % wp);
     }
-    // Deferred normalisations as lines: for the group starting at lane `l` of block `b`, lane
-    // `c * Q + s` holds the scale (shift) of lane `l + c`.
-    let lines: Vec<Option<LineXf>> = ctx
-        .blocks
-        .iter()
-        .map(|blk| blk.xf.map(|t| LineXf::new::<P, Q>(&t)))
-        .collect();
     // SAFETY (whole body): row j < rows and channel slot < groups * P stay inside `dst`; reads are
     // inside the source block's plane `iz` (the position is checked against the input first).
     unsafe {
-        let slope_one = V::load([1.0f32; LANES].as_ptr());
         for j in 0..ctx.rows {
             let row = dst.add(j * LANES);
             // Source offsets (in voxels) of the Q positions, or None in the padding.
@@ -462,7 +460,7 @@ unsafe fn segment<V: V16, const P: usize, const Q: usize>(ctx: &Ctx, iz: usize, 
                 }
             }
             let inside = V::load(inside.as_ptr());
-            for (blk, line) in ctx.blocks.iter().zip(&lines) {
+            for (blk, line) in ctx.blocks.iter().zip(&ctx.lines) {
                 let src =
                     (blk.data.0 as *const f32).add((blk.ib * iz_n + iz) * iy_n * ix_n * LANES);
                 // each position's channel block, or zeros in the padding
@@ -481,11 +479,7 @@ unsafe fn segment<V: V16, const P: usize, const Q: usize>(ctx: &Ctx, iz: usize, 
                         if let Some(lx) = line {
                             let y =
                                 V::load(lx.shift[l].as_ptr()).fma(v, V::load(lx.scale[l].as_ptr()));
-                            let slope = if lx.slope == 1.0 {
-                                slope_one
-                            } else {
-                                V::load([lx.slope; LANES].as_ptr())
-                            };
+                            let slope = V::load(lx.slope.as_ptr());
                             v = y.max(y.mul(slope)).mul(inside);
                         }
                         v.store(row.add((ic / P) * gplane));
@@ -513,30 +507,32 @@ unsafe fn segment<V: V16, const P: usize, const Q: usize>(ctx: &Ctx, iz: usize, 
     }
 }
 
-/// A block's deferred normalisation laid out as the segmented lines read it (see [`segment`]).
+/// A block's deferred normalisation laid out as the segmented lines read it (see [`segment`]): for the
+/// group of `p` channels starting at lane `l`, lane `c * q + s` holds the scale (shift) of lane `l + c`.
 struct LineXf {
-    /// `[l][c * Q + s]`: the scale of lane `l + c` (0 beyond the block).
+    /// `[l][c * q + s]`: the scale of lane `l + c` (0 beyond the block).
     scale: [[f32; LANES]; LANES],
     shift: [[f32; LANES]; LANES],
-    slope: f32,
+    slope: [f32; LANES],
 }
 
 impl LineXf {
-    fn new<const P: usize, const Q: usize>(t: &Xf) -> Self {
+    fn new(t: &Xf, p: usize) -> Self {
+        let q = LANES / p;
         let mut scale = [[0.0; LANES]; LANES];
         let mut shift = [[0.0; LANES]; LANES];
         for l in 0..LANES {
-            for c in 0..P.min(LANES - l) {
-                for s in 0..Q {
-                    scale[l][c * Q + s] = t.scale[l + c];
-                    shift[l][c * Q + s] = t.shift[l + c];
+            for c in 0..p.min(LANES - l) {
+                for s in 0..q {
+                    scale[l][c * q + s] = t.scale[l + c];
+                    shift[l][c * q + s] = t.shift[l + c];
                 }
             }
         }
         LineXf {
             scale,
             shift,
-            slope: t.slope,
+            slope: [t.slope; LANES],
         }
     }
 }
