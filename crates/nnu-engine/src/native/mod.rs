@@ -8,7 +8,8 @@
 //! input anyway (bf16 conversion, the narrow path's segmented planes, the transposed convolution's
 //! staged rows); before an f32 blocked convolution, a residual addition or the output, one pass applies
 //! them ([`kernels::materialize`]). A batch is run one sample after the
-//! other through the same buffers, on a private rayon pool of [`NativeOptions::threads`] threads.
+//! other through the same buffers, on a private rayon pool of [`NativeOptions::threads`] threads, or for
+//! a small network whole samples per thread ([`NativeOptions::samples_in_parallel`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -85,8 +86,8 @@ impl NativeOptions {
     }
 
     /// Largest batch one [`Backend::run`] call takes (default 1; a model that fixes its batch uses
-    /// that). Samples run one after the other through the same buffers, so this only sets how many
-    /// patches a call may carry.
+    /// that). Samples run one after the other through the same buffers, or a whole sample per thread
+    /// ([`NativeOptions::samples_in_parallel`]), so this only sets how many patches a call may carry.
     pub fn max_batch(mut self, max_batch: usize) -> Self {
         self.max_batch = max_batch.max(1);
         self
@@ -144,7 +145,6 @@ pub struct NativeBackend {
     workers: Vec<Worker>,
     max_batch: usize,
     precision: Precision,
-    threads: usize,
     samples_in_parallel: bool,
     pool: rayon::ThreadPool,
     /// One single-thread pool per worker, built with the first parallel batch.
@@ -231,7 +231,6 @@ impl NativeBackend {
             model: imported,
             workers: vec![worker],
             precision: options.precision,
-            threads,
             samples_in_parallel: options
                 .samples_in_parallel
                 .unwrap_or(planned_bytes <= SAMPLES_IN_PARALLEL_BYTES),
@@ -277,7 +276,7 @@ impl NativeBackend {
         out: &mut Array5<f32>,
     ) -> Result<(), EngineError> {
         let n = input.shape()[0];
-        let k = self.threads.min(n);
+        let k = self.pool.current_num_threads().min(n);
         while self.workers.len() < k {
             self.workers.push(Worker::new(&self.slot_elements)?);
         }
@@ -454,7 +453,7 @@ impl Backend for NativeBackend {
         let n = input.shape()[0];
         let [z, y, x] = m.patch;
         let mut out = Array5::<f32>::zeros((n, m.classes, z, y, x));
-        let parallel = self.samples_in_parallel && self.threads > 1 && n > 1;
+        let parallel = self.samples_in_parallel && self.pool.current_num_threads() > 1 && n > 1;
         if parallel {
             self.run_samples_in_parallel(input, &mut out)?;
             return Ok(out);
