@@ -267,7 +267,11 @@ pub fn postprocess_from_dumps(
             ),
         });
     }
-    let mut agg = Aggregator::new(model.num_classes, grid.clone(), agg_opts)?;
+    // A buffer that cannot be allocated is this case's error naming its image (not an abort).
+    let oom = crate::stages::naming_image(case.first_file()?);
+    let mut agg = Aggregator::new(model.num_classes, grid.clone(), agg_opts)
+        .map_err(PipelineError::from)
+        .map_err(&oom)?;
     for tile in grid.tiles() {
         let bounds = TileBounds::from_start(tile.lb, p).map_err(bins_err)?;
         for m in opts.mirrors.iter() {
@@ -280,7 +284,7 @@ pub fn postprocess_from_dumps(
             agg.add(tile.index, m, view.index_axis(Axis(0), 0))?;
         }
     }
-    let probs = agg.finish()?;
+    let probs = agg.finish().map_err(PipelineError::from).map_err(&oom)?;
     write_outputs(
         &probs,
         &props,
@@ -291,6 +295,7 @@ pub fn postprocess_from_dumps(
         &case.name,
         opts,
     )
+    .map_err(&oom)
 }
 
 /// Refuses saved properties that do not belong to the case's image as it is now, or to this model.

@@ -10,8 +10,8 @@ use nnu_engine::Backend;
 use crate::cases::Case;
 use crate::model::ModelSpec;
 use crate::stages::{
-    check_memory, output_paths, outputs_complete, predict_folds, prepare_case, write_outputs,
-    PredictOptions, PreparedCase,
+    check_memory, naming_image, output_paths, outputs_complete, predict_folds, prepare_case,
+    write_outputs, PredictOptions, PreparedCase,
 };
 use crate::PipelineError;
 
@@ -69,7 +69,10 @@ pub fn predict_case(
     } = prepare_case(case, model, opts.preview)?;
     report.preprocessed_shape = [data.shape()[1], data.shape()[2], data.shape()[3]];
 
-    let (probs, tiles) = predict_folds(&data, backends, model.patch, opts, progress)?;
+    // A buffer that cannot be allocated is this case's error naming its image (not an abort).
+    let oom = naming_image(case.first_file()?);
+    let (probs, tiles) =
+        predict_folds(&data, backends, model.patch, opts, progress).map_err(&oom)?;
     report.tiles = tiles;
     report.passes = tiles * opts.mirrors.len() * backends.len();
     drop(data);
@@ -82,7 +85,8 @@ pub fn predict_case(
         out_dir,
         &case.name,
         opts,
-    )?;
+    )
+    .map_err(&oom)?;
     report.seconds = t0.elapsed().as_secs_f64();
     Ok(report)
 }

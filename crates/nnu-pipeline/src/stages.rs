@@ -409,6 +409,27 @@ pub fn reserve_case_memory(file: &Path, bytes: u64, what: &str) -> Result<(), Pi
     Ok(())
 }
 
+/// A buffer of a case that could not be allocated (`OutOfMemory` of `nnu-preprocessing` or
+/// `nnu-tiling`, which name the buffer and its bytes) as that case's error naming `file`, its image, as
+/// every other error of a case names its file. Other errors pass unchanged.
+pub(crate) fn naming_image(file: &Path) -> impl Fn(PipelineError) -> PipelineError + '_ {
+    move |e| match e {
+        PipelineError::Tiling(t @ nnu_tiling::TilingError::OutOfMemory { .. }) => {
+            PipelineError::Input {
+                path: file.to_path_buf(),
+                msg: t.to_string(),
+            }
+        }
+        PipelineError::Preprocess(p @ nnu_preprocessing::PreprocessError::OutOfMemory { .. }) => {
+            PipelineError::Input {
+                path: file.to_path_buf(),
+                msg: p.to_string(),
+            }
+        }
+        e => e,
+    }
+}
+
 /// Whether an uncompressed image's header promises more voxel data than the file holds. Such a file is
 /// refused by the reader ("truncated: the header needs ... bytes"), the true problem, rather than for the
 /// memory its lying header would need.
@@ -525,7 +546,7 @@ pub fn write_outputs(
     if opts.postprocess {
         if let Some(pp) = &model.postprocessing {
             let vpv: f64 = geometry.spacing.iter().product();
-            remove_all_but_largest_component(&mut seg, pp, vpv);
+            remove_all_but_largest_component(&mut seg, pp, vpv)?;
         }
     }
     if opts.save_probabilities {

@@ -717,7 +717,10 @@ pub fn predict_case_v2(
         e => e,
     })?;
     report.preprocessed_shape = props.shape_after_resampling;
-    let (logits, tiles) = predict_logits_v2(&data, backends, model.window, opts, progress)?;
+    // A buffer that cannot be allocated is this case's error naming its image (not an abort).
+    let oom = crate::stages::naming_image(first);
+    let (logits, tiles) =
+        predict_logits_v2(&data, backends, model.window, opts, progress).map_err(&oom)?;
     drop(data);
     report.tiles = tiles;
     report.passes = tiles * opts.mirrors.len() * backends.len();
@@ -726,7 +729,9 @@ pub fn predict_case_v2(
         &props,
         &model.export,
         opts.save_probabilities,
-    )?;
+    )
+    .map_err(PipelineError::from)
+    .map_err(&oom)?;
     drop(logits);
     let (seg_path, png_path) = (&paths.segmentation, &paths.png);
     let mut batch = nnu_fsio::Batch::new();

@@ -5,6 +5,7 @@ use ndarray::{Array3, Array4, ArrayView3, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::alloc::try_from_elem;
 use crate::crop::{common_shape, crop_to_bbox, nonzero_bbox, nonzero_mask, CropBbox};
 use crate::normalize::{ct_value, normalize_channel, Normalization, Pointwise};
 use crate::resample::{
@@ -179,7 +180,11 @@ pub fn preprocess_case(
     drop(views);
 
     let [nz, ny, nx] = plan.new_shape;
-    let mut out = Array4::<f32>::zeros((channels.len(), nz, ny, nx));
+    let mut out = try_from_elem(
+        (channels.len(), nz, ny, nx),
+        0.0f32,
+        "the preprocessed volume",
+    )?;
     for (c, (mut ch, mut dst)) in channels
         .drain(..)
         .zip(out.axis_iter_mut(Axis(0)))

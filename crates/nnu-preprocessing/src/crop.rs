@@ -4,6 +4,7 @@
 use ndarray::{s, Array3, ArrayView3, ArrayViewMut3, Axis};
 use rayon::prelude::*;
 
+use crate::alloc::{try_from_elem, try_push, try_to_owned, try_vec};
 use crate::resample::shape3;
 use crate::PreprocessError;
 
@@ -129,42 +130,58 @@ pub(crate) fn check_bbox(bbox: &CropBbox, shape: [usize; 3]) -> Result<(), Prepr
 /// volume's border).
 ///
 /// # Errors
-/// As [`nonzero_bbox`] for the channel shapes (an all-zero image gives an all-false mask, not an error).
+/// As [`nonzero_bbox`] for the channel shapes (an all-zero image gives an all-false mask, not an error);
+/// [`PreprocessError::OutOfMemory`] when the mask or the hole filling's buffers cannot be allocated.
 pub fn nonzero_mask(channels: &[ArrayView3<f32>]) -> Result<Array3<bool>, PreprocessError> {
     let shape = common_shape(channels)?;
-    let mut mask = Array3::from_elem(shape, false);
+    let mut mask = try_from_elem(shape, false, "the nonzero mask")?;
     for ch in channels {
         ndarray::Zip::from(&mut mask)
             .and(ch)
             .par_for_each(|m, &v| *m |= v != 0.0);
     }
-    fill_holes(&mut mask);
+    fill_holes(&mut mask)?;
     Ok(mask)
 }
 
 /// `binary_fill_holes` with the default (6-connected) structure, in place.
-pub fn fill_holes(mask: &mut Array3<bool>) {
+///
+/// # Errors
+/// [`PreprocessError::OutOfMemory`] when its buffers (a copy of the mask in standard layout unless it is
+/// one, a flag per voxel, the stack of voxels to visit) cannot be allocated; `mask` is unchanged then.
+pub fn fill_holes(mask: &mut Array3<bool>) -> Result<(), PreprocessError> {
     let [nz, ny, nx] = shape3(mask.shape());
     if nz == 0 || ny == 0 || nx == 0 {
-        return;
+        return Ok(());
     }
-    let std = mask.as_standard_layout().into_owned();
-    let Some(m) = std.as_slice() else { return };
+    let copy;
+    let m = match mask.as_slice() {
+        Some(m) => m,
+        None => {
+            copy = try_to_owned(mask.view(), "the nonzero mask")?;
+            copy.as_slice().unwrap_or_default()
+        }
+    };
     // reached[i]: background voxel connected to the border.
-    let mut reached = vec![false; m.len()];
+    let mut reached = try_vec(m.len(), false, "the hole filling's flags")?;
     let mut stack: Vec<usize> = Vec::new();
     let idx = |z: usize, y: usize, x: usize| (z * ny + y) * nx + x;
-    let seed = |i: usize, reached: &mut Vec<bool>, stack: &mut Vec<usize>| {
+    let seed = |i: usize,
+                reached: &mut Vec<bool>,
+                stack: &mut Vec<usize>|
+     -> Result<(), PreprocessError> {
         if !m[i] && !reached[i] {
             reached[i] = true;
-            stack.push(i);
+            // The stack can grow to one entry per background voxel.
+            try_push(stack, i, "the hole filling's stack")?;
         }
+        Ok(())
     };
     for z in 0..nz {
         for y in 0..ny {
             for x in 0..nx {
                 if z == 0 || z == nz - 1 || y == 0 || y == ny - 1 || x == 0 || x == nx - 1 {
-                    seed(idx(z, y, x), &mut reached, &mut stack);
+                    seed(idx(z, y, x), &mut reached, &mut stack)?;
                 }
             }
         }
@@ -174,27 +191,28 @@ pub fn fill_holes(mask: &mut Array3<bool>) {
         let y = (i / nx) % ny;
         let z = i / (nx * ny);
         if x > 0 {
-            seed(i - 1, &mut reached, &mut stack);
+            seed(i - 1, &mut reached, &mut stack)?;
         }
         if x + 1 < nx {
-            seed(i + 1, &mut reached, &mut stack);
+            seed(i + 1, &mut reached, &mut stack)?;
         }
         if y > 0 {
-            seed(i - nx, &mut reached, &mut stack);
+            seed(i - nx, &mut reached, &mut stack)?;
         }
         if y + 1 < ny {
-            seed(i + nx, &mut reached, &mut stack);
+            seed(i + nx, &mut reached, &mut stack)?;
         }
         if z > 0 {
-            seed(i - nx * ny, &mut reached, &mut stack);
+            seed(i - nx * ny, &mut reached, &mut stack)?;
         }
         if z + 1 < nz {
-            seed(i + nx * ny, &mut reached, &mut stack);
+            seed(i + nx * ny, &mut reached, &mut stack)?;
         }
     }
     for (o, &r) in mask.iter_mut().zip(reached.iter()) {
         *o = !r;
     }
+    Ok(())
 }
 
 #[cfg(test)]

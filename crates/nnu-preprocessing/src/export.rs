@@ -6,6 +6,7 @@
 use ndarray::{Array3, Array4, ArrayView3, ArrayView4, Axis, Zip};
 use serde::{Deserialize, Serialize};
 
+use crate::alloc::{try_from_elem, try_push, try_vec};
 use crate::case::{check_transpose, CaseProperties, PreprocessParams};
 use crate::crop::{check_bbox, crop_to_bbox_mut};
 use crate::resample::{
@@ -89,7 +90,12 @@ fn for_each_resampled_channel(
         if shape3(ch.shape()) == cropped {
             sink(c, ch)?;
         } else {
-            let b = buf.get_or_insert_with(|| Array3::zeros(cropped));
+            let b = match &mut buf {
+                Some(b) => b,
+                slot @ None => {
+                    slot.insert(try_from_elem(cropped, 0.0f32, "a resampled class channel")?)
+                }
+            };
             resample_channel_into(ch, b.view_mut(), plan, opts.order)?;
             sink(c, b.view())?;
         }
@@ -123,7 +129,7 @@ pub fn export_segmentation(
         return Err(PreprocessError::TooManyClasses(n_classes));
     }
     let plan = export_plan(props, params)?;
-    let mut seg = Array3::<u8>::zeros(props.original_size_of_raw_data);
+    let mut seg = try_from_elem(props.original_size_of_raw_data, 0u8, "the segmentation")?;
     // the argmax is written straight into the pasted region of the output
     let mut label = crop_to_bbox_mut(seg.view_mut(), &props.crop_bbox)?;
     if n_classes == 0 {
@@ -133,7 +139,7 @@ pub fn export_segmentation(
         argmax_into(&streams, label);
         return Ok(seg);
     }
-    let mut best = Array3::<f32>::zeros(plan.new_shape);
+    let mut best = try_from_elem(plan.new_shape, 0.0f32, "the export's running maximum")?;
     for_each_resampled_channel(probs, &plan, params, opts, |c, ch| {
         if c == 0 {
             best.assign(&ch);
@@ -170,7 +176,11 @@ pub fn export_probabilities(
 ) -> Result<Array4<f32>, PreprocessError> {
     let plan = export_plan(props, params)?;
     let [z, y, x] = props.original_size_of_raw_data;
-    let mut out = Array4::<f32>::zeros((probs.shape()[0], z, y, x));
+    let mut out = try_from_elem(
+        (probs.shape()[0], z, y, x),
+        0.0f32,
+        "the probabilities in the image's frame",
+    )?;
     if let Some(streams) = class_streams(probs, &plan, params, opts)? {
         for (stream, dst) in streams.iter().zip(out.axis_iter_mut(Axis(0))) {
             stream.write_into(crop_to_bbox_mut(dst, &props.crop_bbox)?, &|v| v as f32);
@@ -318,19 +328,26 @@ fn parse_size_dict(s: &str) -> Result<Vec<(Vec<u8>, f64)>, String> {
 /// the others, or with `min_valid_object_sizes` only those smaller than the entry's size.
 ///
 /// `volume_per_voxel` is the product of the image spacing.
+///
+/// # Errors
+/// [`PreprocessError::OutOfMemory`] when the region mask or the component labels (a u32 per voxel)
+/// cannot be allocated; `seg` is unchanged for the region being processed then.
 pub fn remove_all_but_largest_component(
     seg: &mut Array3<u8>,
     pp: &Postprocessing,
     volume_per_voxel: f64,
-) {
+) -> Result<(), PreprocessError> {
     let shape = shape3(seg.shape());
     for region in &pp.for_which_classes {
         let min_size = pp
             .min_valid_object_sizes
             .as_ref()
             .and_then(|m| m.iter().find(|(k, _)| k == region).map(|(_, v)| *v));
-        let in_region: Vec<bool> = seg.iter().map(|l| region.contains(l)).collect();
-        let (labels, sizes) = label_components(&in_region, shape);
+        let mut in_region = try_vec(seg.len(), false, "the postprocessing's region mask")?;
+        for (m, l) in in_region.iter_mut().zip(seg.iter()) {
+            *m = region.contains(l);
+        }
+        let (labels, sizes) = label_components(&in_region, shape)?;
         if sizes.is_empty() {
             continue;
         }
@@ -346,13 +363,17 @@ pub fn remove_all_but_largest_component(
             }
         }
     }
+    Ok(())
 }
 
 /// 6-connected component labelling (`scipy.ndimage.label` default structure) of a flat (z, y, x) mask in
 /// logical order: per voxel 0 (background) or component id from 1, and each component's voxel count.
-fn label_components(mask: &[bool], shape: [usize; 3]) -> (Vec<u32>, Vec<usize>) {
+fn label_components(
+    mask: &[bool],
+    shape: [usize; 3],
+) -> Result<(Vec<u32>, Vec<usize>), PreprocessError> {
     let [nz, ny, nx] = shape;
-    let mut labels = vec![0u32; mask.len()];
+    let mut labels = try_vec(mask.len(), 0u32, "the postprocessing's component labels")?;
     let mut sizes = Vec::new();
     let mut stack = Vec::new();
     for start in 0..mask.len() {
@@ -362,41 +383,44 @@ fn label_components(mask: &[bool], shape: [usize; 3]) -> (Vec<u32>, Vec<usize>) 
         let id = sizes.len() as u32 + 1;
         let mut count = 0usize;
         labels[start] = id;
-        stack.push(start);
+        try_push(&mut stack, start, STACK)?;
         while let Some(i) = stack.pop() {
             count += 1;
             let x = i % nx;
             let y = (i / nx) % ny;
             let z = i / (nx * ny);
-            let mut visit = |j: usize| {
+            let mut visit = |j: usize| -> Result<(), PreprocessError> {
                 if mask[j] && labels[j] == 0 {
                     labels[j] = id;
-                    stack.push(j);
+                    try_push(&mut stack, j, STACK)?;
                 }
+                Ok(())
             };
             if x > 0 {
-                visit(i - 1);
+                visit(i - 1)?;
             }
             if x + 1 < nx {
-                visit(i + 1);
+                visit(i + 1)?;
             }
             if y > 0 {
-                visit(i - nx);
+                visit(i - nx)?;
             }
             if y + 1 < ny {
-                visit(i + nx);
+                visit(i + nx)?;
             }
             if z > 0 {
-                visit(i - nx * ny);
+                visit(i - nx * ny)?;
             }
             if z + 1 < nz {
-                visit(i + nx * ny);
+                visit(i + nx * ny)?;
             }
         }
-        sizes.push(count);
+        try_push(&mut sizes, count, "the postprocessing's component sizes")?;
     }
-    (labels, sizes)
+    Ok((labels, sizes))
 }
+
+const STACK: &str = "the postprocessing's stack";
 
 #[cfg(test)]
 mod tests {
@@ -429,7 +453,7 @@ mod tests {
             for_which_classes: vec![vec![1]],
             min_valid_object_sizes: None,
         };
-        remove_all_but_largest_component(&mut seg, &pp, 1.0);
+        remove_all_but_largest_component(&mut seg, &pp, 1.0).unwrap();
         assert_eq!(seg.iter().filter(|&&l| l == 1).count(), 6);
         assert_eq!(seg[[0, 2, 8]], 0);
         assert_eq!(seg[[0, 1, 3]], 2);

@@ -53,12 +53,17 @@
 //! by plane straight into its u8 output; otherwise it keeps one resampled f32 channel and a running f32
 //! maximum besides it.
 //!
+//! Every volume-sized buffer (the preprocessed output, masks, resampling and export buffers) is allocated
+//! fallibly: one that cannot be had is [`PreprocessError::OutOfMemory`], naming the buffer and its bytes,
+//! never an abort of the process.
+//!
 //! Deliberately not here: reading and writing images (`nnu-volume`), reading plans (`nnu-artifacts`; the
 //! pipeline fills [`PreprocessParams`] from them), padding and tiling (`nnu-tiling`), and anything that needs
 //! Python at build, test or run time.
 
 #![warn(missing_docs)]
 
+mod alloc;
 pub mod case;
 pub mod crop;
 mod error;

@@ -20,6 +20,7 @@
 
 use ndarray::{Array3, Array4, ArrayView3, ArrayView4, ArrayViewMut3, Axis};
 
+use crate::alloc::{standard_layout, try_from_elem, try_to_owned};
 use crate::case::{check_transpose, permute};
 use crate::crop::{common_shape, crop_to_bbox, nonzero_bbox, nonzero_mask, CropBbox};
 use crate::resample::{check_spacing, new_shape, resample_channel_into, Order, ResamplePlan};
@@ -268,7 +269,8 @@ pub fn preprocess_case_v2(
         .any(|n| matches!(n, V2Normalization::ZScore { use_mask: true }));
     let mask = if needs_mask {
         let m = nonzero_mask(&views)?;
-        Some(crop_to_bbox(m.view(), &bbox)?.permuted_axes(tf).to_owned())
+        let cropped = crop_to_bbox(m.view(), &bbox)?.permuted_axes(tf);
+        Some(try_to_owned(cropped, "the cropped nonzero mask")?)
     } else {
         None
     };
@@ -282,16 +284,20 @@ pub fn preprocess_case_v2(
             .separate_z_axis(original_spacing, target_spacing),
     };
     let [nz, ny, nx] = plan.new_shape;
-    let mut out = Array4::<f32>::zeros((channels.len(), nz, ny, nx));
+    let mut out = try_from_elem(
+        (channels.len(), nz, ny, nx),
+        0.0f32,
+        "the preprocessed volume",
+    )?;
     for (c, (ch, dst)) in channels
         .into_iter()
         .zip(out.axis_iter_mut(Axis(0)))
         .enumerate()
     {
-        let mut src = crop_to_bbox(ch.view(), &bbox)?
-            .permuted_axes(tf)
-            .as_standard_layout()
-            .into_owned();
+        let mut src = try_to_owned(
+            crop_to_bbox(ch.view(), &bbox)?.permuted_axes(tf),
+            "a cropped channel",
+        )?;
         drop(ch);
         normalize_v2(
             src.view_mut(),
@@ -534,7 +540,11 @@ pub fn resample_logits_v2(
         separate_z_axis: params.resampling.separate_z_axis(current, original),
     };
     let [z, y, x] = plan.new_shape;
-    let mut out = Array4::<f32>::zeros((logits.shape()[0], z, y, x));
+    let mut out = try_from_elem(
+        (logits.shape()[0], z, y, x),
+        0.0f32,
+        "the logits resampled to the image's spacing",
+    )?;
     for (src, dst) in logits.outer_iter().zip(out.outer_iter_mut()) {
         resample_channel_into(src, dst, &plan, params.resampling.order)?;
     }
@@ -565,9 +575,15 @@ pub fn apply_nonlin_v2(values: &mut Array4<f32>, labels: &V2Labels) {
 
 /// `convert_probabilities_to_segmentation`: the first largest head per voxel (`argmax(0)`), or for
 /// regions label `class_order[i]` where head `i` exceeds 0.5 (later heads win).
-pub fn probabilities_to_labels_v2(probs: ArrayView4<f32>, labels: &V2Labels) -> Array3<u8> {
+///
+/// # Errors
+/// [`PreprocessError::OutOfMemory`] when the label map cannot be allocated.
+pub fn probabilities_to_labels_v2(
+    probs: ArrayView4<f32>,
+    labels: &V2Labels,
+) -> Result<Array3<u8>, PreprocessError> {
     let (_, z, y, x) = probs.dim();
-    let mut seg = Array3::<u8>::zeros((z, y, x));
+    let mut seg = try_from_elem((z, y, x), 0u8, "the label map")?;
     match labels {
         V2Labels::Softmax => {
             ndarray::Zip::from(&mut seg)
@@ -594,7 +610,7 @@ pub fn probabilities_to_labels_v2(probs: ArrayView4<f32>, labels: &V2Labels) -> 
             }
         }
     }
-    seg
+    Ok(seg)
 }
 
 /// nnunetv2's export of merged logits (heads, z, y, x in the preprocessed frame):
@@ -633,7 +649,7 @@ pub fn export_v2(
     check_transpose(params.transpose_backward)?;
     let mut probs = resample_logits_v2(logits, props, params)?;
     apply_nonlin_v2(&mut probs, &params.labels);
-    let seg = probabilities_to_labels_v2(probs.view(), &params.labels);
+    let seg = probabilities_to_labels_v2(probs.view(), &params.labels)?;
     let bbox = props.bbox_used_for_cropping;
     let full_shape = props.shape_before_cropping;
     let inside = [0, 1, 2].map(|a| bbox[a][1].checked_sub(bbox[a][0]));
@@ -651,14 +667,21 @@ pub fn export_v2(
         bbox[1][0]..bbox[1][1],
         bbox[2][0]..bbox[2][1]
     ];
-    let mut full = Array3::<u8>::zeros(full_shape);
+    let mut full = try_from_elem(full_shape, 0u8, "the segmentation in the image's frame")?;
     full.slice_mut(crop).assign(&seg);
     drop(seg);
     let tb = params.transpose_backward;
-    let segmentation = full.permuted_axes(tb).as_standard_layout().into_owned();
+    let segmentation = standard_layout(
+        full.permuted_axes(tb),
+        "the segmentation in the image's frame",
+    )?;
     let probabilities = if with_probabilities {
         let [z, y, x] = full_shape;
-        let mut p = Array4::<f32>::zeros((heads, z, y, x));
+        let mut p = try_from_elem(
+            (heads, z, y, x),
+            0.0f32,
+            "the probabilities in the image's frame",
+        )?;
         if params.labels == V2Labels::Softmax {
             p.index_axis_mut(Axis(0), 0).fill(1.0);
         }
@@ -669,11 +692,10 @@ pub fn export_v2(
             bbox[2][0]..bbox[2][1]
         ])
         .assign(&probs);
-        Some(
-            p.permuted_axes([0, tb[0] + 1, tb[1] + 1, tb[2] + 1])
-                .as_standard_layout()
-                .into_owned(),
-        )
+        Some(standard_layout(
+            p.permuted_axes([0, tb[0] + 1, tb[1] + 1, tb[2] + 1]),
+            "the probabilities in the image's frame",
+        )?)
     } else {
         None
     };

@@ -136,3 +136,50 @@ fn export_rejects_inconsistent_properties() {
     let e = export_segmentation(many.view(), &props, &p, &ExportOptions::default()).unwrap_err();
     assert!(matches!(e, PreprocessError::TooManyClasses(300)), "{e}");
 }
+
+/// A case whose preprocessed volume cannot exist (2 voxels per axis at 50 m spacing resampled to 1 mm:
+/// 10^15 f32 voxels, past any address space) is an error naming the buffer and its bytes, not an abort
+/// of the process (issue 20).
+#[test]
+fn a_preprocessed_volume_that_cannot_be_allocated_is_an_error() {
+    let p = PreprocessParams::new([1.0; 3], vec![nonct()]);
+    let im = Array3::from_elem((2, 2, 2), 5.0f32);
+    let e = run(vec![im], [50_000.0; 3], &p).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            PreprocessError::OutOfMemory {
+                what: "the preprocessed volume",
+                bytes: 4_000_000_000_000_000
+            }
+        ),
+        "{e:?}"
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.contains("out of memory") && msg.contains("4000000000000000 bytes"),
+        "{msg}"
+    );
+}
+
+/// The export's segmentation in the original frame (here claimed to be 2^50 voxels) that cannot be
+/// allocated is an error too.
+#[test]
+fn an_export_that_cannot_be_allocated_is_an_error() {
+    let p = PreprocessParams::new([1.0; 3], vec![nonct()]);
+    let (_, mut props) =
+        preprocess_case(vec![image()], &ItkGeometry::from_spacing_zyx([1.0; 3]), &p).unwrap();
+    props.original_size_of_raw_data = [1 << 20, 1 << 20, 1 << 10];
+    let probs = Array4::<f32>::zeros((2, 6, 7, 8));
+    let e = export_segmentation(probs.view(), &props, &p, &ExportOptions::default()).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            PreprocessError::OutOfMemory {
+                what: "the segmentation",
+                bytes: 1_125_899_906_842_624
+            }
+        ),
+        "{e:?}"
+    );
+}

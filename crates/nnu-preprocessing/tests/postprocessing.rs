@@ -26,11 +26,11 @@ fn largest_component_matches_nnunet() {
         min_valid_object_sizes: None,
         ..pp.clone()
     };
-    remove_all_but_largest_component(&mut all, &no_min, 0.5);
+    remove_all_but_largest_component(&mut all, &no_min, 0.5).unwrap();
     assert_eq!(all, load("expected_all.npy.gz"));
 
     let mut with_min = labels.clone();
-    remove_all_but_largest_component(&mut with_min, &pp, 0.5);
+    remove_all_but_largest_component(&mut with_min, &pp, 0.5).unwrap();
     assert_eq!(with_min, load("expected_min.npy.gz"));
     assert_ne!(
         all, with_min,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use ndarray::{s, Array3, Array4, ArrayView2, ArrayView3, ArrayView4, ArrayViewMut3, Axis, Zip};
 
+use crate::alloc::{try_from_elem, try_to_owned};
 use crate::error::{Result, TilingError};
 use crate::gaussian::cached_gaussian_importance_map;
 use crate::mirror::{Mirror, MirrorSet};
@@ -105,7 +106,8 @@ impl Aggregator {
     /// An empty merge for `num_classes` network outputs (foreground classes + 1) over `grid`.
     ///
     /// Allocates the f32 accumulator for the padded volume (c x padded shape) and, when Gaussian weighting
-    /// applies, fetches the cached importance map.
+    /// applies, fetches the cached importance map. An accumulator that cannot be allocated is
+    /// [`TilingError::OutOfMemory`].
     pub fn new(num_classes: usize, grid: TileGrid, options: AggregatorOptions) -> Result<Self> {
         if num_classes == 0 {
             return Err(TilingError::ZeroCount {
@@ -115,19 +117,24 @@ impl Aggregator {
         if options.mirrors.is_empty() {
             return Err(TilingError::ZeroCount { what: "mirrors" });
         }
+        let [z, y, x] = grid.padded_shape();
+        let aggregated = try_from_elem(
+            (num_classes, z, y, x),
+            0.0f32,
+            "the class sums of the sliding window",
+        )?;
         let patch = grid.patch();
         let gaussian = if options.use_gaussian && grid.len() > 1 {
             cached_gaussian_importance_map(patch)?
         } else {
-            Arc::new(Array3::ones((patch[0], patch[1], patch[2])))
+            Arc::new(try_from_elem(patch, 1.0f32, "the tile weights")?)
         };
-        let [z, y, x] = grid.padded_shape();
         Ok(Aggregator {
             num_classes,
             weight: options.mirrors.weight(),
             options,
             gaussian,
-            aggregated: Array4::zeros((num_classes, z, y, x)),
+            aggregated,
             received: vec![MirrorSet::empty(); grid.len()],
             complete: 0,
             in_flight: HashMap::new(),
@@ -337,7 +344,10 @@ impl Aggregator {
             Ok(self.aggregated)
         } else {
             let [rz, ry, rx] = padding.slicer();
-            Ok(self.aggregated.slice(s![.., rz, ry, rx]).to_owned())
+            try_to_owned(
+                self.aggregated.slice(s![.., rz, ry, rx]),
+                "the merged probabilities without padding",
+            )
         }
     }
 }
@@ -408,6 +418,27 @@ mod tests {
 
     fn grid() -> TileGrid {
         TileGrid::new([6, 4, 4], [4, 4, 4], 0.5).unwrap()
+    }
+
+    /// Class sums that cannot be allocated (one tile of 2^15 x 2^15 x 2^14 voxels, three classes: 2^47.6
+    /// bytes of f32, past any address space) are an error naming them, not an abort (issue 20).
+    #[test]
+    fn sums_that_cannot_be_allocated_are_an_error() {
+        let shape = [1 << 15, 1 << 15, 1 << 14];
+        let g = TileGrid::new(shape, shape, 0.5).unwrap();
+        let e = Aggregator::new(3, g, AggregatorOptions::default()).unwrap_err();
+        assert_eq!(
+            e,
+            TilingError::OutOfMemory {
+                what: "the class sums of the sliding window",
+                bytes: (3 * 4) << 44
+            }
+        );
+        assert!(
+            e.to_string()
+                .starts_with("out of memory: cannot allocate 192.0 TiB (211106232532992 bytes)"),
+            "{e}"
+        );
     }
 
     #[test]

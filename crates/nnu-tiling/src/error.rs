@@ -99,6 +99,18 @@ pub enum TilingError {
         /// Which count.
         what: &'static str,
     },
+    /// A volume-sized array that could not be allocated (the process's address-space limit, or more than
+    /// the machine has): the case fails with this instead of aborting the process.
+    #[error(
+        "out of memory: cannot allocate {} ({bytes} bytes) for {what}",
+        crate::alloc::human_bytes(*bytes)
+    )]
+    OutOfMemory {
+        /// The array, e.g. `the class sums of the sliding window`.
+        what: &'static str,
+        /// Its size in bytes (saturating at `u64::MAX`).
+        bytes: u64,
+    },
     /// `finish` was called before every tile and mirror had arrived.
     #[error(
         "{count} tile results are incomplete; first: tile {tile} is missing mirrors {mirrors}"

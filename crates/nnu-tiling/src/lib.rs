@@ -41,6 +41,7 @@
 #![warn(missing_docs)]
 
 mod aggregate;
+mod alloc;
 mod error;
 mod gaussian;
 mod mirror;

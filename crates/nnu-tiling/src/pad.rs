@@ -2,8 +2,9 @@
 
 use std::ops::Range;
 
-use ndarray::{s, Array4, ArrayView4, CowArray, Ix4};
+use ndarray::{s, ArrayView4, CowArray, Ix4};
 
+use crate::alloc::try_from_elem;
 use crate::error::{Result, TilingError};
 
 /// How an image of `shape` is padded to `padded_shape` (all (z, y, x)), and how to crop back.
@@ -72,7 +73,11 @@ pub fn pad_nd_image<'a, A: Copy + Default>(
         return Ok((CowArray::from(image), padding));
     }
     let [pz, py, px] = padding.padded_shape;
-    let mut out = Array4::from_elem((image.dim().0, pz, py, px), A::default());
+    let mut out = try_from_elem(
+        (image.dim().0, pz, py, px),
+        A::default(),
+        "the padded image",
+    )?;
     let [rz, ry, rx] = padding.slicer();
     out.slice_mut(s![.., rz, ry, rx]).assign(&image);
     Ok((CowArray::from(out), padding))
@@ -82,6 +87,22 @@ pub fn pad_nd_image<'a, A: Copy + Default>(
 mod tests {
     use super::*;
     use ndarray::Array4;
+
+    /// A padded copy that cannot be allocated (an image of 2^45 voxels, seen through a broadcast view,
+    /// padded along z to 2) is an error, not an abort.
+    #[test]
+    fn a_padded_image_that_cannot_be_allocated_is_an_error() {
+        let one = ndarray::arr0(1.0f32);
+        let image = one.broadcast((1, 1, 1 << 23, 1 << 22)).unwrap();
+        let e = pad_nd_image(image, [2, 1, 1]).unwrap_err();
+        assert_eq!(
+            e,
+            TilingError::OutOfMemory {
+                what: "the padded image",
+                bytes: 4 << 46
+            }
+        );
+    }
 
     #[test]
     fn pads_below_half_and_keeps_values() {

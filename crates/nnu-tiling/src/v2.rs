@@ -21,6 +21,7 @@
 
 use ndarray::{s, Array3, Array4, ArrayView4, Zip};
 
+use crate::alloc::{try_from_elem, try_to_owned};
 use crate::error::{Result, TilingError};
 use crate::gaussian::axis_weights;
 use crate::mirror::Mirror;
@@ -169,7 +170,7 @@ impl LogitMerge {
     ///
     /// # Errors
     /// [`TilingError::ZeroCount`] for no heads, [`TilingError::ShapeMismatch`] for a map that is not the
-    /// patch's shape.
+    /// patch's shape, [`TilingError::OutOfMemory`] when the sums cannot be allocated.
     pub fn with_weights(
         heads: usize,
         grid: TileGrid,
@@ -190,11 +191,17 @@ impl LogitMerge {
             }
         }
         let [z, y, x] = grid.padded_shape();
+        let sum = try_from_elem(
+            (heads, z, y, x),
+            0.0f32,
+            "the logit sums of the sliding window",
+        )?;
+        let weight = try_from_elem((z, y, x), 0.0f32, "the weight sums of the sliding window")?;
         Ok(LogitMerge {
             heads,
             gaussian,
-            sum: Array4::zeros((heads, z, y, x)),
-            weight: Array3::zeros((z, y, x)),
+            sum,
+            weight,
             added: vec![false; grid.len()],
             grid,
         })
@@ -295,7 +302,10 @@ impl LogitMerge {
             Ok(self.sum)
         } else {
             let [rz, ry, rx] = padding.slicer();
-            Ok(self.sum.slice(s![.., rz, ry, rx]).to_owned())
+            try_to_owned(
+                self.sum.slice(s![.., rz, ry, rx]),
+                "the merged logits without padding",
+            )
         }
     }
 }
@@ -303,6 +313,21 @@ impl LogitMerge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Logit sums that cannot be allocated (2^46 voxels, two heads) are an error, not an abort.
+    #[test]
+    fn sums_that_cannot_be_allocated_are_an_error() {
+        let shape = [1 << 16, 1 << 15, 1 << 15];
+        let grid = TileGrid::new(shape, shape, 0.5).unwrap();
+        let e = LogitMerge::new(2, grid, false).err().unwrap();
+        assert_eq!(
+            e,
+            TilingError::OutOfMemory {
+                what: "the logit sums of the sliding window",
+                bytes: (2 * 4) << 46
+            }
+        );
+    }
 
     #[test]
     fn f16_rounding() {

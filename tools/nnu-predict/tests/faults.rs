@@ -388,3 +388,39 @@ fn a_case_too_big_for_memory_is_refused_and_the_batch_goes_on() {
         o.stderr
     );
 }
+
+/// An allocation that fails inside the pipeline's crates, past the estimate (here `--max-memory` is
+/// raised by hand so the estimate lets the case start, under a 1 GiB address-space limit): a 58^3 CT at 8
+/// times the model's spacing is read (1 MiB) and preprocessed to 464^3 (400 MiB), then the sliding
+/// window's class sums (3 classes: 1.1 GiB) cannot be allocated. Before, that aborted the process
+/// (SIGABRT, exit 134: the batch lost); now it is the case's error, naming the image, the buffer and its
+/// bytes, and the next case is done.
+#[test]
+fn an_allocation_that_fails_inside_a_case_is_that_cases_error() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let r = root.path();
+    let dir = images(r, &["b"]);
+    let mut big = ndarray::Array3::<i16>::from_elem((58, 58, 58), -1000);
+    big.slice_mut(ndarray::s![10..48, 10..48, 10..48]).fill(40);
+    let g = nnu_volume::Geometry {
+        // (x, y, z): 8 times the demo model's (2.5, 2, 2) mm (z, y, x).
+        spacing: [16.0, 16.0, 20.0],
+        ..Default::default()
+    };
+    let big_path = write(&dir, "a.nii.gz", &big, &g);
+    let out = r.join("out");
+    let mut cmd = predict(&dir, &out, &["--max-memory", "64G"]);
+    cmd.env("MALLOC_ARENA_MAX", "2");
+    limit_memory(&mut cmd, 1 << 30);
+    let o = run_cmd(cmd);
+    o.assert_no_crash();
+    assert_eq!(o.code, Some(1), "{}", o.stderr);
+    let line = o.error_about("a.nii.gz");
+    assert_error_line(
+        line,
+        &big_path,
+        "out of memory: cannot allocate 1.1 GiB (1198768128 bytes) for the class sums of the sliding window",
+    );
+    assert_eq!(o.failed_cases(), ["a"]);
+    assert_eq!(listing(&out), ["b.nii.gz"]);
+}

@@ -2,6 +2,7 @@
 //! ties to the nearest sample).
 
 use super::*;
+use crate::alloc::{try_from_elem, try_to_owned};
 
 /// Resamples per-voxel class scores of a two-label map and returns, per output voxel, whether label 1
 /// ("inside") wins: nnU-Net's `resize_segmentation(order)` for the labels {-1, 0} that `crop_to_nonzero`
@@ -18,27 +19,30 @@ pub(crate) fn resample_mask(
     let out_shape = plan.new_shape;
     check_nonempty(in_shape, out_shape)?;
     if in_shape == out_shape {
-        return Ok(inside.to_owned());
+        return try_to_owned(inside, "the resampled nonzero mask");
     }
     let any_in = inside.iter().any(|&b| b);
     let any_out = inside.iter().any(|&b| !b);
     if !(any_in && any_out) {
         // A single label: batchgenerators returns it everywhere.
-        return Ok(Array3::from_elem(out_shape, any_in));
+        return try_from_elem(out_shape, any_in, "the resampled nonzero mask");
     }
-    let ind_in = inside.mapv(|b| if b { 1.0f32 } else { 0.0 });
-    let ind_out = inside.mapv(|b| if b { 0.0f32 } else { 1.0 });
     match plan.separate_z_axis {
         None => {
-            let mut s_in = Array3::<f64>::zeros(out_shape);
-            let mut s_out = Array3::<f64>::zeros(out_shape);
-            let mut nn = Array3::<f32>::zeros(out_shape);
+            let mut ind_in = try_from_elem(in_shape, 0.0f32, "the nonzero mask's indicators")?;
+            ind_in.zip_mut_with(&inside, |v, &b| *v = if b { 1.0 } else { 0.0 });
+            let mut ind_out = try_from_elem(in_shape, 0.0f32, "the nonzero mask's indicators")?;
+            ind_out.zip_mut_with(&inside, |v, &b| *v = if b { 0.0 } else { 1.0 });
+            let what = "the nonzero mask's resampled scores";
+            let mut s_in = try_from_elem(out_shape, 0.0f64, what)?;
+            let mut s_out = try_from_elem(out_shape, 0.0f64, what)?;
+            let mut nn = try_from_elem(out_shape, 0.0f32, what)?;
             let (lo, hi) = min_max(ind_in.view());
             resize3d(ind_in.view(), s_in.view_mut(), order, |v| clip(v, lo, hi))?;
             let (lo, hi) = min_max(ind_out.view());
             resize3d(ind_out.view(), s_out.view_mut(), order, |v| clip(v, lo, hi))?;
             resize3d(ind_in.view(), nn.view_mut(), Order::Nearest, |v| v as f32)?;
-            let mut res = Array3::from_elem(out_shape, false);
+            let mut res = try_from_elem(out_shape, false, "the resampled nonzero mask")?;
             ndarray::Zip::from(&mut res)
                 .and(&s_in)
                 .and(&s_out)
@@ -53,7 +57,7 @@ pub(crate) fn resample_mask(
             let (a0, a1) = in_plane_axes(axis);
             let o2 = [out_shape[a0], out_shape[a1]];
             let pz = AxisPlan::new(in_shape[axis], out_shape[axis], Order::Nearest);
-            let mut res = Array3::from_elem(out_shape, false);
+            let mut res = try_from_elem(out_shape, false, "the resampled nonzero mask")?;
             res.axis_iter_mut(Axis(axis))
                 .into_par_iter()
                 .enumerate()
