@@ -10,6 +10,10 @@
 //! them ([`kernels::materialize`]). A batch is run one sample after the
 //! other through the same buffers, on a private rayon pool of [`NativeOptions::threads`] threads, or for
 //! a small network whole samples per thread ([`NativeOptions::samples_in_parallel`]).
+//!
+//! Diagnostics for kernel work: `NNU_PROFILE=1` prints one line per executed step on stderr (kind,
+//! channels, shape, milliseconds, GFLOP/s counted as a direct convolution); `NNU_WINOGRAD=0` keeps every
+//! convolution on the direct kernel ([`kernels::PackedConv::new`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -331,6 +335,52 @@ impl NativeBackend {
     }
 }
 
+/// Whether `NNU_PROFILE=1` asks for one line per executed step on stderr (a diagnostic for kernel work:
+/// step kind, channels, output shape, milliseconds and GFLOP/s of the convolutions).
+fn profiling() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("NNU_PROFILE").is_ok_and(|v| v == "1"))
+}
+
+/// Prints one step's profile line (see [`profiling`]).
+fn report_step(model: &ImportedModel, step: &Step, took: std::time::Duration) {
+    let ms = took.as_secs_f64() * 1e3;
+    let line = match step {
+        Step::Conv {
+            conv, dst, norm, ..
+        } => {
+            let sp = conv.spec();
+            let dims = model.tensors[*dst].dims;
+            let flop = 2.0
+                * (sp.in_channels * sp.out_channels * sp.kernel.iter().product::<usize>()) as f64
+                * dims.iter().product::<usize>() as f64;
+            format!(
+                "conv {:?} s{:?} {}->{} @{:?}{} {:?}{}: {ms:.2} ms {:.1} GFLOP/s",
+                sp.kernel,
+                sp.stride,
+                sp.in_channels,
+                sp.out_channels,
+                dims,
+                if norm.is_some() { " +norm" } else { "" },
+                conv.precision(),
+                if conv.uses_winograd() {
+                    " winograd"
+                } else {
+                    ""
+                },
+                flop / took.as_secs_f64() / 1e9
+            )
+        }
+        Step::ConvTranspose { dst, .. } => {
+            let t = model.tensors[*dst];
+            format!("convT -> {} @{:?}: {ms:.2} ms", t.channels, t.dims)
+        }
+        Step::Activate { t, .. } => format!("activate {:?}: {ms:.2} ms", model.tensors[*t].dims),
+        Step::Add { acc, .. } => format!("add {:?}: {ms:.2} ms", model.tensors[*acc].dims),
+    };
+    eprintln!("NNU_PROFILE {line}");
+}
+
 /// Runs every step for one sample through the planned buffers.
 fn run_sample(
     model: &ImportedModel,
@@ -351,7 +401,9 @@ fn run_sample(
         act.reshape(sh.channels, sh.dims)?;
         act.load_cdhw(input);
     }
+    let profile = profiling();
     for step in &model.steps {
+        let t0 = profile.then(std::time::Instant::now);
         match step {
             Step::Conv {
                 srcs,
@@ -434,6 +486,9 @@ fn run_sample(
                 slots[slot_of[*acc]] = Some(a);
                 result?;
             }
+        }
+        if let Some(t0) = t0 {
+            report_step(model, step, t0.elapsed());
         }
     }
     let out = slots[slot_of[model.output]].as_mut().ok_or_else(missing)?;
