@@ -79,18 +79,37 @@ pub struct PackedConv {
     amx: Option<super::amx::AmxWeights>,
     /// Weights of the few-output-channel path ([`super::narrow`]), when the layer takes it.
     narrow: Option<super::narrow::NarrowWeights>,
+    /// Transformed weights of the Winograd path ([`super::winograd`]), when the layer takes it.
+    wino: Option<super::winograd::WinoWeights>,
 }
 
 impl PackedConv {
     /// Packs `weight` (PyTorch order `(out, in, kz, ky, kx)`) and `bias` (`out`) for `isa` and
     /// `precision`. Refuses [`Precision::Bf16`] on a CPU without AVX512_BF16, an [`Isa`] this CPU cannot
     /// run, and weights or a bias whose length does not match `spec`.
+    ///
+    /// An f32 3x3x3 convolution of stride 1 and padding 1 with at least 16 input and output channels
+    /// takes the Winograd path ([`PackedConv::uses_winograd`]) unless the environment variable
+    /// `NNU_WINOGRAD` is `0` (for comparisons with the direct kernel).
     pub fn new(
         spec: ConvSpec,
         weight: &[f32],
         bias: Option<&[f32]>,
         precision: Precision,
         isa: Isa,
+    ) -> Result<Self, EngineError> {
+        let winograd = std::env::var("NNU_WINOGRAD").map_or(true, |v| v != "0");
+        Self::with_winograd(spec, weight, bias, precision, isa, winograd)
+    }
+
+    /// [`PackedConv::new`] with the Winograd path allowed or not, whatever the environment says.
+    pub fn with_winograd(
+        spec: ConvSpec,
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        precision: Precision,
+        isa: Isa,
+        winograd: bool,
     ) -> Result<Self, EngineError> {
         let [kz, ky, kx] = spec.kernel;
         let taps = kz * ky * kx;
@@ -162,6 +181,7 @@ impl PackedConv {
         }
         let mut amx = None;
         let mut narrow = None;
+        let mut wino = None;
         if narrow_path {
             narrow = Some(super::narrow::NarrowWeights::new(&spec, &w_at, bias)?);
         } else if precision == Precision::Bf16 && isa == Isa::Amx {
@@ -172,6 +192,8 @@ impl PackedConv {
                 &w_at,
                 &bias_blocks,
             )?);
+        } else if precision == Precision::F32 && winograd && super::winograd::eligible(&spec) {
+            wino = Some(super::winograd::WinoWeights::new(&spec, &w_at)?);
         } else if precision == Precision::F32 {
             weights = try_blocks(out_blocks * taps * cin)?;
             let w = block_slice_mut(&mut weights);
@@ -201,6 +223,7 @@ impl PackedConv {
             weights_bf16,
             amx,
             narrow,
+            wino,
         })
     }
 
@@ -222,6 +245,12 @@ impl PackedConv {
     /// Output spatial shape for an input of `in_dims` (see [`ConvSpec::out_dims`]).
     pub fn out_dims(&self, in_dims: [usize; 3]) -> [usize; 3] {
         self.spec.out_dims(in_dims)
+    }
+
+    /// Whether this convolution runs as Winograd F(2x2x2, 3x3x3) (f32 3x3x3, stride 1, padding 1, at
+    /// least 16 input and output channels; see [`PackedConv::new`]) instead of the direct kernel.
+    pub fn uses_winograd(&self) -> bool {
+        self.wino.is_some()
     }
 
     /// Whether this convolution applies a deferred input's normalisation as it reads
@@ -870,6 +899,9 @@ pub fn conv3d(
     out.reshape(spec.out_channels, out_dims)?;
     if let Some(nw) = &conv.narrow {
         return super::narrow::run(spec, nw, conv.isa, &blocks, in_dims, out, stats);
+    }
+    if let Some(ww) = &conv.wino {
+        return super::winograd::run(spec, ww, &conv.bias, conv.isa, &blocks, out, stats);
     }
     if conv.precision == Precision::Bf16 {
         #[cfg(target_arch = "x86_64")]

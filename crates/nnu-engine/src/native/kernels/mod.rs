@@ -18,6 +18,11 @@
 //! dot products (`vdpbf16ps`); both round inputs and weights to bf16 and accumulate in f32. A layer of
 //! fewer than 16 input channels (the image) stays in f32.
 //!
+//! An f32 3x3x3 convolution of stride 1 and padding 1 with at least 16 input and output channels (most
+//! of an nnU-Net's work) runs as Winograd F(2x2x2, 3x3x3) instead (`winograd.rs`): 64 multiplications
+//! per 2x2x2 outputs instead of 216, the sums over input channels done by the same register-blocked
+//! micro-kernel. Deep layers whose transformed weights would exceed 16 MiB keep the direct kernel.
+//!
 //! A stride-1 convolution of at most 8 output channels (the first levels of a small network, such as the
 //! demo's) would leave most lanes of the blocked kernel's vectors empty; it takes the narrow path instead
 //! (`narrow.rs`: several output positions per vector, read from a segmented copy of the input plane),
@@ -43,6 +48,7 @@ mod narrow;
 mod simd;
 #[cfg(test)]
 mod tests;
+mod winograd;
 
 use ndarray::{ArrayView4, ArrayViewMut4};
 

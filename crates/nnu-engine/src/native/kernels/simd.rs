@@ -31,6 +31,8 @@ pub(crate) trait V16: Copy {
     /// `a * b + self`
     unsafe fn fma(self, a: Self, b: Self) -> Self;
     unsafe fn add(self, b: Self) -> Self;
+    /// `self - b`
+    unsafe fn sub(self, b: Self) -> Self;
     unsafe fn mul(self, b: Self) -> Self;
     unsafe fn max(self, b: Self) -> Self;
 }
@@ -107,6 +109,14 @@ impl V16 for Portable {
         let mut r = self.0;
         for i in 0..16 {
             r[i] += b.0[i];
+        }
+        Portable(r)
+    }
+    #[inline(always)]
+    unsafe fn sub(self, b: Self) -> Self {
+        let mut r = self.0;
+        for i in 0..16 {
+            r[i] -= b.0[i];
         }
         Portable(r)
     }
@@ -230,6 +240,10 @@ mod x86 {
             Avx512(unsafe { _mm512_add_ps(self.0, b.0) })
         }
         #[inline(always)]
+        unsafe fn sub(self, b: Self) -> Self {
+            Avx512(unsafe { _mm512_sub_ps(self.0, b.0) })
+        }
+        #[inline(always)]
         unsafe fn mul(self, b: Self) -> Self {
             Avx512(unsafe { _mm512_mul_ps(self.0, b.0) })
         }
@@ -321,6 +335,10 @@ mod x86 {
         #[inline(always)]
         unsafe fn add(self, b: Self) -> Self {
             unsafe { Avx2(_mm256_add_ps(self.0, b.0), _mm256_add_ps(self.1, b.1)) }
+        }
+        #[inline(always)]
+        unsafe fn sub(self, b: Self) -> Self {
+            unsafe { Avx2(_mm256_sub_ps(self.0, b.0), _mm256_sub_ps(self.1, b.1)) }
         }
         #[inline(always)]
         unsafe fn mul(self, b: Self) -> Self {

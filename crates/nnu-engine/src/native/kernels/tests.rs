@@ -338,6 +338,7 @@ const CASES: &[Case] = &[
 #[test]
 fn conv3d_matches_reference() {
     let mut rng = Lcg(1);
+    let mut winograd_layers = 0;
     for case in CASES {
         let (spec, w, b) = case.conv(&mut rng);
         let xs: Vec<Array4<f32>> = case
@@ -350,14 +351,23 @@ fn conv3d_matches_reference() {
         let (want, mag) = ref_conv(&x_all, &spec, &w, Some(&b));
         let acts: Vec<Act> = xs.iter().map(|x| act_of(x.view())).collect();
         let refs: Vec<&Act> = acts.iter().collect();
-        for isa in isas() {
-            let conv = PackedConv::new(spec.clone(), &w, Some(&b), Precision::F32, isa).unwrap();
+        for (isa, winograd) in isas().into_iter().flat_map(|i| [(i, false), (i, true)]) {
+            let conv = PackedConv::with_winograd(
+                spec.clone(),
+                &w,
+                Some(&b),
+                Precision::F32,
+                isa,
+                winograd,
+            )
+            .unwrap();
+            winograd_layers += usize::from(conv.uses_winograd());
             // a reused buffer of another shape
             let mut out = Act::try_zeros(3, [1, 2, 3]).unwrap();
             let mut stats = ChannelStats::default();
             conv3d(&refs, &conv, &mut out, Some(&mut stats)).unwrap();
             assert_eq!(out.dims(), conv.out_dims(case.dims));
-            let what = format!("{isa:?} {spec:?}");
+            let what = format!("{isa:?} winograd {} {spec:?}", conv.uses_winograd());
             assert_close(&to_array(&out), &want, &mag, 1e-5, &what);
             assert_pad_lanes_zero(&out);
             // statistics against the reference output
@@ -384,6 +394,8 @@ fn conv3d_matches_reference() {
             }
         }
     }
+    // the four 3x3x3 stride-1 padding-1 cases of at least 16 input and output channels, on every ISA
+    assert_eq!(winograd_layers, 4 * isas().len());
 }
 
 #[test]
