@@ -34,9 +34,35 @@ pub fn bins_bytes(record: &ShapeRecord, channels: usize, patch: [usize; 3], mirr
     (record.num_tiles() * mirrors * channels * patch.iter().product::<usize>() * 4) as u64
 }
 
-/// How long [`preprocess_to_bins`] waits for another run's lock on `all_shape.txt` (held only while that
-/// run rewrites the file's few lines).
-const SHAPE_FILE_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long [`preprocess_to_bins`] waits by default for another run's lock on `all_shape.txt` (held only
+/// while that run rewrites the file's few lines): 60 s.
+pub const SHAPE_FILE_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Options of [`preprocess_to_bins`]. Defaults are nnU-Net's (step 0.5, all eight mirrors), existing
+/// complete tiles kept, and [`SHAPE_FILE_LOCK_TIMEOUT`].
+#[derive(Debug, Clone, Copy)]
+pub struct BinsOptions {
+    /// Sliding-window step as a fraction of the patch (default 0.5).
+    pub step_size: f64,
+    /// The mirrors written per tile (default all eight).
+    pub mirrors: MirrorSet,
+    /// Rewrite tiles that exist (default false: complete tiles are kept, so a run resumes).
+    pub overwrite: bool,
+    /// How long to wait for another run's lock on `all_shape.txt` before the case fails (default
+    /// [`SHAPE_FILE_LOCK_TIMEOUT`]).
+    pub shape_lock_timeout: std::time::Duration,
+}
+
+impl Default for BinsOptions {
+    fn default() -> Self {
+        BinsOptions {
+            step_size: 0.5,
+            mirrors: MirrorSet::all(),
+            overwrite: false,
+            shape_lock_timeout: SHAPE_FILE_LOCK_TIMEOUT,
+        }
+    }
+}
 
 /// What `preprocess_to_bins` did for a case.
 #[derive(Debug, Clone)]
@@ -99,18 +125,23 @@ pub fn read_properties(path: &Path) -> Result<Option<SavedProperties>, PipelineE
 /// Existing complete tiles are kept unless `overwrite`, so an interrupted run resumes; the properties and
 /// then `all_shape.txt` are written last, each atomically, `all_shape.txt` under its lock (`.all_shape.txt.lock`
 /// beside it) so that runs on other cases can share it. Runs that may overlap on one case take its lock
-/// first ([`crate::run::with_case_lock`], as `nnu-preprocess` does).
-#[allow(clippy::too_many_arguments)]
+/// first ([`crate::run::with_case_lock`], as `nnu-preprocess` does). When another run holds the lock of
+/// `all_shape.txt` for longer than `opts.shape_lock_timeout`, the case fails with an error naming the file,
+/// its tiles kept.
 pub fn preprocess_to_bins(
     case: &Case,
     model: &ModelSpec,
     bin_dir: &Path,
     shape_file: &Path,
-    step_size: f64,
-    mirrors: MirrorSet,
-    overwrite: bool,
+    opts: &BinsOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<BinsReport, PipelineError> {
+    let BinsOptions {
+        step_size,
+        mirrors,
+        overwrite,
+        shape_lock_timeout,
+    } = *opts;
     let PreparedCase { data, props, .. } = prepare_case(case, model, false)?;
     let (c, z, y, x) = data.dim();
     let grid = TileGrid::new([z, y, x], model.patch, step_size)?;
@@ -143,7 +174,7 @@ pub fn preprocess_to_bins(
     }
     write_properties(&properties_path(shape_file, &case.name), &props)?;
     // Runs on other cases (shards, a second process) update the same all_shape.txt: one at a time.
-    let _shape_lock = crate::run::wait_for_file_lock(shape_file, SHAPE_FILE_LOCK_TIMEOUT)?;
+    let _shape_lock = crate::run::wait_for_file_lock(shape_file, shape_lock_timeout)?;
     nnu_bins::upsert_all_shape(shape_file, &record).map_err(bins_err)?;
     Ok(BinsReport {
         record,

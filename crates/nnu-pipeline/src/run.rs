@@ -380,7 +380,7 @@ pub fn wait_for_file_lock(
                         "locked by another run (pid {}, lock file {}) for more than {} s",
                         owner.pid,
                         nnu_fsio::CaseLock::path_for(dir, &name).display(),
-                        timeout.as_secs()
+                        timeout.as_secs_f64()
                     ),
                 })
             }

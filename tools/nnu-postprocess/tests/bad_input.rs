@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-use nnu_pipeline::bins::preprocess_to_bins;
+use nnu_pipeline::bins::{preprocess_to_bins, BinsOptions};
 use nnu_pipeline::cases::discover_cases;
 use nnu_pipeline::model::ModelSpec;
 use nnu_tiling::MirrorSet;
@@ -52,9 +52,10 @@ fn setup(names: &[&str]) -> Setup {
             &model,
             &bins,
             &shape_file,
-            0.5,
-            MirrorSet::identity_only(),
-            false,
+            &BinsOptions {
+                mirrors: MirrorSet::identity_only(),
+                ..BinsOptions::default()
+            },
             &mut |_, _| {},
         )
         .expect("bins");

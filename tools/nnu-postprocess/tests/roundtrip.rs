@@ -23,7 +23,7 @@ use std::process::{Command, Output};
 use ndarray::Axis;
 use nnu_bins::{DumpIndex, DumpNaming, MappedBin, TileName};
 use nnu_engine::{Backend, TractBackend, TractOptions};
-use nnu_pipeline::bins::preprocess_to_bins;
+use nnu_pipeline::bins::{preprocess_to_bins, BinsOptions};
 use nnu_pipeline::cases::{discover_cases, Case};
 use nnu_pipeline::model::ModelSpec;
 use nnu_pipeline::npy::read_npy_f32;
@@ -190,9 +190,10 @@ fn round_trip(mirrors: MirrorSet) -> RoundTrip {
         &model,
         &bins,
         &shape_file,
-        0.5,
-        mirrors,
-        false,
+        &BinsOptions {
+            mirrors,
+            ..BinsOptions::default()
+        },
         &mut |_, _| {},
     )
     .unwrap();

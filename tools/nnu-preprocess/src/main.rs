@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use nnu_pipeline::bins::{
-    human_bytes, is_case_tile, preprocess_to_bins, preprocess_to_npy, DiskBudget,
+    human_bytes, is_case_tile, preprocess_to_bins, preprocess_to_npy, BinsOptions, DiskBudget,
+    SHAPE_FILE_LOCK_TIMEOUT,
 };
 use nnu_pipeline::cases::discover_cases;
 use nnu_pipeline::cli;
@@ -56,6 +57,19 @@ struct Args {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Seconds to wait for another run's lock on all_shape.txt before the case fails (default 60).
+    /// Hidden: for the tests of that timeout, which cannot wait a minute; a user has no reason to change
+    /// it (the lock is held only while a run rewrites the file's few lines).
+    #[arg(long, hide = true, value_name = "SECONDS", value_parser = parse_seconds)]
+    lock_timeout: Option<std::time::Duration>,
+}
+
+/// A duration in seconds (fractions allowed), not negative.
+fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    std::time::Duration::try_from_secs_f64(v).map_err(|_| format!("{s}: not a duration in seconds"))
 }
 
 fn main() -> ExitCode {
@@ -143,6 +157,12 @@ fn run(args: Args) -> Result<bool, PipelineError> {
         budget.free.map_or("unknown".into(), human_bytes)
     );
     budget.check_total(&args.output)?;
+    let bins_opts = BinsOptions {
+        step_size: args.step_size,
+        mirrors,
+        overwrite: args.overwrite,
+        shape_lock_timeout: args.lock_timeout.unwrap_or(SHAPE_FILE_LOCK_TIMEOUT),
+    };
     let style = ProgressStyle::with_template("{prefix:>16} [{bar:30}] {pos}/{len} bins, ETA {eta}")
         .expect("static template")
         .progress_chars("=> ");
@@ -171,9 +191,7 @@ fn run(args: Args) -> Result<bool, PipelineError> {
                     &model,
                     &args.output,
                     &shape_file,
-                    args.step_size,
-                    mirrors,
-                    args.overwrite,
+                    &bins_opts,
                     &mut progress,
                 )
             });

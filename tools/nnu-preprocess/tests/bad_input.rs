@@ -267,3 +267,58 @@ fn a_header_asking_for_impossible_memory_fails_alone() {
     assert_eq!(o.failed_cases(), ["huge"]);
     assert_eq!(listing(&out), ["good.json", "good.npy"]);
 }
+
+/// Another live run holds the lock of `all_shape.txt` (`.all_shape.txt.lock`, owned by a live `sleep`)
+/// for longer than this run waits for it (60 s by default; 0.3 s here through the hidden
+/// `--lock-timeout`, so the test need not wait a minute): the case fails with an error naming
+/// `all_shape.txt`, the owner's pid and its lock file, exit 1. Its tiles and properties stay as complete
+/// files (the rerun keeps them), it has no line in `all_shape.txt`, and the other run's lock is left
+/// alone. Once that run is gone, the rerun adds the case.
+#[test]
+fn a_shape_file_locked_too_long_fails_the_case_naming_the_file() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let images = root.path().join("images");
+    std::fs::create_dir(&images).expect("mkdir");
+    write_phantom(&images, "a.nii.gz", 3);
+    let out = root.path().join("out");
+    std::fs::create_dir(&out).expect("mkdir");
+    let owner = Sleeper::start();
+    let token = owner.token();
+    let pid = token.split('-').next().expect("pid");
+    let lock = write_bytes(&out, ".all_shape.txt.lock", token.as_bytes());
+    let extra = ["--disable-tta", "--lock-timeout", "0.3"];
+    let t0 = std::time::Instant::now();
+    let o = run_cmd(preprocess(&demo_model(), &images, &out, &extra));
+    let waited = t0.elapsed();
+    o.assert_no_crash();
+    assert_eq!(o.code, Some(1), "{}", o.stderr);
+    assert_error_line(
+        o.error_about("error: a: "),
+        &out.join("all_shape.txt"),
+        &format!(
+            "locked by another run (pid {pid}, lock file {}) for more than 0.3 s",
+            lock.display()
+        ),
+    );
+    assert_eq!(o.failed_cases(), ["a"]);
+    // The wait was the one asked for, not the default minute.
+    assert!(waited.as_secs() < 30, "{waited:?}");
+    assert!(shape_lines(&out).is_empty(), "{:?}", shape_lines(&out));
+    assert_eq!(std::fs::read_to_string(&lock).expect("lock"), token);
+    let files = listing(&out);
+    assert!(files.contains(&"a.json".to_string()), "{files:?}");
+    assert_eq!(files.iter().filter(|f| is_tile(f)).count(), 4, "{files:?}");
+    drop(owner);
+    let o = run_cmd(preprocess(&demo_model(), &images, &out, &extra));
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    // Its tiles are kept (none rewritten: the case counts as already done), its line added.
+    assert!(o.stderr.contains("1 already done"), "{}", o.stderr);
+    let lines = shape_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with("a "), "{lines:?}");
+    assert!(!lock.exists(), "{:?}", listing(&out));
+}
+
+fn is_tile(file_name: &str) -> bool {
+    file_name.starts_with("a_") && file_name.ends_with("_0.bin")
+}
