@@ -94,11 +94,16 @@ pub fn v2_preprocess_files(
     files: &[impl AsRef<Path>],
     params: &V2PreprocessParams,
 ) -> Result<(Array4<f32>, V2CaseProperties, Geometry), PipelineError> {
+    v2_preprocess_volumes(read_channel_files(files)?, params)
+}
+
+/// Each channel file of a case, read as f32 volumes.
+fn read_channel_files(files: &[impl AsRef<Path>]) -> Result<Vec<Volume<f32>>, PipelineError> {
     let mut volumes = Vec::with_capacity(files.len());
     for f in files {
         volumes.push(nnu_volume::read_volume(f.as_ref())?);
     }
-    v2_preprocess_volumes(volumes, params)
+    Ok(volumes)
 }
 
 /// [`v2_preprocess_files`] for channels already read (e.g. a DICOM series): preprocesses them as nnunetv2
@@ -705,10 +710,16 @@ pub fn predict_case_v2(
         });
     }
     crate::stages::refuse_over_memory(case, opts, || estimate_peak_memory_v2(case, model, opts))?;
-    let prepared = match &case.dicom {
-        Some(series) => v2_preprocess_volumes(vec![nnu_dicom::read_series(series)?], &model.params),
-        None => v2_preprocess_files(&case.files, &model.params),
+    let volumes = match &case.dicom {
+        Some(series) => vec![nnu_dicom::read_series(series)?],
+        None => read_channel_files(&case.files)?,
     };
+    // The preview draws the first channel as read: kept from this read rather than read again.
+    let preview_image = opts
+        .preview
+        .then(|| volumes.first().map(|v| v.data.clone()))
+        .flatten();
+    let prepared = v2_preprocess_volumes(volumes, &model.params);
     let (data, props, geometry) = prepared.map_err(|e| match e {
         PipelineError::Preprocess(p) => PipelineError::Input {
             path: first.to_path_buf(),
@@ -739,12 +750,11 @@ pub fn predict_case_v2(
         stage_probabilities_npz(&mut batch, &paths.npz, p.view(), opts.compression_level)?;
         stage_properties_pkl(&mut batch, &paths.pkl, &props, &geometry)?;
     }
-    if opts.preview {
-        let img = crate::cases::read_first_image(case)?;
+    if let Some(img) = &preview_image {
         preview::stage_preview(
             &mut batch,
             png_path,
-            img.data.view(),
+            img.view(),
             exported.segmentation.view(),
             &geometry,
             &case.name,

@@ -9,7 +9,8 @@ mod common;
 use std::path::PathBuf;
 
 use common::{assert_error_line, assert_same_folders, fixtures, listing, run, run_cmd};
-use nnu_pipeline::cases::Case;
+use nnu_pipeline::cases::{discover_cases, read_first_image, Case};
+use nnu_pipeline::preview::{write_preview, PreviewOptions};
 use nnu_pipeline::run::{BackendKind, CpuBackendOptions};
 use nnu_pipeline::stages::PredictOptions;
 use nnu_pipeline::v2::{estimate_peak_memory_v2, load_v2_backends, predict_case_v2, V2Model};
@@ -271,4 +272,77 @@ fn a_v2_case_over_the_memory_limit_is_refused() {
     let o = run(EXE, &args(need));
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     assert!(out.join("plain_a.nii.gz").is_file() && out.join("plain_a.npz").is_file());
+}
+
+/// `--preview` with an nnunetv2 model draws the first channel as it was read for the prediction
+/// (NIfTI, and a DICOM series) instead of reading it a second time; the PNG is byte-identical to the
+/// preview of the image read again (`read_first_image`, what the tool did before) with the written
+/// segmentation, the case's name and the model's label names.
+#[test]
+fn a_v2_preview_is_the_image_as_read_again() {
+    let dir = "Dataset901_Plain/nnUNetTrainer__nnUNetPlans__3d_fullres";
+    let tmp = tempfile::tempdir().unwrap();
+    let nifti = tmp.path().join("nifti");
+    std::fs::create_dir(&nifti).unwrap();
+    std::fs::copy(
+        fixtures().join("v2/cases/plain_a_0000.nii.gz"),
+        nifti.join("plain_a_0000.nii.gz"),
+    )
+    .unwrap();
+    let dicom = tmp.path().join("dicom");
+    std::fs::create_dir(&dicom).unwrap();
+    for e in std::fs::read_dir(fixtures().join("dicom/axial")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dicom.join(e.file_name())).unwrap();
+    }
+    let m = V2Model::open(&model(dir), None, "checkpoint_final.pth").unwrap();
+    let mut previews = 0;
+    for input in [&nifti, &dicom] {
+        let out = tmp.path().join("out").join(input.file_name().unwrap());
+        let args: Vec<String> = vec![
+            "-m".into(),
+            model(dir).display().to_string(),
+            "-i".into(),
+            input.display().to_string(),
+            "-o".into(),
+            out.display().to_string(),
+            "--backend".into(),
+            "tract".into(),
+            "--threads".into(),
+            "2".into(),
+            "--folds".into(),
+            "0".into(),
+            "--disable-tta".into(),
+            "--preview".into(),
+        ];
+        let o = run(EXE, &args);
+        o.assert_no_crash();
+        assert_eq!(o.code, Some(0), "{}:\n{}", input.display(), o.stderr);
+        for case in discover_cases(input).unwrap() {
+            let image = read_first_image(&case).unwrap();
+            let seg = nnu_volume::read_labels(&out.join(format!("{}.nii.gz", case.name))).unwrap();
+            let expected = tmp.path().join(format!("{}_expected.png", case.name));
+            let opts = PreviewOptions {
+                label_names: m.label_names(),
+                ..PreviewOptions::default()
+            };
+            write_preview(
+                &expected,
+                image.data.view(),
+                seg.data.view(),
+                &image.geometry,
+                &case.name,
+                &opts,
+            )
+            .unwrap();
+            let ours = std::fs::read(out.join(format!("{}.png", case.name))).unwrap();
+            assert!(
+                ours == std::fs::read(&expected).unwrap(),
+                "{}: the preview differs from the image read again",
+                case.name
+            );
+            previews += 1;
+        }
+    }
+    assert_eq!(previews, 2);
 }
