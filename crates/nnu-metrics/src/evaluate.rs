@@ -300,7 +300,12 @@ pub fn case_entry(
 
 /// A plain-text table of the per-class means: one row per label, one column per `(metric key, header)` in
 /// `columns` that the labels have (values with 4 decimals, `NaN` as such, `-` where a label lacks it).
-pub fn mean_table(mean: &[LabelScores], columns: &[(&str, &str)]) -> String {
+/// With `names` (label value -> name, e.g. from `dataset.json`), a `name` column follows the label.
+pub fn mean_table(
+    mean: &[LabelScores],
+    columns: &[(&str, &str)],
+    names: &std::collections::BTreeMap<i64, String>,
+) -> String {
     let columns: Vec<(&str, &str)> = columns
         .iter()
         .copied()
@@ -310,13 +315,32 @@ pub fn mean_table(mean: &[LabelScores], columns: &[(&str, &str)]) -> String {
         .iter()
         .map(|(_, h)| h.len().max(9))
         .collect::<Vec<_>>();
+    let name_of = |label: &str| -> &str {
+        label
+            .parse::<i64>()
+            .ok()
+            .and_then(|v| names.get(&v))
+            .map_or("", String::as_str)
+    };
+    let name_w = mean
+        .iter()
+        .map(|l| name_of(&l.label).chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(4);
     let mut out = format!("{:>6}", "label");
+    if !names.is_empty() {
+        out.push_str(&format!("  {:<name_w$}", "name"));
+    }
     for ((_, header), w) in columns.iter().zip(&width) {
         out.push_str(&format!("  {header:>w$}"));
     }
     out.push('\n');
     for label in mean {
         out.push_str(&format!("{:>6}", label.label));
+        if !names.is_empty() {
+            out.push_str(&format!("  {:<name_w$}", name_of(&label.label)));
+        }
         for ((key, _), w) in columns.iter().zip(&width) {
             let cell = match label.metrics.iter().find(|(n, _)| n == key) {
                 Some((_, MetricValue::Int(i))) => i.to_string(),
@@ -407,10 +431,19 @@ mod tests {
             .metrics
             .iter()
             .all(|(k, _)| k != crate::HD95_KEY));
-        let table = mean_table(
-            &crate::mean_scores(&[entry]),
-            &[("Dice", "Dice"), (crate::HD95_KEY, "HD95")],
-        );
+        let mean = crate::mean_scores(&[entry]);
+        let columns = [("Dice", "Dice"), (crate::HD95_KEY, "HD95")];
+        let table = mean_table(&mean, &columns, &Default::default());
         assert!(table.lines().nth(2).unwrap().contains("0.6667"), "{table}");
+        assert!(!table.contains("name"), "{table}");
+        let names = [(1, "liver".to_string()), (2, "tumour".to_string())].into();
+        let named = mean_table(&mean, &columns, &names);
+        let rows: Vec<&str> = named.lines().collect();
+        assert!(rows[0].contains("name"), "{named}");
+        assert!(
+            rows[2].contains("liver") && rows[2].contains("0.6667"),
+            "{named}"
+        );
+        assert!(rows[3].contains("tumour"), "{named}");
     }
 }

@@ -75,6 +75,11 @@ struct Args {
     /// Worker threads (cases are evaluated in parallel, each case in parallel slabs). Default: all cores.
     #[arg(long)]
     threads: Option<usize>,
+    /// dataset.json (nnU-Net v1 or v2) whose label names head the printed table (summary.json keeps
+    /// nnU-Net's keys, the label values). Default: REF_DIR/../dataset.json when there is one, as in a raw
+    /// dataset folder (labelsTr or labelsTs beside dataset.json).
+    #[arg(long, value_name = "DATASET_JSON")]
+    dataset_json: Option<PathBuf>,
     /// summary.json "name".
     #[arg(long, default_value = "")]
     name: String,
@@ -127,6 +132,7 @@ fn run(args: Args) -> Result<(), Failure> {
             .build_global()
             .map_err(|e| one(format!("--threads {n}: {e}")))?;
     }
+    let names = label_names(&args)?;
     let only = match (&args.splits, args.fold) {
         (Some(path), Some(fold)) => {
             let splits = nnu_artifacts::Splits::load(path).map_err(|e| one(e.to_string()))?;
@@ -250,9 +256,30 @@ fn run(args: Args) -> Result<(), Failure> {
         (ASSD_KEY, "ASSD mm"),
         (NSD_KEY, "NSD"),
     ];
-    print!("{}", mean_table(&mean_scores(&cases), &columns));
+    print!("{}", mean_table(&mean_scores(&cases), &columns, &names));
     println!("{}: {} cases", output.display(), cases.len());
     Ok(())
+}
+
+/// The label names of `--dataset-json`, or of `REF_DIR/../dataset.json` when that exists (a default
+/// that cannot be read is a warning, an explicit file an error).
+fn label_names(args: &Args) -> Result<std::collections::BTreeMap<i64, String>, Failure> {
+    if let Some(path) = &args.dataset_json {
+        return nnu_artifacts::v2::label_names(path).map_err(|e| one(e.to_string()));
+    }
+    let beside = args
+        .reference
+        .canonicalize()
+        .ok()
+        .and_then(|r| r.parent().map(|p| p.join("dataset.json")))
+        .filter(|p| p.is_file());
+    Ok(match beside {
+        Some(path) => nnu_artifacts::v2::label_names(&path).unwrap_or_else(|e| {
+            eprintln!("warning: label names not shown: {e}");
+            Default::default()
+        }),
+        None => Default::default(),
+    })
 }
 
 fn evaluate_pair(

@@ -266,3 +266,72 @@ mod readme;
 fn readme_synopsis_matches_help() {
     readme::check(env!("CARGO_BIN_EXE_nnu-evaluate"), "nnu-evaluate");
 }
+
+#[test]
+fn label_names_from_dataset_json_head_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("summary.json");
+    let v1 = dir.path().join("v1.json");
+    let v2 = dir.path().join("v2.json");
+    std::fs::write(
+        &v1,
+        r#"{"labels": {"0": "background", "1": "liver", "2": "tumour"}, "modality": {"0": "CT"}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        &v2,
+        r#"{"labels": {"background": 0, "liver": 1, "tumour": 2}, "channel_names": {"0": "CT"}}"#,
+    )
+    .unwrap();
+    for ds in [&v1, &v2] {
+        let o = run(&[
+            "--ref",
+            "ref",
+            "--pred",
+            "pred",
+            "--labels",
+            "0,1,2",
+            "--dataset-json",
+            ds.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        // summary.json keeps nnU-Net's keys: unchanged by the names
+        assert_same_as("summary.json", &out);
+        let table = String::from_utf8_lossy(&o.stdout);
+        let row = |label: char| {
+            table
+                .lines()
+                .find(|l| l.trim_start().starts_with(label))
+                .unwrap_or_else(|| panic!("no row {label}:\n{table}"))
+                .to_string()
+        };
+        assert!(table.lines().next().unwrap().contains("name"), "{table}");
+        assert!(
+            row('1').contains("liver") && row('1').contains("0.7191"),
+            "{table}"
+        );
+        assert!(row('2').contains("tumour"), "{table}");
+        assert!(row('0').contains("background"), "{table}");
+    }
+    // an explicit file that is not a dataset.json: exit 2, naming it
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"labels": {"one": "liver"}}"#).unwrap();
+    let o = run(&[
+        "--ref",
+        "ref",
+        "--pred",
+        "pred",
+        "--dataset-json",
+        bad.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("bad.json") && err.contains("labels/one"),
+        "{err}"
+    );
+}

@@ -248,3 +248,80 @@ impl DatasetJson {
         })
     }
 }
+
+/// Label names of a `dataset.json` of either nnU-Net, by label value: v1's `{"labels": {"1": "liver"}}`
+/// and v2's `{"labels": {"liver": 1}}`. v2 regions (lists of several labels) name no single label and are
+/// left out; a v2 label listed under two names keeps the first in key order. Errors name the file and
+/// the key.
+pub fn label_names(path: impl AsRef<Path>) -> Result<BTreeMap<i64, String>> {
+    let path = path.as_ref();
+    let data = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    label_names_from_json_slice(&data).map_err(|e| e.in_file(path))
+}
+
+/// [`label_names`] of the bytes of a `dataset.json`.
+pub fn label_names_from_json_slice(data: &[u8]) -> Result<BTreeMap<i64, String>> {
+    let v: Json = serde_json::from_slice(data)?;
+    let labels = v
+        .get("labels")
+        .and_then(Json::as_object)
+        .ok_or_else(|| Error::MissingKey {
+            key: "labels".into(),
+        })?;
+    let mut out = BTreeMap::new();
+    for (k, val) in labels {
+        match val {
+            // v1: "1": "liver"
+            Json::String(name) => {
+                let label: i64 = k.parse().map_err(|_| Error::BadValue {
+                    key: format!("labels/{k}"),
+                    expected: "a label value as key (nnU-Net v1) or a value per name (v2)".into(),
+                    found: k.clone(),
+                })?;
+                out.insert(label, name.clone());
+            }
+            _ => {
+                let parsed = serde_json::from_value::<Labels>(serde_json::json!({ k: val }))
+                    .map_err(|e| Error::BadValue {
+                        key: format!("labels/{k}"),
+                        expected: "an integer or a list of integers".into(),
+                        found: e.to_string(),
+                    })?;
+                if let Some((name, LabelValue::Label(label))) = parsed.0.into_iter().next() {
+                    out.entry(label).or_insert(name);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod label_name_tests {
+    use super::*;
+
+    #[test]
+    fn names_of_v1_and_v2_labels() {
+        let v1 = br#"{"labels": {"0": "background", "1": "liver", "2": "tumour"}, "modality": {"0": "CT"}}"#;
+        let n = label_names_from_json_slice(v1).unwrap();
+        assert_eq!(n.get(&2).map(String::as_str), Some("tumour"));
+        assert_eq!(n.len(), 3);
+        let v2 = br#"{"labels": {"background": 0, "liver": 1, "tumour": [2], "both": [1, 2]}}"#;
+        let n = label_names_from_json_slice(v2).unwrap();
+        assert_eq!(
+            n.into_iter().collect::<Vec<_>>(),
+            vec![
+                (0, "background".into()),
+                (1, "liver".into()),
+                (2, "tumour".into())
+            ]
+        );
+        let bad = br#"{"labels": {"one": "liver"}}"#;
+        let e = label_names_from_json_slice(bad).unwrap_err().to_string();
+        assert!(e.contains("labels/one"), "{e}");
+        assert!(label_names_from_json_slice(br#"{"name": "x"}"#).is_err());
+    }
+}

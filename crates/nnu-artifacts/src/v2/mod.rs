@@ -17,7 +17,7 @@ mod model;
 mod plans;
 
 pub use arch::{BlockKind, NetworkClass, Nonlin, UNetArchitecture};
-pub use dataset::{DatasetJson, LabelValue, Labels};
+pub use dataset::{label_names, label_names_from_json_slice, DatasetJson, LabelValue, Labels};
 pub use model::{
     detect, is_alias_key, num_parameters_v2, ModelKind, V2FoldDir, V2ModelFolder, CHECKPOINT_BEST,
     CHECKPOINT_FINAL,
