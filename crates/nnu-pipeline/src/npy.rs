@@ -49,15 +49,65 @@ pub fn stage_npy_f32(
 ) -> Result<(), PipelineError> {
     Ok(batch.stage_with(path, |w| {
         w.write_all(&header(array.shape()))?;
-        if let Some(s) = array.as_slice() {
-            w.write_all(bytemuck::cast_slice(s))?;
-        } else {
-            for v in array.iter() {
-                w.write_all(&v.to_le_bytes())?;
-            }
-        }
-        Ok(())
+        write_values(w, array)
     })?)
+}
+
+/// Like [`stage_npy_f32`] for an array of `shape` that is never whole in memory: `fill` hands its
+/// C-order data to the `write` callback it is given, piece by piece (for instance one class of the
+/// probabilities at a time, [`nnu_preprocessing::export_probabilities_per_class`]). The file is the one
+/// [`stage_npy_f32`] writes for the whole array, byte for byte. An error of `fill` (or pieces that do not
+/// add up to `shape`) removes the temporary and is returned as it is.
+pub fn stage_npy_f32_pieces(
+    batch: &mut nnu_fsio::Batch,
+    path: &Path,
+    shape: &[usize],
+    fill: impl FnOnce(
+        &mut dyn FnMut(ArrayViewD<f32>) -> Result<(), PipelineError>,
+    ) -> Result<(), PipelineError>,
+) -> Result<(), PipelineError> {
+    let expected: usize = shape.iter().product();
+    let mut failure = None;
+    let staged = batch.stage_with(path, |w| {
+        w.write_all(&header(shape))?;
+        let mut written = 0usize;
+        let mut write = |piece: ArrayViewD<f32>| -> Result<(), PipelineError> {
+            write_values(w, piece.view()).map_err(|e| PipelineError::io(path, e))?;
+            written += piece.len();
+            Ok(())
+        };
+        let result = fill(&mut write).and_then(|()| {
+            if written == expected {
+                Ok(())
+            } else {
+                Err(PipelineError::Shape(format!(
+                    "{}: {written} values written, its header says {shape:?}",
+                    path.display()
+                )))
+            }
+        });
+        result.map_err(|e| {
+            failure = Some(e);
+            std::io::Error::other("the array could not be written")
+        })
+    });
+    match (failure, staged) {
+        (Some(e), _) => Err(e),
+        (None, r) => Ok(r?),
+    }
+}
+
+/// The values of `array` in C order as little-endian f32.
+fn write_values(w: &mut impl Write, array: ArrayViewD<f32>) -> std::io::Result<()> {
+    if let Some(s) = array.as_slice() {
+        if cfg!(target_endian = "little") {
+            return w.write_all(bytemuck::cast_slice(s));
+        }
+    }
+    for v in array.iter() {
+        w.write_all(&v.to_le_bytes())?;
+    }
+    Ok(())
 }
 
 /// Parses the header of a little-endian f32 C-order `.npy` at the start of `bytes`: the shape and where
@@ -175,6 +225,52 @@ mod tests {
             .join("../../fixtures/reference/unet-small/input.npy");
         let r = read_npy_f32(&reference).unwrap();
         assert_eq!(r.shape(), &[1, 1, 32, 32, 32]);
+    }
+
+    /// A `.npy` written in pieces (one channel at a time) is the file of the whole array, byte for byte;
+    /// pieces that do not add up, or an error of the filler, leave no file and no temporary.
+    #[test]
+    fn pieces_make_the_file_of_the_whole_array() {
+        let d = tempfile::tempdir().unwrap();
+        let a = ArrayD::from_shape_fn(IxDyn(&[3, 2, 4, 5]), |i| {
+            (i[0] * 1000 + i[1] * 100 + i[2] * 10 + i[3]) as f32 - 0.5
+        });
+        let whole = d.path().join("whole.npy");
+        write_npy_f32(&whole, a.view()).unwrap();
+        let pieces = d.path().join("pieces.npy");
+        let mut batch = nnu_fsio::Batch::new();
+        stage_npy_f32_pieces(&mut batch, &pieces, a.shape(), |write| {
+            for c in a.outer_iter() {
+                write(c)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        batch.commit().unwrap();
+        assert_eq!(
+            std::fs::read(&pieces).unwrap(),
+            std::fs::read(&whole).unwrap()
+        );
+
+        let short = d.path().join("short.npy");
+        let mut batch = nnu_fsio::Batch::new();
+        let e = stage_npy_f32_pieces(&mut batch, &short, a.shape(), |write| {
+            write(a.index_axis(ndarray::Axis(0), 0))
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("40 values written"), "{e}");
+        let e = stage_npy_f32_pieces(&mut batch, &short, a.shape(), |_| {
+            Err(PipelineError::Shape("the export failed".into()))
+        })
+        .unwrap_err();
+        assert_eq!(e.to_string(), "shape mismatch: the export failed");
+        drop(batch);
+        let mut left: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["pieces.npy", "whole.npy"]);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use ndarray::{Array4, Array5, ArrayView3, Axis};
 use nnu_engine::Backend;
 use nnu_preprocessing::{
-    export::remove_all_but_largest_component, export_probabilities, export_segmentation,
+    export::remove_all_but_largest_component, export_probabilities_per_class, export_segmentation,
     preprocess_case, CaseProperties, ExportOptions, ItkGeometry,
 };
 use nnu_tiling::{extract_tile, Aggregator, AggregatorOptions, Mirror, MirrorSet, Tile, TileGrid};
@@ -354,8 +354,9 @@ pub fn estimate_peak_memory(
     let preview = if opts.preview { n0 } else { 0 };
     let read = sum(&[(4 * m, n0), (4 * m, n1), (4, preview)]);
     let window = sum(&[(4 * m, n1), (4 * (c + 1), n1), (4, preview)]);
+    // The probabilities in the original frame are written one class at a time: one f32 channel.
     let probs = if opts.save_probabilities { n0 } else { 0 };
-    let export = sum(&[(4 * c, n1), (4, preview), (5, n0), (4 * c, probs)]);
+    let export = sum(&[(4 * c, n1), (4, preview), (5, n0), (4, probs)]);
     Ok(read.max(window).max(export))
 }
 
@@ -550,8 +551,15 @@ pub fn write_outputs(
         }
     }
     if opts.save_probabilities {
-        let full = export_probabilities(probs.view(), props, &model.params, &export)?;
-        npy::stage_npy_f32(&mut batch, &prob_path, full.view().into_dyn())?;
+        // Streamed: one class in the original frame at a time, written as it is made (the file is the
+        // .npy of the whole array, byte for byte).
+        let [z, y, x] = props.original_size_of_raw_data;
+        let shape = [probs.shape()[0], z, y, x];
+        npy::stage_npy_f32_pieces(&mut batch, &prob_path, &shape, |write| {
+            export_probabilities_per_class(probs.view(), props, &model.params, &export, |_, ch| {
+                write(ch.into_dyn())
+            })
+        })?;
     }
     if let Some(img) = preview_image {
         preview::stage_preview(

@@ -76,13 +76,13 @@ fn class_streams<'a>(
 
 /// Resamples each class channel of `probs` back to the cropped original shape and hands it to
 /// `sink(class, channel)`; one resampled channel is alive at a time. The fallback of the streaming paths.
-fn for_each_resampled_channel(
+fn for_each_resampled_channel<E: From<PreprocessError>>(
     probs: ArrayView4<f32>,
     plan: &ResamplePlan,
     params: &PreprocessParams,
     opts: &ExportOptions,
-    mut sink: impl FnMut(usize, ArrayView3<f32>) -> Result<(), PreprocessError>,
-) -> Result<(), PreprocessError> {
+    mut sink: impl FnMut(usize, ArrayView3<f32>) -> Result<(), E>,
+) -> Result<(), E> {
     let cropped = plan.new_shape;
     let mut buf: Option<Array3<f32>> = None;
     for (c, ch) in probs.axis_iter(Axis(0)).enumerate() {
@@ -140,24 +140,30 @@ pub fn export_segmentation(
         return Ok(seg);
     }
     let mut best = try_from_elem(plan.new_shape, 0.0f32, "the export's running maximum")?;
-    for_each_resampled_channel(probs, &plan, params, opts, |c, ch| {
-        if c == 0 {
-            best.assign(&ch);
-        } else {
-            let c = c as u8;
-            Zip::from(&mut best)
-                .and(&mut label)
-                .and(&ch)
-                .par_for_each(|b, l, &v| {
-                    // np.argmax: the first maximum wins; NaN counts as the maximum.
-                    if v > *b || (v.is_nan() && !b.is_nan()) {
-                        *b = v;
-                        *l = c;
-                    }
-                });
-        }
-        Ok(())
-    })?;
+    for_each_resampled_channel(
+        probs,
+        &plan,
+        params,
+        opts,
+        |c, ch| -> Result<(), PreprocessError> {
+            if c == 0 {
+                best.assign(&ch);
+            } else {
+                let c = c as u8;
+                Zip::from(&mut best)
+                    .and(&mut label)
+                    .and(&ch)
+                    .par_for_each(|b, l, &v| {
+                        // np.argmax: the first maximum wins; NaN counts as the maximum.
+                        if v > *b || (v.is_nan() && !b.is_nan()) {
+                            *b = v;
+                            *l = c;
+                        }
+                    });
+            }
+            Ok(())
+        },
+    )?;
     Ok(seg)
 }
 
@@ -174,25 +180,54 @@ pub fn export_probabilities(
     params: &PreprocessParams,
     opts: &ExportOptions,
 ) -> Result<Array4<f32>, PreprocessError> {
-    let plan = export_plan(props, params)?;
+    export_plan(props, params)?;
     let [z, y, x] = props.original_size_of_raw_data;
     let mut out = try_from_elem(
         (probs.shape()[0], z, y, x),
         0.0f32,
         "the probabilities in the image's frame",
     )?;
-    if let Some(streams) = class_streams(probs, &plan, params, opts)? {
-        for (stream, dst) in streams.iter().zip(out.axis_iter_mut(Axis(0))) {
-            stream.write_into(crop_to_bbox_mut(dst, &props.crop_bbox)?, &|v| v as f32);
-        }
-        return Ok(out);
-    }
-    for_each_resampled_channel(probs, &plan, params, opts, |c, ch| {
-        let dst = out.index_axis_mut(Axis(0), c);
-        crop_to_bbox_mut(dst, &props.crop_bbox)?.assign(&ch);
-        Ok(())
+    export_probabilities_per_class(probs, props, params, opts, |c, ch| {
+        out.index_axis_mut(Axis(0), c).assign(&ch);
+        Ok::<(), PreprocessError>(())
     })?;
     Ok(out)
+}
+
+/// [`export_probabilities`] one class at a time, for writing them without holding them all: each class
+/// in the original image frame (z, y, x, zeros outside `crop_bbox`) is handed to `sink(class, channel)`
+/// in class order, in one f32 buffer of `original_size_of_raw_data` that the next class overwrites. The
+/// channels one after the other are the C-order data of [`export_probabilities`]'s array, bit for bit
+/// (it is built from them).
+///
+/// # Errors
+/// As [`export_segmentation`], [`PreprocessError::OutOfMemory`] when the buffer cannot be allocated, and
+/// whatever `sink` returns (which stops the export).
+pub fn export_probabilities_per_class<E: From<PreprocessError>>(
+    probs: ArrayView4<f32>,
+    props: &CaseProperties,
+    params: &PreprocessParams,
+    opts: &ExportOptions,
+    mut sink: impl FnMut(usize, ArrayView3<f32>) -> Result<(), E>,
+) -> Result<(), E> {
+    let plan = export_plan(props, params)?;
+    let mut channel = try_from_elem(
+        props.original_size_of_raw_data,
+        0.0f32,
+        "a class of the probabilities in the image's frame",
+    )?;
+    if let Some(streams) = class_streams(probs, &plan, params, opts)? {
+        for (c, stream) in streams.iter().enumerate() {
+            let region = crop_to_bbox_mut(channel.view_mut(), &props.crop_bbox)?;
+            stream.write_into(region, &|v| v as f32);
+            sink(c, channel.view())?;
+        }
+        return Ok(());
+    }
+    for_each_resampled_channel(probs, &plan, params, opts, |c, ch| {
+        crop_to_bbox_mut(channel.view_mut(), &props.crop_bbox)?.assign(&ch);
+        sink(c, channel.view())
+    })
 }
 
 /// The content of a model's `postprocessing.json` that inference uses (`load_postprocessing`).

@@ -76,6 +76,9 @@ pub mod v2;
 pub use case::{preprocess_case, CaseProperties, ItkGeometry, PreprocessParams};
 pub use crop::CropBbox;
 pub use error::PreprocessError;
-pub use export::{export_probabilities, export_segmentation, ExportOptions, Postprocessing};
+pub use export::{
+    export_probabilities, export_probabilities_per_class, export_segmentation, ExportOptions,
+    Postprocessing,
+};
 pub use normalize::{IntensityProperties, Normalization};
 pub use resample::{Order, ResamplePlan};

@@ -350,18 +350,21 @@ fn limit_memory(cmd: &mut Command, bytes: u64) {
     }
 }
 
-/// A case too big for the memory the process may use (a 400^3 CT at 0.25 mm, whose probabilities in the
-/// original frame take 768 MiB, under a 1 GiB address-space limit): before, the allocation aborted the
-/// process (SIGABRT) and the rest of the batch was never tried. Now the case is refused before it is read,
-/// naming the file and the sizes, and the next case is done. `--max-memory` sets the limit by hand.
+/// A case too big for the memory the process may use (a 512^3 CT at 0.25 mm, whose export to the original
+/// frame needs its segmentation, the export's running maximum and one class of the probabilities at a
+/// time, 9 bytes a voxel: 1.13 GiB, under a 1 GiB address-space limit): before, the allocation aborted
+/// the process (SIGABRT) and the rest of the batch was never tried. Now the case is refused before it is
+/// read, naming the file and the sizes, and the next case is done. `--max-memory` sets the limit by
+/// hand. (The 400^3 CT this test used while the probabilities were exported whole is estimated at
+/// 0.54 GiB since they are written one class at a time.)
 #[test]
 fn a_case_too_big_for_memory_is_refused_and_the_batch_goes_on() {
     let root = tempfile::tempdir().expect("tempdir");
     let r = root.path();
     let dir = images(r, &["b"]);
-    // Mostly air with a block of soft tissue: small on disk, 64 M voxels in memory.
-    let mut big = ndarray::Array3::<i16>::from_elem((400, 400, 400), -1000);
-    big.slice_mut(ndarray::s![100..300, 100..300, 100..300])
+    // Mostly air with a block of soft tissue: small on disk, 134 M voxels in memory.
+    let mut big = ndarray::Array3::<i16>::from_elem((512, 512, 512), -1000);
+    big.slice_mut(ndarray::s![128..384, 128..384, 128..384])
         .fill(40);
     let g = nnu_volume::Geometry {
         spacing: [0.25, 0.25, 0.25],
