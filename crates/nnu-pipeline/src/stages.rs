@@ -206,9 +206,10 @@ pub fn prepare_case(
             "its preprocessed volume",
         )?;
     }
-    let preview_image = keep_preview
-        .then(|| vols.first().map(|v| v.data.clone()))
-        .flatten();
+    let preview_image = match vols.first() {
+        Some(v) if keep_preview => Some(preview_copy(v.data.view(), first)?),
+        _ => None,
+    };
     let channels: Vec<_> = vols.into_iter().map(|v| v.data).collect();
     let (data, props) = preprocess_case(channels, &itk_geometry(&geometry), &model.params)
         .map_err(|e| {
@@ -230,6 +231,28 @@ pub fn prepare_case(
         geometry,
         preview_image,
     })
+}
+
+/// A copy of a case's first channel (`image`, read from `file`) kept for its preview while the case is
+/// predicted, in standard layout. Allocated fallibly: a copy that cannot be had is the case's error naming
+/// `file`, the buffer and its bytes, not an abort of the process.
+pub(crate) fn preview_copy(
+    image: ArrayView3<f32>,
+    file: &Path,
+) -> Result<ndarray::Array3<f32>, PipelineError> {
+    let bytes = (image.len() as u64).saturating_mul(4);
+    let mut v = Vec::new();
+    v.try_reserve_exact(image.len())
+        .map_err(|_| PipelineError::Input {
+            path: file.to_path_buf(),
+            msg: format!(
+                "out of memory: cannot allocate {} ({bytes} bytes) for the preview's copy of the image",
+                crate::bins::human_bytes(bytes)
+            ),
+        })?;
+    v.extend(image.iter().copied());
+    ndarray::Array3::from_shape_vec(image.raw_dim(), v)
+        .map_err(|e| PipelineError::Shape(e.to_string()))
 }
 
 /// Runs every tile of `data` (c, z, y, x, preprocessed) through `backend` with the mirrors of `opts` and
@@ -582,4 +605,31 @@ pub fn write_outputs(
     )?;
     batch.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A preview copy that cannot be allocated (2^46 voxels seen through a broadcast view: 256 TiB of
+    /// f32) is the case's error naming the file and the bytes.
+    #[test]
+    fn a_preview_copy_that_cannot_be_allocated_is_an_error() {
+        let one = ndarray::arr0(1.0f32);
+        let image = one.broadcast((1 << 16, 1 << 15, 1 << 15)).unwrap();
+        let e = preview_copy(image, Path::new("CASE_0000.nii.gz"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "CASE_0000.nii.gz: out of memory: cannot allocate 256.0 TiB (281474976710656 bytes) for \
+             the preview's copy of the image"
+        );
+        let small =
+            ndarray::Array3::from_shape_fn((2, 3, 4), |(z, y, x)| (z * 12 + y * 4 + x) as f32);
+        let t = small.view().permuted_axes([2, 1, 0]);
+        let c = preview_copy(t, Path::new("x")).unwrap();
+        assert!(c.is_standard_layout());
+        assert_eq!(c, t);
+    }
 }

@@ -715,10 +715,10 @@ pub fn predict_case_v2(
         None => read_channel_files(&case.files)?,
     };
     // The preview draws the first channel as read: kept from this read rather than read again.
-    let preview_image = opts
-        .preview
-        .then(|| volumes.first().map(|v| v.data.clone()))
-        .flatten();
+    let preview_image = match volumes.first() {
+        Some(v) if opts.preview => Some(crate::stages::preview_copy(v.data.view(), first)?),
+        _ => None,
+    };
     let prepared = v2_preprocess_volumes(volumes, &model.params);
     let (data, props, geometry) = prepared.map_err(|e| match e {
         PipelineError::Preprocess(p) => PipelineError::Input {
