@@ -51,7 +51,6 @@ mod backend;
 mod device;
 mod driver;
 mod error;
-pub mod half;
 mod model;
 mod runtime;
 

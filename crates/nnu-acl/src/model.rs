@@ -7,8 +7,8 @@ use nnu_acl_sys as sys;
 
 use crate::device::{Dataset, Device, DeviceBuffer, Stream};
 use crate::error::{AclError, Result};
-use crate::half::{f16_to_f32, f32_to_f16};
 use crate::runtime::Runtime;
+use nnu_numerics::{f16_to_f32, f32_to_f16};
 
 /// Element type of a model input or output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -259,30 +259,7 @@ impl fmt::Display for DecodeError {
 /// Most items an array of zero-sized items (`U0`, `S0`, `V0`) may have.
 const MAX_EMPTY_ITEMS: usize = 1 << 20;
 
-/// Converts an IEEE 754 half-precision bit pattern to `f32` (exact; NaN payloads kept in the high bits).
-pub fn f16_to_f32(h: u16) -> f32 {
-    let sign = u32::from(h >> 15) << 31;
-    let exp = u32::from((h >> 10) & 0x1f);
-    let man = u32::from(h & 0x3ff);
-    let bits = match (exp, man) {
-        (0, 0) => sign,
-        (0, m) => {
-            // Subnormal: normalise the mantissa.
-            let shift = m.leading_zeros() - 21; // bring the top set bit to position 10
-            let m = (m << shift) & 0x3ff;
-            let e = 127 - 15 + 1 - shift;
-            sign | (e << 23) | (m << 13)
-        }
-        (0x1f, m) => sign | 0x7f80_0000 | (m << 13),
-        (e, m) => sign | ((e + 127 - 15) << 23) | (m << 13),
-    };
-    f32::from_bits(bits)
-}
-
-/// Converts a bfloat16 bit pattern to `f32` (exact).
-pub fn bf16_to_f32(h: u16) -> f32 {
-    f32::from_bits(u32::from(h) << 16)
-}
+pub use nnu_numerics::{bf16_to_f32, f16_to_f32};
 
 fn chunks<const N: usize>(raw: &[u8], big: bool) -> impl Iterator<Item = [u8; N]> + '_ {
     raw.chunks_exact(N).map(move |c| {
@@ -526,19 +503,6 @@ impl ArrayData {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn half_precision_converts_exactly() {
-        assert_eq!(f16_to_f32(0x3c00), 1.0);
-        assert_eq!(f16_to_f32(0xc000), -2.0);
-        assert_eq!(f16_to_f32(0x7bff), 65504.0);
-        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
-        assert_eq!(f16_to_f32(0x03ff), 1023.0 * 2f32.powi(-24));
-        assert_eq!(f16_to_f32(0x0400), 2f32.powi(-14));
-        assert!(f16_to_f32(0x7c00).is_infinite());
-        assert!(f16_to_f32(0x7e00).is_nan());
-        assert_eq!(f16_to_f32(0x8000).to_bits(), 0x8000_0000);
-    }
 
     #[test]
     fn fortran_order_becomes_c_order() {

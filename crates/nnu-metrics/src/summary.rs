@@ -93,41 +93,10 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// `np.sum` of a contiguous float64 vector: NumPy's pairwise summation (blocks of 128, 8 accumulators),
+/// `np.sum` of a contiguous float64 vector: NumPy's pairwise summation ([`nnu_numerics::pairwise_sum`]),
 /// started from the identity 0.0, so that means agree with NumPy to the last bit.
 pub fn numpy_sum(values: &[f64]) -> f64 {
-    0.0 + pairwise(values)
-}
-
-fn pairwise(a: &[f64]) -> f64 {
-    let n = a.len();
-    if n < 8 {
-        let mut res = 0.0;
-        for &x in a {
-            res += x;
-        }
-        res
-    } else if n <= 128 {
-        let mut r = [0.0f64; 8];
-        r.copy_from_slice(&a[..8]);
-        let mut i = 8;
-        while i < n - n % 8 {
-            for j in 0..8 {
-                r[j] += a[i + j];
-            }
-            i += 8;
-        }
-        let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-        while i < n {
-            res += a[i];
-            i += 1;
-        }
-        res
-    } else {
-        let mut n2 = n / 2;
-        n2 -= n2 % 8;
-        pairwise(&a[..n2]) + pairwise(&a[n2..])
-    }
+    0.0 + nnu_numerics::pairwise_sum(values)
 }
 
 /// `float(np.nanmean(values))`: NaNs are replaced by 0 for the (pairwise) sum and excluded from the count;

@@ -129,29 +129,7 @@ impl DirectedDistances {
     }
 }
 
-/// `np.percentile(values, q)` with NumPy's default `linear` method (virtual index `(n - 1) * q / 100`,
-/// NumPy's `_lerp`); NaN for no values. Uses selection, not a full sort.
-pub fn percentile_linear(mut values: Vec<f64>, q: f64) -> f64 {
-    let n = values.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    let virtual_index = (n - 1) as f64 * (q / 100.0);
-    if virtual_index >= (n - 1) as f64 {
-        return values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    }
-    let prev = virtual_index.floor();
-    let gamma = virtual_index - prev;
-    let prev = prev as usize;
-    let (_, &mut a, rest) = values.select_nth_unstable_by(prev, f64::total_cmp);
-    let b = rest.iter().copied().fold(f64::INFINITY, f64::min);
-    let diff = b - a;
-    if gamma >= 0.5 {
-        b - diff * (1.0 - gamma)
-    } else {
-        a + diff * gamma
-    }
-}
+pub use nnu_numerics::percentile_linear;
 
 /// Per-label voxel counts and bounding boxes (inclusive `[min, max]` per axis) of both volumes.
 #[derive(Clone)]

@@ -76,7 +76,7 @@ pub(crate) fn axis_weights(len: usize) -> Vec<f64> {
     let factor = -0.5 / sigma2;
     let r = radius as i64;
     let phi: Vec<f64> = (-r..=r).map(|t| (factor * (t * t) as f64).exp()).collect();
-    let sum = numpy_pairwise_sum(&phi);
+    let sum = nnu_numerics::pairwise_sum(&phi);
     let centre = (len / 2) as i64;
     (0..len as i64)
         .map(|i| {
@@ -90,46 +90,9 @@ pub(crate) fn axis_weights(len: usize) -> Vec<f64> {
         .collect()
 }
 
-/// numpy's pairwise summation of a contiguous f64 array (`pairwise_sum` in numpy's
-/// `loops_utils.h.src`, block size 128, eight accumulators), reproduced for bit-identical sums.
-fn numpy_pairwise_sum(a: &[f64]) -> f64 {
-    let n = a.len();
-    if n < 8 {
-        // numpy starts this loop from -0.0; that only matters for an empty or all -0.0 input.
-        a.iter().fold(-0.0, |s, &v| s + v)
-    } else if n <= 128 {
-        let mut r = [0.0f64; 8];
-        r.copy_from_slice(&a[..8]);
-        let mut i = 8;
-        while i + 8 <= n {
-            for j in 0..8 {
-                r[j] += a[i + j];
-            }
-            i += 8;
-        }
-        let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-        while i < n {
-            res += a[i];
-            i += 1;
-        }
-        res
-    } else {
-        let mut n2 = n / 2;
-        n2 -= n2 % 8;
-        numpy_pairwise_sum(&a[..n2]) + numpy_pairwise_sum(&a[n2..])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pairwise_sum_small_and_large() {
-        assert_eq!(numpy_pairwise_sum(&[1.0, 2.0, 3.0]), 6.0);
-        let v: Vec<f64> = (0..300).map(|i| i as f64).collect();
-        assert_eq!(numpy_pairwise_sum(&v), 44850.0);
-    }
 
     #[test]
     fn centre_is_one_and_symmetric() {

@@ -30,22 +30,7 @@ use crate::steps::{Tile, TileGrid};
 /// `value_scaling_factor` of nnunetv2's `compute_gaussian` as the predictor calls it.
 pub const V2_GAUSSIAN_SCALE: f64 = 10.0;
 
-/// Rounds `v` to the nearest IEEE binary16 value (ties to even, subnormals included, overflow to
-/// infinity), returned as the f32 holding it exactly: torch's `float64 -> float16` conversion.
-pub fn round_to_f16(v: f64) -> f32 {
-    if v == 0.0 || !v.is_finite() {
-        return v as f32;
-    }
-    let a = v.abs();
-    let bits = a.to_bits();
-    let exp = ((bits >> 52) & 0x7ff) as i32 - 1023;
-    // Quantum of the binade (10 fraction bits), no finer than the subnormal step 2^-24.
-    let e = exp.max(-14);
-    let quantum = 2f64.powi(e - 10);
-    let r = (a / quantum).round_ties_even() * quantum;
-    let r = if r > 65504.0 { f64::INFINITY } else { r };
-    (r.copysign(v)) as f32
-}
+pub use nnu_numerics::round_to_f16;
 
 /// nnunetv2's `compute_gaussian(patch, sigma_scale=1/8, value_scaling_factor=10, dtype=torch.float16)`:
 /// scipy's Gaussian filter of a unit delta at `patch // 2` (the same closed form as
@@ -327,24 +312,6 @@ mod tests {
                 bytes: (2 * 4) << 46
             }
         );
-    }
-
-    #[test]
-    fn f16_rounding() {
-        assert_eq!(round_to_f16(1.0), 1.0);
-        assert_eq!(round_to_f16(10.0), 10.0);
-        // 1 + 2^-11 is a tie between 1 and 1 + 2^-10: to even (1).
-        assert_eq!(round_to_f16(1.0 + 2f64.powi(-11)), 1.0);
-        assert_eq!(
-            round_to_f16(1.0 + 3.0 * 2f64.powi(-11)),
-            1.0 + 2f32.powi(-9)
-        );
-        // Subnormals: step 2^-24; half of it rounds to even (0).
-        assert_eq!(round_to_f16(2f64.powi(-24)), 2f32.powi(-24));
-        assert_eq!(round_to_f16(2f64.powi(-25)), 0.0);
-        assert_eq!(round_to_f16(1.6 * 2f64.powi(-24)), 2f32.powi(-23));
-        assert_eq!(round_to_f16(70000.0), f32::INFINITY);
-        assert_eq!(round_to_f16(-0.375), -0.375f32);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! What a run reports: latencies as `ais_bench` summarises them, failures, throughput.
 
-use nnu_metrics::surface::percentile_linear;
+use nnu_numerics::percentile_linear;
 
 use super::*;
 
