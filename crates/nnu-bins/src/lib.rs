@@ -73,4 +73,4 @@ pub use crate::name::{recipe_case_name, DumpName, Mirror, TileBounds, TileName};
 pub use crate::shape::{
     read_all_shape, upsert_all_shape, write_all_shape, ShapeRecord, ALL_SHAPE_FILE,
 };
-pub use crate::tile::{write_array, write_f32_file, MappedBin, TileWriter};
+pub use crate::tile::{read_f32_file, write_array, write_f32_file, MappedBin, TileWriter};

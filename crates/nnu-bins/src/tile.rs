@@ -35,6 +35,13 @@ pub fn write_f32_file(path: &Path, data: &[f32]) -> Result<()> {
     write_atomic_with(path, |w| write_f32s(w, data))
 }
 
+/// Reads a raw little-endian f32 file (what [`write_f32_file`] writes: a tile, a dump, a reference
+/// network's input or logits) into memory; an error naming the file if it cannot be read or its size
+/// is not a multiple of 4 bytes. [`MappedBin`] reads one without a copy.
+pub fn read_f32_file(path: &Path) -> Result<Vec<f32>> {
+    Ok(MappedBin::open(path)?.as_slice().to_vec())
+}
+
 /// Writes an array of any shape in C order as a raw little-endian f32 file, atomically. A standard-layout
 /// array is written straight from its memory; any other view is written row by row.
 pub fn write_array<D: Dimension>(path: &Path, array: ArrayView<'_, f32, D>) -> Result<()> {

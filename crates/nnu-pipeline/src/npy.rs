@@ -179,12 +179,18 @@ pub fn is_complete_npy(path: &Path) -> bool {
 
 /// Reads a little-endian f32 C-order `.npy` (format 1.x/2.x).
 pub fn read_npy_f32(path: &Path) -> Result<ArrayD<f32>, PipelineError> {
+    let bytes = std::fs::read(path).map_err(|e| PipelineError::io(path, e))?;
+    parse_npy_f32(path, &bytes)
+}
+
+/// Parses the bytes of a little-endian f32 C-order `.npy` (format 1.x/2.x) read from `path` (named in
+/// errors), e.g. an array of an `.npz`.
+pub fn parse_npy_f32(path: &Path, bytes: &[u8]) -> Result<ArrayD<f32>, PipelineError> {
     let bad = |msg: &str| PipelineError::Input {
         path: path.to_path_buf(),
         msg: msg.to_string(),
     };
-    let bytes = std::fs::read(path).map_err(|e| PipelineError::io(path, e))?;
-    let (shape, offset) = parse_header(path, &bytes)?;
+    let (shape, offset) = parse_header(path, bytes)?;
     let data = &bytes[offset..];
     // Checked: a crafted shape must be an error, not an overflow.
     let need = shape

@@ -17,11 +17,7 @@ fn reference(name: &str) -> PathBuf {
 }
 
 fn read_f32(path: &Path, shape: (usize, usize, usize, usize, usize)) -> Array5<f32> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let v: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let v = nnu_bins::read_f32_file(path).unwrap_or_else(|e| panic!("{e}"));
     Array5::from_shape_vec(shape, v).expect("reference file size")
 }
 

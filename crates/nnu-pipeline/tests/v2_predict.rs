@@ -43,33 +43,8 @@ fn root() -> PathBuf {
 }
 
 fn read_npy_f32(path: &Path) -> (Vec<usize>, Vec<f32>) {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    parse_npy_f32(&bytes)
-}
-
-fn parse_npy_f32(bytes: &[u8]) -> (Vec<usize>, Vec<f32>) {
-    assert_eq!(&bytes[..6], b"\x93NUMPY");
-    let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    let header = std::str::from_utf8(&bytes[10..10 + hlen]).unwrap();
-    assert!(
-        header.contains("'<f4'") && header.contains("'fortran_order': False"),
-        "{header}"
-    );
-    let shape: Vec<usize> = header
-        .split("'shape': (")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .unwrap()
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().unwrap())
-        .collect();
-    let data = bytes[10 + hlen..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    (shape, data)
+    let a = nnu_pipeline::npy::read_npy_f32(path).unwrap_or_else(|e| panic!("{e}"));
+    (a.shape().to_vec(), a.into_iter().collect())
 }
 
 struct Golden {
@@ -313,7 +288,8 @@ fn npz_probabilities(path: &Path) -> (Vec<usize>, Vec<f32>) {
         .unwrap()
         .read_to_end(&mut bytes)
         .unwrap();
-    parse_npy_f32(&bytes)
+    let a = nnu_pipeline::npy::parse_npy_f32(path, &bytes).unwrap_or_else(|e| panic!("{e}"));
+    (a.shape().to_vec(), a.into_iter().collect())
 }
 
 /// A pickled value as text, numbers as f64 compared as Python compares them (nnunetv2's numpy float64

@@ -22,12 +22,7 @@ fn read_json<T: for<'de> Deserialize<'de>>(name: &str) -> T {
 }
 
 fn read_f32(name: &str) -> Vec<f32> {
-    let path = fixtures().join(name);
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
+    nnu_bins::read_f32_file(&fixtures().join(name)).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn fnv1a64(bytes: impl Iterator<Item = u8>) -> u64 {

@@ -79,11 +79,7 @@ fn setup(dir: &Path, n: usize, name: &str, model: &str) -> (PathBuf, PathBuf) {
 }
 
 fn read_f32(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
+    nnu_bins::read_f32_file(path).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn summary(dir: &Path) -> serde_json::Value {
