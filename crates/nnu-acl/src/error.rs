@@ -67,43 +67,6 @@ pub enum AclError {
         /// Bytes given.
         got: usize,
     },
-    /// A device list that is empty or names a device twice.
-    #[error("bad device list {devices:?}: {reason}")]
-    Devices {
-        /// The devices given.
-        devices: Vec<i32>,
-        /// What is wrong.
-        reason: &'static str,
-    },
-    /// A tile file could not be read or a dump written.
-    #[error(transparent)]
-    Bins(#[from] nnu_bins::BinsError),
-    /// Running one tile failed (copy in, execution or copy out).
-    #[error("{path}: {source}")]
-    Tile {
-        /// The tile file.
-        path: PathBuf,
-        /// The AscendCL error.
-        #[source]
-        source: Box<AclError>,
-    },
-    /// A worker of the multi-device driver failed.
-    #[error("device {device}: {source}")]
-    Worker {
-        /// The device whose worker failed.
-        device: i32,
-        /// Its error.
-        #[source]
-        source: Box<AclError>,
-    },
-    /// A worker thread of the multi-device driver panicked.
-    #[error("device {device}: worker thread panicked: {message}")]
-    WorkerPanic {
-        /// The device whose worker panicked.
-        device: i32,
-        /// The panic message.
-        message: String,
-    },
 }
 
 fn fmt_tried(tried: &[(PathBuf, String)]) -> String {

@@ -1,14 +1,11 @@
 //! Process-wide lifecycle against the C test double, in its own test binary (one test, so no other test
 //! holds the runtime): library lookup errors, missing symbols, init/finalize, and that every AscendCL
-//! object is released.
+//! object is released (after a multi-device run too: `nnu-pipeline`'s `tests/infer_acl.rs`).
 
 mod common;
 
 use common::{fake_lib, fake_model, options, Probe};
-use nnu_acl::{
-    run_tiles, tiles_from_dir, AclBackend, AclError, DriverOptions, Runtime, RuntimeOptions,
-};
-use nnu_engine::Backend;
+use nnu_acl::{AclError, Runner, Runtime, RuntimeOptions};
 
 #[test]
 fn lookup_symbols_init_finalize_and_no_leaks() {
@@ -54,40 +51,24 @@ fn lookup_symbols_init_finalize_and_no_leaks() {
             "m.om",
             "batch 1\nchannels 1\npatch 4 4 4\nclasses 2\nheads 5",
         );
-        let mut b = AclBackend::load(&rt, 0, &model).unwrap();
+        // What nnu_engine::AclBackend holds.
+        let mut b = Runner::new(&rt, 0, &model).unwrap();
         // device context + stream + model + description + 6 buffers + 2 datasets + 6 data buffers
         assert_eq!(probe.live_objects(), 1 + 1 + 1 + 1 + 6 + 2 + 6);
-        b.run(ndarray::Array5::<f32>::ones((1, 1, 4, 4, 4)).view())
-            .unwrap();
-        // The backend can move to another thread and run there.
+        let run = |b: &mut Runner| {
+            b.set_input(0, &[1.0; 64], true).unwrap();
+            b.execute().unwrap();
+            b.output(0, &mut Vec::new()).unwrap();
+        };
+        run(&mut b);
+        // The runner can move to another thread and run there.
         let b = std::thread::spawn(move || {
-            b.run(ndarray::Array5::<f32>::ones((1, 1, 4, 4, 4)).view())
-                .unwrap();
+            run(&mut b);
             b
         })
         .join()
         .unwrap();
         drop(b);
-        assert_eq!(probe.live_objects(), 0);
-
-        let bins = dir.path().join("bins");
-        std::fs::create_dir(&bins).unwrap();
-        for i in 0..6 {
-            nnu_bins::write_f32_file(
-                &bins.join(format!("c_{i}_0_4_0_4_0_4_0.bin")),
-                &[i as f32; 64],
-            )
-            .unwrap();
-        }
-        let tiles = tiles_from_dir(&bins).unwrap();
-        let r = run_tiles(
-            &rt,
-            &tiles,
-            &DriverOptions::new(&model, vec![0, 3], dir.path().join("out")),
-            &|_| {},
-        )
-        .unwrap();
-        assert_eq!(r.tiles(), 6);
         assert_eq!(probe.live_objects(), 0);
         // A second handle shares the initialisation.
         let rt2 = Runtime::init(&options()).unwrap();

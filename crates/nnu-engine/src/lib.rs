@@ -32,8 +32,11 @@
 //! # }
 //! ```
 //!
-//! Other backends implement the same trait from their own crates (the Ascend one lives in `nnu-acl`);
-//! the trait is object-safe so callers can hold a `Box<dyn Backend>`. An onnxruntime backend is not
+//! [`AclBackend`] (cargo feature `acl`, off by default) runs an ATC offline model (`.om`) on one Ascend
+//! NPU through `nnu-acl`, which loads `libascendcl.so` at run time, so building it needs no CANN. A build
+//! with `--no-default-features --features acl` compiles neither tract nor the native kernels.
+//!
+//! The trait is object-safe so callers can hold a `Box<dyn Backend>`. An onnxruntime backend is not
 //! included: tract needs no native library, and `ort`'s dynamic loading would add a large dependency
 //! tree to every build; it can be added later behind a non-default feature implementing [`Backend`].
 //!
@@ -43,18 +46,26 @@
 #![warn(missing_docs)]
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use ndarray::{s, Array5, ArrayView5};
 
+#[cfg(feature = "acl")]
+mod acl;
 #[cfg(feature = "native")]
 pub mod native;
 #[cfg(feature = "tract")]
 mod tract;
 
+#[cfg(feature = "acl")]
+pub use crate::acl::AclBackend;
 #[cfg(feature = "native")]
 pub use crate::native::{NativeBackend, NativeOptions, Precision};
 #[cfg(feature = "tract")]
 pub use crate::tract::{TractBackend, TractOptions};
+/// The AscendCL wrapper under [`AclBackend`] (cargo feature `acl`): its runtime, to load backends with.
+#[cfg(feature = "acl")]
+pub use nnu_acl;
 
 /// Errors of the inference backends. Each variant names the model file or the offending value.
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +147,10 @@ pub enum EngineError {
         /// Why (which CPU feature is missing).
         reason: String,
     },
+    /// Opening AscendCL, a device or an `.om` model (cargo feature `acl`).
+    #[cfg(feature = "acl")]
+    #[error(transparent)]
+    Acl(#[from] nnu_acl::AclError),
     /// The backend failed while running the model.
     #[error("{backend}: inference failed: {message}")]
     Run {
@@ -172,6 +187,13 @@ pub trait Backend: Send {
 
     /// Largest batch one [`Backend::run`] call accepts (1 for a model with a fixed batch of 1).
     fn max_batch(&self) -> usize;
+
+    /// The compute time of the last [`Backend::run`] when the backend can tell it apart from copying the
+    /// batch in and the logits out (the Ascend backend: the device's execution), else `None` (the
+    /// default), and the caller times the whole call. Reported as a run's latency.
+    fn compute_time(&self) -> Option<Duration> {
+        None
+    }
 
     /// Runs a batch of any size by splitting it into chunks of at most [`Backend::max_batch`] patches.
     fn run_all(&mut self, input: ArrayView5<f32>) -> Result<Array5<f32>, EngineError> {
@@ -215,6 +237,9 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     }
     fn run_all(&mut self, input: ArrayView5<f32>) -> Result<Array5<f32>, EngineError> {
         (**self).run_all(input)
+    }
+    fn compute_time(&self) -> Option<Duration> {
+        (**self).compute_time()
     }
 }
 

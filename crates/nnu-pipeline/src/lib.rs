@@ -93,9 +93,47 @@ pub enum PipelineError {
     /// The inference backend.
     #[error(transparent)]
     Engine(#[from] nnu_engine::EngineError),
+    /// The inference backend failed on a batch of tile files (named, in batch order).
+    #[error("{}: {source}", fmt_paths(.inputs))]
+    Run {
+        /// The batch's input tiles.
+        inputs: Vec<PathBuf>,
+        /// What the backend reported.
+        #[source]
+        source: nnu_engine::EngineError,
+    },
+    /// A device list that cannot be run (empty, a device twice, a device that does not exist), or
+    /// the runtime of the devices cannot be loaded.
+    #[error("{0}")]
+    Devices(String),
+    /// One device of a multi-device run failed (every other worker stopped).
+    #[error("device {device}: {source}")]
+    Device {
+        /// The device whose worker failed.
+        device: i32,
+        /// Its error.
+        #[source]
+        source: Box<PipelineError>,
+    },
+    /// The worker thread of one device panicked.
+    #[error("device {device}: worker thread panicked: {message}")]
+    WorkerPanic {
+        /// The device whose worker panicked.
+        device: i32,
+        /// The panic message.
+        message: String,
+    },
     /// Building a fold's network from its checkpoint (no `model.onnx`).
     #[error(transparent)]
     Export(#[from] nnu_onnx_export::ExportError),
+}
+
+fn fmt_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl PipelineError {

@@ -10,10 +10,7 @@ use nnu_bins::DumpNaming;
 use nnu_engine::{
     Backend, EngineError, NativeBackend, NativeOptions, Precision, TractBackend, TractOptions,
 };
-use nnu_pipeline::infer::{InferInput, InferOptions, InferPlan, SUMMARY_FILE};
-
-#[cfg(feature = "acl")]
-mod acl;
+use nnu_pipeline::infer::{InferInput, InferOptions, InferPlan, InferSummary, SUMMARY_FILE};
 
 /// Inference backends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -226,7 +223,7 @@ fn run(args: &Args) -> AnyResult<()> {
     }
 }
 
-/// Runs every input through one backend in this thread: the tract path, and `--loop` with acl.
+/// Runs every input through one CPU backend.
 fn run_one_backend(
     backend: &mut dyn Backend,
     input: &InferInput,
@@ -237,7 +234,55 @@ fn run_one_backend(
     let bar = progress_bar(plan.tasks().len());
     let summary = plan.run(backend, &mut |done, _| bar.set_position(done as u64));
     bar.finish_and_clear();
-    let summary = summary?;
+    report(summary?, options)
+}
+
+/// Runs every input on the Ascend devices of `--device` at once, one worker each.
+#[cfg(feature = "acl")]
+fn run_acl(args: &Args, input: &InferInput, options: &InferOptions) -> AnyResult<()> {
+    let devices = parse_devices(args.device.as_deref().unwrap_or("0"))?;
+    if matches!(input, InferInput::Random { .. }) && devices.len() != 1 {
+        return Err("--loop runs on one device; give a single --device".into());
+    }
+    let mut devices =
+        nnu_pipeline::infer::load_acl_devices(&args.model, &devices, args.acl_lib.clone())?;
+    let plan = InferPlan::new(input, options, devices[0].backend.as_ref())?;
+    report_skipped(plan.skipped());
+    let bar = progress_bar(plan.tasks().len());
+    let summary = plan.run_devices(&mut devices, &|done, _| bar.set_position(done as u64));
+    bar.finish_and_clear();
+    report(summary?, options)
+}
+
+#[cfg(not(feature = "acl"))]
+fn run_acl(_: &Args, _: &InferInput, _: &InferOptions) -> AnyResult<()> {
+    Err("--backend acl: this nnu-infer was built without the `acl` cargo feature; rebuild it with \
+         `cargo build --release -p nnu-infer --features acl` (the feature is on by default and needs no \
+         CANN to build)"
+        .into())
+}
+
+/// Parses `--device`: comma-separated non-negative ids, none twice.
+#[cfg_attr(not(feature = "acl"), allow(dead_code))]
+fn parse_devices(text: &str) -> AnyResult<Vec<i32>> {
+    let mut out = Vec::new();
+    for part in text.split(',') {
+        let part = part.trim();
+        let id = part
+            .parse::<i32>()
+            .ok()
+            .filter(|d| *d >= 0)
+            .ok_or_else(|| format!("--device {text}: {part:?} is not a device id"))?;
+        if out.contains(&id) {
+            return Err(format!("--device {text}: device {id} is listed twice").into());
+        }
+        out.push(id);
+    }
+    Ok(out)
+}
+
+/// Prints the summary and where it was written; some inputs that could not be run are [`TilesFailed`].
+fn report(summary: InferSummary, options: &InferOptions) -> AnyResult<()> {
     println!("{summary}");
     report_summary_file(options);
     if !summary.failed.is_empty() {
@@ -248,30 +293,6 @@ fn run_one_backend(
         ))));
     }
     Ok(())
-}
-
-#[cfg(feature = "acl")]
-fn run_acl(args: &Args, input: &InferInput, options: &InferOptions) -> AnyResult<()> {
-    let devices = acl::parse_devices(args.device.as_deref().unwrap_or("0"))?;
-    let mut session = acl::Session::open(&args.model, &devices, args.acl_lib.clone())?;
-    if matches!(input, InferInput::Random { .. }) {
-        if devices.len() != 1 {
-            return Err("--loop runs on one device; give a single --device".into());
-        }
-        return run_one_backend(session.first_backend(), input, options);
-    }
-    let summary = session.run_files(input, options)?;
-    println!("{summary}");
-    report_summary_file(options);
-    Ok(())
-}
-
-#[cfg(not(feature = "acl"))]
-fn run_acl(_: &Args, _: &InferInput, _: &InferOptions) -> AnyResult<()> {
-    Err("--backend acl: this nnu-infer was built without the `acl` cargo feature; rebuild it with \
-         `cargo build --release -p nnu-infer --features acl` (the feature is on by default and needs no \
-         CANN to build)"
-        .into())
 }
 
 fn report_skipped(skipped: usize) {
@@ -296,4 +317,21 @@ fn progress_bar(len: usize) -> ProgressBar {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_lists() {
+        assert_eq!(parse_devices("0").unwrap(), vec![0]);
+        assert_eq!(parse_devices("3, 1,2").unwrap(), vec![3, 1, 2]);
+        for bad in ["", "0,", "a", "-1", "0,,1", "1.5"] {
+            let e = parse_devices(bad).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("--device {bad}:")), "{e}");
+        }
+        let e = parse_devices("0,1,0").unwrap_err().to_string();
+        assert_eq!(e, "--device 0,1,0: device 0 is listed twice");
+    }
 }

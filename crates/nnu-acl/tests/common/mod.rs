@@ -1,4 +1,5 @@
-//! Shared by the test binaries: builds the C test double of libascendcl.so and writes fake models.
+//! Shared by the test binaries of `nnu-acl`, and of `nnu-engine` and `nnu-pipeline` with their `acl`
+//! feature (through `#[path]`): builds the C test double of libascendcl.so and writes fake models.
 
 #![allow(dead_code)]
 
@@ -6,12 +7,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// Builds `tests/fake_acl/fake_acl.c` into `$CARGO_TARGET_TMPDIR/fake_acl-<binary>/libascendcl.so` once
+/// Builds `crates/nnu-acl/tests/fake_acl/fake_acl.c` into `$CARGO_TARGET_TMPDIR/fake_acl-<binary>/libascendcl.so` once
 /// per test binary, with the system C compiler (`cc`, or `$CC`).
 pub fn fake_lib() -> PathBuf {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
     LIB.get_or_init(|| {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake_acl/fake_acl.c");
+        // `crates/CRATE/..`: the same path from each crate that includes this file.
+        let src =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../nnu-acl/tests/fake_acl/fake_acl.c");
         let exe = std::env::current_exe().unwrap();
         let tag = exe.file_name().unwrap().to_string_lossy().into_owned();
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fake_acl-{tag}"));
@@ -31,6 +34,16 @@ pub fn fake_lib() -> PathBuf {
         out
     })
     .clone()
+}
+
+/// The fake model of most tests: one input (1, 1, 4, 4, 4), two outputs (1, 3, 4, 4, 4), f32.
+pub const MODEL: &str = "batch 1\nchannels 1\npatch 4 4 4\nclasses 3\nheads 2\ndtype float";
+
+/// Input `seed + 0.25 * voxel` of [`MODEL`].
+pub fn input(seed: f32) -> ndarray::Array5<f32> {
+    ndarray::Array5::from_shape_fn((1, 1, 4, 4, 4), |(_, _, z, y, x)| {
+        seed + (z * 16 + y * 4 + x) as f32 * 0.25
+    })
 }
 
 /// Writes a fake `.om` model (see fake_acl.c for the format).

@@ -414,7 +414,7 @@ fn run_sample(
             } => {
                 let mut out = slots[slot_of[*dst]].take().ok_or_else(missing)?;
                 let sh = shape(*dst);
-                let result = (|| {
+                let result = (|| -> Result<(), EngineError> {
                     out.reshape(sh.channels, sh.dims)?;
                     if !conv.reads_deferred() {
                         for &t in srcs {
@@ -458,7 +458,7 @@ fn run_sample(
             } => {
                 let mut out = slots[slot_of[*dst]].take().ok_or_else(missing)?;
                 let sh = shape(*dst);
-                let result = (|| {
+                let result = (|| -> Result<(), EngineError> {
                     out.reshape(sh.channels, sh.dims)?;
                     let x = slots[slot_of[*src]].as_ref().ok_or_else(missing)?;
                     kernels::conv_transpose3d(x, conv, &mut out)?;

@@ -19,11 +19,7 @@ pub fn reference_dir(name: &str) -> PathBuf {
 
 /// A raw little-endian f32 file read as an array of `shape`.
 pub fn read_f32(path: &Path, shape: (usize, usize, usize, usize, usize)) -> Array5<f32> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let values: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let values = nnu_bins::read_f32_file(path).unwrap_or_else(|e| panic!("{e}"));
     Array5::from_shape_vec(shape, values).expect("reference file size")
 }
 

@@ -1,5 +1,8 @@
 //! Running a [`Backend`] over tile bins: the counterpart of Huawei's `benchmark` / `ais_bench` tools
-//! (and of the recipe's `onnx_infer.py` for `--loop`).
+//! (and of the recipe's `onnx_infer.py` for `--loop`). One runner for every backend: [`InferPlan::run`]
+//! on one backend (native, tract, or one NPU), [`InferPlan::run_devices`] on several NPUs at once (one
+//! worker per device taking the next tile; with cargo feature `acl`, [`load_acl_devices`] loads an
+//! `.om` model on each), with the same inputs, dump names, resume rule and one summary type.
 //!
 //! The inputs are the raw f32 tiles written by the bins preprocessing (`CASE_lbx_ubx_lby_uby_lbz_ubz_m.bin`,
 //! shape `(C, P, P, P)`), listed from a folder or from a `.info` file (`INDEX PATH W H` lines, as the
@@ -10,7 +13,8 @@
 //! deleted them).
 //!
 //! A dump that already exists with the right size is skipped, so an interrupted run resumes. The latency
-//! of each backend call is measured (reading and writing excluded, as the device tools report compute time)
+//! of each backend call is measured (reading and writing excluded, as the device tools report compute time;
+//! on an NPU the device's execution without the copies, [`Backend::compute_time`])
 //! and summarised as `ais_bench` does: min, mean, median, 99th percentile (numpy's linear interpolation),
 //! max, and throughput; see [`InferSummary`].
 //!
@@ -30,11 +34,16 @@
 //! # }
 //! ```
 
+#[cfg(feature = "acl")]
+mod acl;
 mod plan;
 mod run;
 mod summary;
 
+#[cfg(feature = "acl")]
+pub use acl::*;
 use plan::*;
+pub use run::Device;
 pub use summary::*;
 
 use std::fmt;
@@ -184,11 +193,7 @@ mod reference_tests {
     }
 
     fn read_f32(path: &Path) -> Vec<f32> {
-        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect()
+        nnu_bins::read_f32_file(path).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {

@@ -1,6 +1,9 @@
-//! What a run reports: latencies as `ais_bench` summarises them, failures, throughput.
+//! What a run reports: latencies as `ais_bench` summarises them, failures, throughput, and per device on
+//! several devices. One summary type and one printer for every backend.
 
 use nnu_numerics::percentile_linear;
+
+use std::time::Duration;
 
 use super::*;
 
@@ -75,6 +78,86 @@ pub struct InferSummary {
     /// Inputs that could not be read; the run went on without them. A caller should treat a non-empty list
     /// as a failed run (`nnu-infer` exits non-zero) after the others' dumps are written.
     pub failed: Vec<FailedInput>,
+    /// A run on several devices ([`InferPlan::run_devices`]): each device's figures and their total,
+    /// written after the fields above; `None` (and absent from `summary.json`) for a run on one backend.
+    #[serde(flatten)]
+    pub devices: Option<DevicesSummary>,
+}
+
+/// What one device of a multi-device run did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceSummary {
+    /// Device id.
+    pub device: i32,
+    /// Tiles it ran.
+    pub processed: usize,
+    /// Latency of its backend calls (on an NPU the device's execution, copies excluded), warm-up
+    /// excluded; `None` when it ran nothing.
+    pub latency_ms: Option<LatencyMs>,
+    /// Tiles per second of compute time (`1000 * processed / sum of latencies`), as for the whole run.
+    pub throughput_per_s: f64,
+    /// Tiles per second over the time its worker was busy (reading, copies and writing included).
+    pub wall_throughput_per_s: f64,
+    /// Time to open the device and load the model, in seconds.
+    pub setup_s: f64,
+    /// Time from the model loaded to the worker's last tile, in seconds.
+    pub busy_s: f64,
+}
+
+impl DeviceSummary {
+    /// The figures of `device`, which ran `processed` tiles in backend calls of `latencies`, was busy
+    /// for `busy` and took `setup` to load its model.
+    pub fn new(
+        device: i32,
+        processed: usize,
+        latencies: &[Duration],
+        busy: Duration,
+        setup: Duration,
+    ) -> Self {
+        let ms: Vec<f64> = latencies.iter().map(|l| l.as_secs_f64() * 1e3).collect();
+        DeviceSummary {
+            device,
+            processed,
+            latency_ms: LatencyMs::from_ms(&ms),
+            throughput_per_s: per_second_ms(processed, ms.iter().sum()),
+            wall_throughput_per_s: per_second_ms(processed, busy.as_secs_f64() * 1e3),
+            setup_s: setup.as_secs_f64(),
+            busy_s: busy.as_secs_f64(),
+        }
+    }
+}
+
+/// The per-device part of a multi-device run's summary (`summary.json` adds its fields to
+/// [`InferSummary`]'s, whose `throughput_per_s` is then per device-equivalent: `1000 * processed / sum
+/// of all latencies`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DevicesSummary {
+    /// Per device, in the order given.
+    pub devices: Vec<DeviceSummary>,
+    /// Sum of the devices' compute throughputs: tiles per second of the devices together.
+    pub total_throughput_per_s: f64,
+    /// Tiles per second over the wall time of the multi-device run, model loading included.
+    pub wall_throughput_per_s: f64,
+}
+
+impl DevicesSummary {
+    /// The devices' figures and their total, for `processed` tiles in `wall` (model loading included).
+    pub fn new(devices: Vec<DeviceSummary>, processed: usize, wall: Duration) -> Self {
+        DevicesSummary {
+            total_throughput_per_s: devices.iter().map(|d| d.throughput_per_s).sum(),
+            wall_throughput_per_s: per_second_ms(processed, wall.as_secs_f64() * 1e3),
+            devices,
+        }
+    }
+}
+
+/// `n` per second over `ms` milliseconds; 0 when no time passed.
+fn per_second_ms(n: usize, ms: f64) -> f64 {
+    if ms > 0.0 {
+        n as f64 * 1e3 / ms
+    } else {
+        0.0
+    }
 }
 
 impl InferSummary {
@@ -87,7 +170,6 @@ impl InferSummary {
         failed: Vec<FailedInput>,
     ) -> Self {
         let processed = plan.tasks.len() - failed.len();
-        let sum: f64 = latencies.iter().sum();
         let latency_ms = LatencyMs::from_ms(latencies);
         InferSummary {
             backend: backend.to_string(),
@@ -100,13 +182,10 @@ impl InferSummary {
             output_shape: plan.output_shape,
             output_numbering: plan.naming.first_index(),
             latency_ms,
-            throughput_per_s: if sum > 0.0 {
-                processed as f64 * 1e3 / sum
-            } else {
-                0.0
-            },
+            throughput_per_s: per_second_ms(processed, latencies.iter().sum()),
             wall_s,
             failed,
+            devices: None,
         }
     }
 }
@@ -145,6 +224,36 @@ impl fmt::Display for InferSummary {
                 write!(f, "\n[WARN]   {}", failure.error)?;
             }
         }
+        if let Some(devices) = &self.devices {
+            write!(f, "\n{devices}")?;
+        }
         Ok(())
+    }
+}
+
+impl fmt::Display for DevicesSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for d in &self.devices {
+            write!(f, "[INFO] device {}: processed {}", d.device, d.processed)?;
+            if let Some(l) = &d.latency_ms {
+                write!(
+                    f,
+                    "  compute time (ms): min = {:.3}, mean = {:.3}, median = {:.3}, percentile(99%) = {:.3}",
+                    l.min, l.mean, l.median, l.p99
+                )?;
+            }
+            writeln!(
+                f,
+                "  throughput: {:.3}/s (compute), {:.3}/s (busy)  set-up {:.3} s",
+                d.throughput_per_s, d.wall_throughput_per_s, d.setup_s
+            )?;
+        }
+        write!(
+            f,
+            "[INFO] total on {} device(s): {:.3}/s (sum of compute throughputs), {:.3}/s (wall, model loading included)",
+            self.devices.len(),
+            self.total_throughput_per_s,
+            self.wall_throughput_per_s
+        )
     }
 }

@@ -1,15 +1,17 @@
-//! The Ascend backend of `nnu-engine`.
+//! The Ascend backend (cargo feature `acl`): an `.om` model on one NPU through `nnu-acl`, which wraps
+//! AscendCL and loads `libascendcl.so` at run time (so building this needs no CANN).
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use ndarray::{Array5, ArrayView5};
-use nnu_engine::{check_input_shape, Backend, EngineError};
+use nnu_acl::{AclError, Runner, Runtime};
 
-use crate::error::{AclError, Result};
-use crate::model::Runner;
-use crate::runtime::Runtime;
+use crate::{check_input_shape, Backend, EngineError};
 
-/// Runs an `.om` model on one Ascend device as an [`nnu_engine::Backend`].
+type Result<T, E = AclError> = std::result::Result<T, E>;
+
+/// Runs an `.om` model on one Ascend device as a [`Backend`].
 ///
 /// The model's input 0 must be `(n, c, z, y, x)` and its output 0 (the final head `class` of our exports;
 /// ATC keeps the ONNX output order) `(n, classes, z, y, x)`, both static, f32 or f16. Other outputs (deep
@@ -22,11 +24,17 @@ pub struct AclBackend {
     classes: usize,
     patch: [usize; 3],
     host_out: Vec<f32>,
+    /// Time of the last `aclmdlExecute`.
+    execute: Option<Duration>,
 }
 
 impl AclBackend {
     /// Loads `model` on device `device`.
-    pub fn load(rt: &Runtime, device: i32, model: impl AsRef<Path>) -> Result<AclBackend> {
+    pub fn load(
+        rt: &Runtime,
+        device: i32,
+        model: impl AsRef<Path>,
+    ) -> Result<AclBackend, EngineError> {
         let runner = Runner::new(rt, device, model)?;
         let info = runner.info();
         let bad = |reason: String| AclError::Model {
@@ -59,7 +67,8 @@ impl AclBackend {
             return Err(bad(format!(
                 "output 0 {:?} does not match input 0 {:?} in batch and spatial size",
                 info.outputs[0].dims, info.inputs[0].dims
-            )));
+            ))
+            .into());
         }
         Ok(AclBackend {
             batch: i[0],
@@ -68,6 +77,7 @@ impl AclBackend {
             patch: [i[2], i[3], i[4]],
             runner,
             host_out: Vec::new(),
+            execute: None,
         })
     }
 
@@ -87,7 +97,10 @@ impl AclBackend {
             }
         };
         self.runner.set_input(0, data, true)?;
+        self.execute = None;
+        let started = Instant::now();
         self.runner.execute()?;
+        self.execute = Some(started.elapsed());
         self.runner.output(0, &mut self.host_out)?;
         let [z, y, x] = self.patch;
         let per = self.classes * z * y * x;
@@ -126,6 +139,12 @@ impl Backend for AclBackend {
 
     fn max_batch(&self) -> usize {
         self.batch
+    }
+
+    /// The time of the last run's `aclmdlExecute`, without the copies to and from the device (the
+    /// compute time `benchmark` and `ais_bench` report).
+    fn compute_time(&self) -> Option<Duration> {
+        self.execute
     }
 }
 
