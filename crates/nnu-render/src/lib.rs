@@ -280,28 +280,13 @@ impl RgbImage {
         wr.finish().map_err(std::io::Error::other)
     }
 
-    /// Writes the PNG to `path` atomically (a temporary file in the same folder, then a rename).
+    /// Writes the PNG to `path` atomically and durably through [`nnu_fsio::write_atomic_with`] (a
+    /// temporary sibling, `fsync`, rename, folder `fsync`); on error nothing is left behind.
     pub fn save_png(&self, path: &Path) -> Result<(), RenderError> {
-        let io = |source| RenderError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-        let result = std::fs::File::create(&tmp).and_then(|f| {
-            let mut w = std::io::BufWriter::new(f);
-            self.write_png(&mut w)?;
-            w.into_inner().map_err(|e| e.into_error())?.sync_all()
-        });
-        if let Err(e) = result.and_then(|()| std::fs::rename(&tmp, path)) {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(io(e));
-        }
-        Ok(())
+        nnu_fsio::write_atomic_with(path, |w| self.write_png(w)).map_err(|e| {
+            let (path, source) = e.into_parts();
+            RenderError::Io { path, source }
+        })
     }
 }
 
@@ -919,5 +904,35 @@ mod tests {
         assert!(has(PALETTE[0]) && has(PALETTE[1]) && has(TEXT));
         let short = Array3::<u8>::zeros((12, 30, 29));
         assert!(render_preview(image.view(), short.view(), &Geometry::default(), &opts).is_err());
+    }
+
+    #[test]
+    fn save_png_is_atomic_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = RgbImage::new(3, 2, TICK);
+        let path = dir.path().join("case.png");
+        img.save_png(&path).unwrap();
+        let names = |d: &Path| {
+            let mut v: Vec<String> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(dir.path()), ["case.png"]);
+        let mut expected = Vec::new();
+        img.write_png(&mut expected).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), expected);
+
+        // The rename fails (the destination is a non-empty folder): an error naming it, no temporary left.
+        let blocked = dir.path().join("blocked.png");
+        std::fs::create_dir(&blocked).unwrap();
+        std::fs::write(blocked.join("keep"), b"x").unwrap();
+        match img.save_png(&blocked) {
+            Err(RenderError::Io { path, .. }) => assert_eq!(path, blocked),
+            other => panic!("expected an IO error, got {other:?}"),
+        }
+        assert_eq!(names(dir.path()), ["blocked.png", "case.png"]);
     }
 }
