@@ -8,11 +8,11 @@ use std::path::Path;
 
 use ndarray::{s, Array5};
 use nnu_engine::native::onnx;
+use nnu_engine::native::onnx::Message;
 use nnu_engine::{Backend, EngineError, NativeBackend, NativeOptions, TractBackend, TractOptions};
 use nnu_onnx_export::{
     export_model, synthetic_state_dict, ExportOptions, Family, NetworkSpec, SyntheticConfig,
 };
-use prost::Message;
 
 mod common;
 use common::{max_abs_diff, mirrored_batch, reference_dir, reference_io, TOLERANCE};
@@ -159,23 +159,8 @@ fn native_matches_tract_on_unetpp_export() {
 }
 
 fn dims_info(name: &str, dims: &[i64]) -> onnx::ValueInfoProto {
-    onnx::ValueInfoProto {
-        name: name.into(),
-        r#type: Some(onnx::TypeProto {
-            tensor_type: Some(onnx::TensorTypeProto {
-                elem_type: onnx::data_type::FLOAT,
-                shape: Some(onnx::TensorShapeProto {
-                    dim: dims
-                        .iter()
-                        .map(|&d| onnx::Dimension {
-                            dim_value: Some(d),
-                            dim_param: None,
-                        })
-                        .collect(),
-                }),
-            }),
-        }),
-    }
+    let dims: Vec<Option<usize>> = dims.iter().map(|&d| Some(d as usize)).collect();
+    onnx::tensor_value_info(name, &dims)
 }
 
 fn tensor(name: &str, dims: &[i64], seed: u64) -> onnx::TensorProto {
@@ -183,7 +168,7 @@ fn tensor(name: &str, dims: &[i64], seed: u64) -> onnx::TensorProto {
     let values = random_input((1, 1, 1, 1, n as usize), seed);
     onnx::TensorProto {
         dims: dims.to_vec(),
-        data_type: onnx::data_type::FLOAT,
+        data_type: onnx::DataType::Float as i32,
         name: name.into(),
         raw_data: values
             .iter()
@@ -305,6 +290,7 @@ fn residual_model(op_override: Option<&str>) -> Vec<u8> {
         ],
         input: vec![dims_info("image", &[1, 2, 6, 10, 14])],
         output: vec![dims_info("class", &[1, 4, 6, 10, 14])],
+        ..Default::default()
     };
     onnx::ModelProto {
         ir_version: 6,
@@ -314,6 +300,7 @@ fn residual_model(op_override: Option<&str>) -> Vec<u8> {
         }],
         producer_name: "nnu-engine test".into(),
         graph: Some(graph),
+        ..Default::default()
     }
     .encode_to_vec()
 }

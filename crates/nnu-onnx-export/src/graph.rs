@@ -1,4 +1,4 @@
-//! A small ONNX graph builder over `tract_onnx::pb` that consumes state_dict tensors as it goes.
+//! A small ONNX graph builder over `nnu_onnx_proto` that consumes state_dict tensors as it goes.
 //!
 //! Each layer method takes the tensors its PyTorch module registered, checks their shapes against
 //! the incoming activation (channels) and the plans (kernel sizes), and appends the ONNX node.
@@ -7,10 +7,7 @@
 
 use std::collections::HashMap;
 
-use tract_onnx::pb::{
-    attribute_proto::AttributeType, tensor_proto::DataType, type_proto, AttributeProto, NodeProto,
-    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
-};
+use nnu_onnx_proto::{AttributeProto, DataType, NodeProto, TensorProto, ValueInfoProto};
 
 use crate::error::{ExportError, Result};
 use crate::state_dict::{StateDict, WeightTensor};
@@ -38,47 +35,11 @@ pub(crate) struct GraphBuilder {
 }
 
 pub(crate) fn ints_attr(name: &str, v: &[usize]) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Ints as i32,
-        ints: v.iter().map(|&x| x as i64).collect(),
-        ..Default::default()
-    }
+    let ints: Vec<i64> = v.iter().map(|&x| x as i64).collect();
+    nnu_onnx_proto::ints_attr(name, &ints)
 }
 
-pub(crate) fn int_attr(name: &str, v: i64) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Int as i32,
-        i: v,
-        ..Default::default()
-    }
-}
-
-pub(crate) fn float_attr(name: &str, v: f32) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Float as i32,
-        f: v,
-        ..Default::default()
-    }
-}
-
-pub(crate) fn node(
-    op: &str,
-    name: &str,
-    inputs: Vec<String>,
-    attrs: Vec<AttributeProto>,
-) -> NodeProto {
-    NodeProto {
-        input: inputs,
-        output: vec![name.to_string()],
-        name: name.to_string(),
-        op_type: op.into(),
-        attribute: attrs,
-        ..Default::default()
-    }
-}
+pub(crate) use nnu_onnx_proto::{float_attr, int_attr, node};
 
 /// Renders an expected shape, `?` for "any".
 fn pattern_string(p: &[Option<usize>]) -> String {
@@ -94,31 +55,12 @@ pub(crate) fn conv_out(inp: usize, k: usize, s: usize, pad: usize) -> usize {
     (inp + 2 * pad).saturating_sub(k) / s + 1
 }
 
-/// A float tensor value-info with a batch dimension that is a symbol or a number.
+/// A float tensor value-info with a batch dimension that is a symbol (`batch`) or a number.
 pub(crate) fn value_info(name: &str, batch: Option<usize>, dims: &[usize]) -> ValueInfoProto {
-    use tract_onnx::pb::tensor_shape_proto::{dimension::Value as DimValue, Dimension};
-    let mut dim = vec![Dimension {
-        denotation: String::new(),
-        value: Some(match batch {
-            Some(b) => DimValue::DimValue(b as i64),
-            None => DimValue::DimParam("batch".into()),
-        }),
-    }];
-    dim.extend(dims.iter().map(|&d| Dimension {
-        denotation: String::new(),
-        value: Some(DimValue::DimValue(d as i64)),
-    }));
-    ValueInfoProto {
-        name: name.into(),
-        r#type: Some(TypeProto {
-            denotation: String::new(),
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: DataType::Float as i32,
-                shape: Some(TensorShapeProto { dim }),
-            })),
-        }),
-        doc_string: String::new(),
-    }
+    let all: Vec<Option<usize>> = std::iter::once(batch)
+        .chain(dims.iter().map(|&d| Some(d)))
+        .collect();
+    nnu_onnx_proto::tensor_value_info(name, &all)
 }
 
 impl GraphBuilder {

@@ -56,15 +56,14 @@ pub mod v2;
 
 use std::path::Path;
 
-use prost::Message;
-use tract_onnx::pb::{GraphProto, ModelProto, OperatorSetIdProto};
+use nnu_onnx_proto::{GraphProto, Message, ModelProto, OperatorSetIdProto};
 
 pub use error::{ExportError, Result};
+/// The protobuf types the model is made of (the `nnu-onnx-proto` crate).
+pub use nnu_onnx_proto as pb;
 pub use spec::{BatchDim, ExportOptions, Family, NetworkSpec};
 pub use state_dict::{StateDict, WeightTensor};
 pub use synthetic::{synthetic_shapes, synthetic_state_dict, SyntheticConfig};
-/// The protobuf types the model is made of (re-exported from `tract_onnx::pb`).
-pub use tract_onnx::pb;
 
 use graph::{value_info, GraphBuilder, Value};
 

@@ -706,8 +706,8 @@ fn pads(
 }
 
 /// The fixed size of a dimension, `None` when symbolic.
-fn dim_value(d: &onnx::Dimension) -> Option<usize> {
-    d.dim_value.filter(|&v| v > 0).map(|v| v as usize)
+fn dim_value(d: &onnx::tensor_shape_proto::Dimension) -> Option<usize> {
+    d.fixed_size()
 }
 
 /// Orders `nodes` (indices) so that every node comes after the producers of its inputs, keeping the
@@ -761,9 +761,7 @@ pub(crate) fn import(
         ));
     };
     let shape = input
-        .r#type
-        .as_ref()
-        .and_then(|t| t.tensor_type.as_ref())
+        .tensor_type()
         .and_then(|t| t.shape.as_ref())
         .ok_or_else(|| not_seg(path, format!("input {:?} has no tensor shape", input.name)))?;
     if shape.dim.len() != 5 {

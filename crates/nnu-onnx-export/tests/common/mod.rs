@@ -135,7 +135,7 @@ pub fn spec_from_meta(dir: &Path) -> nnu_onnx_export::NetworkSpec {
 /// The initializers of a `torch.onnx.export` file as a state_dict (torch keeps the state_dict keys
 /// as initializer names when nothing is folded, which holds for these networks).
 pub fn state_dict_from_torch_onnx(path: &Path) -> nnu_onnx_export::StateDict {
-    use prost::Message;
+    use nnu_onnx_export::pb::Message;
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let model = nnu_onnx_export::pb::ModelProto::decode(&bytes[..]).expect("valid ModelProto");
     let mut sd = nnu_onnx_export::StateDict::new();
