@@ -26,6 +26,20 @@ pub enum DicomError {
         /// The folder.
         path: PathBuf,
     },
+    /// A folder that was to stand for one image holds several series and none was chosen
+    /// ([`crate::find_one_series`]).
+    #[error(
+        "{path}: {} DICOM series ({}{}), one image is needed: give the folder of one series",
+        names.len(),
+        names.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+        if names.len() > 5 { ", ..." } else { "" }
+    )]
+    SeveralSeries {
+        /// The folder.
+        path: PathBuf,
+        /// The case names of its series ([`crate::DicomSeries::case_name`]), sorted.
+        names: Vec<String>,
+    },
     /// A series this crate does not read (compressed, tilted, unevenly spaced, multi-frame, mixed,
     /// missing geometry): `reason` says which and why, naming the file where one file is the cause.
     #[error("{folder}: series {series_uid}: {reason}")]

@@ -7,7 +7,8 @@
 //!
 //! - [`find_series`] walks a folder tree, keeps the files that start with the DICOM preamble (`DICM` after
 //!   128 bytes; any extension or none) and groups them by SeriesInstanceUID; [`DicomSeries::case_name`]
-//!   turns a series into a file-name-safe case name that carries the UID.
+//!   turns a series into a file-name-safe case name that carries the UID; [`find_one_series`] picks the
+//!   series a folder stands for where one image is wanted (the only one, or the one of a given case name).
 //! - [`read_series_header`] checks and orders the slices and gives the geometry without reading pixels;
 //!   [`read_series`] reads the voxels too, RescaleSlope/RescaleIntercept applied, as `f32` in (z, y, x)
 //!   order. The rules (slice order along the normal, spacing from the positions, never SliceThickness)
@@ -47,7 +48,7 @@ mod series;
 
 pub use error::DicomError;
 pub use header::UNCOMPRESSED_TRANSFER_SYNTAXES;
-pub use scan::{contains_dicom, find_series, is_dicom_file, DicomSeries};
+pub use scan::{contains_dicom, find_one_series, find_series, is_dicom_file, DicomSeries};
 pub use series::{
     read_series, read_series_header, SeriesHeader, SPACING_TOLERANCE, TILT_TOLERANCE,
 };

@@ -135,3 +135,26 @@ pub fn find_series(dir: &Path) -> Result<Vec<DicomSeries>, DicomError> {
     }
     Ok(by_uid.into_values().collect())
 }
+
+/// The one series a folder stands for where a single image is wanted (a preview, a conversion): the only
+/// series under `dir` ([`find_series`]), or, when there are several, the one whose
+/// [`DicomSeries::case_name`] is `case_name` (the name `nnu-predict` gave its outputs, e.g. the stem of
+/// `PATIENT_s3_1.2.840....nii.gz`).
+///
+/// Errors: those of [`find_series`], and [`DicomError::SeveralSeries`] (naming the folder and listing the
+/// series) when several series are found and none has that name.
+pub fn find_one_series(dir: &Path, case_name: Option<&str>) -> Result<DicomSeries, DicomError> {
+    let mut series = find_series(dir)?;
+    if series.len() == 1 {
+        return Ok(series.remove(0));
+    }
+    if let Some(i) = case_name.and_then(|n| series.iter().position(|s| s.case_name() == n)) {
+        return Ok(series.swap_remove(i));
+    }
+    let mut names: Vec<String> = series.iter().map(DicomSeries::case_name).collect();
+    names.sort();
+    Err(DicomError::SeveralSeries {
+        path: dir.to_path_buf(),
+        names,
+    })
+}

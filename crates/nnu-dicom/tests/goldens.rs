@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use nnu_dicom::{find_series, read_series, read_series_header};
+use nnu_dicom::{find_one_series, find_series, read_series, read_series_header, DicomError};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/dicom")
@@ -157,4 +157,33 @@ fn several_series_in_one_tree_are_found_apart() {
         ct.case_name(),
         "1CT1_s1_1.3.6.1.4.1.5962.1.3.1.1.20040119072730.12322"
     );
+}
+
+#[test]
+fn one_series_is_chosen_by_folder_or_case_name() {
+    // A folder of one series: that series, whatever the name asked for.
+    let axial = find_one_series(&fixtures().join("axial"), Some("other")).unwrap();
+    assert_eq!(axial.series_uid, "1.2.826.0.1.3680043.8.498.4242.3");
+    // A tree of six: the one named, or an error naming the folder and listing the series.
+    let flipped = find_one_series(
+        &fixtures(),
+        Some("PHANTOM-B_s4_1.2.826.0.1.3680043.8.498.4242.4"),
+    )
+    .unwrap();
+    assert_eq!(flipped.series_uid, "1.2.826.0.1.3680043.8.498.4242.4");
+    for name in [None, Some("PHANTOM-B")] {
+        let err = find_one_series(&fixtures(), name).unwrap_err();
+        let DicomError::SeveralSeries { path, names } = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(path, &fixtures());
+        assert_eq!(names.len(), 6);
+        let text = err.to_string();
+        assert!(
+            text.contains("6 DICOM series")
+                && text.contains("1CT1_s1_1.3.6.1.4.1.5962.1.3.1.1.20040119072730.12322")
+                && text.contains("give the folder of one series"),
+            "{text}"
+        );
+    }
 }

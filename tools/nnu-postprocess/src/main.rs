@@ -27,7 +27,8 @@ struct Args {
     /// nnU-Net v1 model folder (plans.pkl).
     #[arg(short = 'm', long, value_name = "MODEL_DIR")]
     model: PathBuf,
-    /// The images that were preprocessed (file, folder or .txt list).
+    /// The images that were preprocessed (file, folder, folder of DICOM series or .txt list); each line of
+    /// the shape file is matched to its case by name.
     #[arg(short = 'i', long)]
     input: PathBuf,
     /// Dump folders, comma-separated (e.g. result/dumpOutput_device0,result/dumpOutput_device1).

@@ -30,7 +30,8 @@ struct Args {
     /// nnU-Net v1 model folder (plans.pkl).
     #[arg(short = 'm', long, value_name = "MODEL_DIR")]
     model: PathBuf,
-    /// A NIfTI image, a folder of images (CASE_0000.nii.gz or CASE.nii.gz), or a .txt list.
+    /// A NIfTI image, a folder of images (CASE_0000.nii.gz or CASE.nii.gz), a folder of DICOM series (one
+    /// case per series, named PATIENT_sNUMBER_UID as nnu-predict names it), or a .txt list.
     #[arg(short = 'i', long, value_name = "IMAGES")]
     input: PathBuf,
     /// Output folder for the bins (or .npy files).

@@ -1,12 +1,12 @@
 //! `nnu-preview`: a PNG preview of an image with its segmentation, or a difference view against a reference.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 use nnu_render::{difference_labels, render_preview, PreviewOptions, Window};
-use nnu_volume::{read_labels, read_volume};
+use nnu_volume::{read_labels, read_volume, Volume};
 
-/// Draw a PNG preview of a 3-D image (NIfTI) with a segmentation: axial, coronal and sagittal views through
+/// Draw a PNG preview of a 3-D image (NIfTI, or a folder holding a DICOM series) with a segmentation: axial, coronal and sagittal views through
 /// the segmented region (patient's right on the image's left), the intensity window, one colour per label
 /// with a legend (names and volumes in mL), slice positions in mm. With --reference, colour the difference
 /// instead: agree (green), false positive (red), false negative (blue), other class (magenta).
@@ -17,13 +17,15 @@ use nnu_volume::{read_labels, read_volume};
     about,
     override_usage = "nnu-preview IMAGE SEG -o PNG [OPTIONS]\n       nnu-preview -i IMAGE --seg SEG -o PNG [OPTIONS]",
     after_help = "Examples:\n  nnu-preview CASE_0000.nii.gz CASE.nii.gz -o CASE.png --labels liver,tumour\n  \
-                  nnu-preview CASE_0000.nii.gz pred/CASE.nii.gz --reference labelsTr/CASE.nii.gz -o diff.png\n\n\
+                  nnu-preview CASE_0000.nii.gz pred/CASE.nii.gz --reference labelsTr/CASE.nii.gz -o diff.png\n  \
+                  nnu-preview dicom/series_3/ pred/PATIENT_s3_UID.nii.gz -o CASE.png\n\n\
                   Exit status: 0 written, 2 bad arguments, bad input or failure to write (nothing written)."
 )]
 struct Args {
     /// IMAGE then SEG: the image (.nii or .nii.gz; for a multi-modality case, its first file
-    /// CASE_0000.nii.gz) and the segmentation (integer labels 0..255, same grid as IMAGE). Either may be
-    /// given with -i / --seg instead.
+    /// CASE_0000.nii.gz; or a folder holding a DICOM series, read as nnu-predict reads it; a folder of
+    /// several series takes the one SEG is named after, PATIENT_sN_UID.nii.gz) and the segmentation
+    /// (integer labels 0..255, same grid as IMAGE). Either may be given with -i / --seg instead.
     #[arg(value_name = "IMAGE SEG", num_args = 0..=2)]
     paths: Vec<PathBuf>,
     /// The image, as the flag the other tools use for their input (instead of the first positional).
@@ -106,7 +108,7 @@ fn run(
     seg_path: PathBuf,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let window = Window::parse(&args.window)?;
-    let image = read_volume(&image_path)?;
+    let image = read_image(&image_path, &seg_path)?;
     let seg = read_labels(&seg_path)?;
     if seg.data.shape() != image.data.shape() {
         return Err(format!(
@@ -143,8 +145,18 @@ fn run(
     Ok(())
 }
 
+/// The image to draw: a NIfTI file, or the DICOM series a folder holds (the one `seg` is named after when
+/// it holds several, as `nnu-predict` names a series' segmentation).
+fn read_image(image: &Path, seg: &Path) -> Result<Volume<f32>, Box<dyn std::error::Error>> {
+    if image.is_dir() {
+        let series = nnu_dicom::find_one_series(image, Some(&stem(seg)))?;
+        return Ok(nnu_dicom::read_series(&series)?);
+    }
+    Ok(read_volume(image)?)
+}
+
 /// The file name without `.nii` / `.nii.gz`.
-fn stem(p: &std::path::Path) -> String {
+fn stem(p: &Path) -> String {
     p.file_name()
         .map(|n| {
             n.to_string_lossy()

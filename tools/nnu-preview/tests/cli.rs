@@ -117,6 +117,70 @@ fn writes_previews_and_refuses_bad_input() {
     }
 }
 
+/// IMAGE as a folder holding a DICOM series (`fixtures/dicom/axial`): the PNG is the one drawn from the same
+/// series converted to NIfTI; a folder of several series takes the one SEG is named after; a folder of
+/// several series without that name, a folder without DICOM files and a refused (RLE) series are errors
+/// naming the folder and what is wrong.
+#[test]
+fn a_dicom_series_folder_is_drawn_like_its_nifti() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = |n: &str| dir.path().join(n);
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/dicom");
+    let axial = fixtures.join("axial");
+    let series = nnu_dicom::find_series(&axial).expect("series");
+    let image = nnu_dicom::read_series(&series[0]).expect("read");
+    assert_eq!(image.data.dim(), (8, 20, 24));
+    let mut seg = Array3::<u8>::zeros((8, 20, 24));
+    seg.slice_mut(s![2..6, 5..15, 6..18]).fill(1);
+    seg.slice_mut(s![3..5, 8..12, 9..13]).fill(2);
+    let w = WriteOptions::default();
+    write_volume(&p("img.nii.gz"), image.data.view(), &image.geometry, &w).expect("write");
+    write_volume(&p("seg.nii.gz"), seg.view(), &image.geometry, &w).expect("write");
+    let named = format!("{}.nii.gz", series[0].case_name());
+    std::fs::copy(p("seg.nii.gz"), p(&named)).expect("copy");
+
+    let run = |image: &std::path::Path, seg: &str, png: &str| {
+        Command::new(EXE)
+            .current_dir(dir.path())
+            .arg(image)
+            .args([seg, "-o", png, "--labels", "liver,tumour"])
+            .output()
+            .expect("run nnu-preview")
+    };
+    let ok = |o: &std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    ok(&run(&p("img.nii.gz"), "seg.nii.gz", "nifti.png"));
+    ok(&run(&axial, "seg.nii.gz", "dicom.png"));
+    ok(&run(&fixtures, &named, "tree.png"));
+    let nifti = std::fs::read(p("nifti.png")).expect("png written");
+    assert_eq!(&nifti[1..4], b"PNG");
+    for f in ["dicom.png", "tree.png"] {
+        assert!(
+            std::fs::read(p(f)).expect("png written") == nifti,
+            "{f} differs from the preview of the series as NIfTI"
+        );
+    }
+
+    let empty = p("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    for (image, what) in [
+        (fixtures.clone(), "6 DICOM series"),
+        (empty.clone(), "no DICOM image files"),
+        (fixtures.join("MR_small_RLE"), "RLE Lossless"),
+    ] {
+        let o = run(&image, "seg.nii.gz", "x.png");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{}: {err}", image.display());
+        assert!(
+            err.starts_with(&format!("error: {}", image.display())) && err.contains(what),
+            "{}: {err}",
+            image.display()
+        );
+        assert!(!p("x.png").exists());
+    }
+}
+
 #[path = "../../readme_synopsis.rs"]
 mod readme;
 
