@@ -43,6 +43,7 @@ pub mod plans;
 pub mod torch;
 mod typed;
 pub mod v2;
+mod value;
 
 pub use checkpoint::{Checkpoint, NamedTensor, TrainerInfo, V2TrainerInfo};
 pub use error::{Error, Result};

@@ -7,45 +7,8 @@
 
 use std::fmt;
 
-use crate::pickle::Value;
-
-/// Byte order of a dtype, as in the first character of `dtype.str`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ByteOrder {
-    /// `<`
-    Little,
-    /// `>`
-    Big,
-    /// `|`: one-byte types, strings and objects.
-    NotApplicable,
-}
-
-/// The kind of a dtype, as in `dtype.kind`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DtypeKind {
-    /// `b`
-    Bool,
-    /// `i`
-    Int,
-    /// `u`
-    UInt,
-    /// `f`
-    Float,
-    /// `c`
-    Complex,
-    /// `U` (UTF-32 code units)
-    Unicode,
-    /// `S`
-    Bytes,
-    /// `O`
-    Object,
-    /// `V` (raw or structured)
-    Void,
-    /// `M`
-    DateTime,
-    /// `m`
-    TimeDelta,
-}
+use crate::value::Value;
+pub use crate::value::{ArrayData, ByteOrder, Dtype, DtypeKind, NdArray};
 
 impl DtypeKind {
     fn from_char(c: char) -> Option<DtypeKind> {
@@ -81,17 +44,6 @@ impl DtypeKind {
             DtypeKind::TimeDelta => 'm',
         }
     }
-}
-
-/// A numpy dtype: kind, item size in bytes and byte order. Structured dtypes keep only their size.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Dtype {
-    /// What the items are.
-    pub kind: DtypeKind,
-    /// Bytes per item (`dtype.itemsize`; for `U` four bytes per character).
-    pub itemsize: usize,
-    /// Byte order of multi-byte items.
-    pub byte_order: ByteOrder,
 }
 
 impl Dtype {
@@ -179,58 +131,6 @@ impl fmt::Display for Dtype {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.descr())
     }
-}
-
-/// The items of an array, decoded to native values in C order.
-#[derive(Clone, Debug)]
-pub enum ArrayData {
-    /// `b1`
-    Bool(Vec<bool>),
-    /// `i1`
-    I8(Vec<i8>),
-    /// `i2`
-    I16(Vec<i16>),
-    /// `i4`
-    I32(Vec<i32>),
-    /// `i8`
-    I64(Vec<i64>),
-    /// `u1`
-    U8(Vec<u8>),
-    /// `u2`
-    U16(Vec<u16>),
-    /// `u4`
-    U32(Vec<u32>),
-    /// `u8`
-    U64(Vec<u64>),
-    /// `f2`, as IEEE half-precision bit patterns (see [`f16_to_f32`]).
-    F16(Vec<u16>),
-    /// `f4`
-    F32(Vec<f32>),
-    /// `f8`
-    F64(Vec<f64>),
-    /// `U` strings, trailing NULs removed as numpy does.
-    Str(Vec<String>),
-    /// `S` byte strings, trailing NULs removed as numpy does.
-    Bytes(Vec<Vec<u8>>),
-    /// `O` object arrays.
-    Object(Vec<Value>),
-    /// Anything else (complex, datetime, structured): the raw bytes in C order, file byte order.
-    Raw(Vec<u8>),
-}
-
-/// A decoded numpy array (or, with an empty shape, a numpy scalar).
-#[derive(Clone, Debug)]
-pub struct NdArray {
-    /// The dtype as numpy reports it after unpickling. Items are always decoded to native values; a
-    /// big-endian array pickled through `_reconstruct` comes back little-endian (numpy's `__setstate__`
-    /// byte-swaps it), one pickled through protocol 5's `_frombuffer` keeps its big-endian dtype.
-    pub dtype: Dtype,
-    /// The shape; empty for scalars.
-    pub shape: Vec<usize>,
-    /// `true` when the pickle stored the items in Fortran order (they were reordered to C order in `data`).
-    pub fortran_order: bool,
-    /// The items in C order.
-    pub data: ArrayData,
 }
 
 /// Why raw bytes could not become an array.

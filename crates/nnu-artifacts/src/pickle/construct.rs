@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::value::{Dict, Object, Value};
 use crate::error::{Error, Result};
 use crate::numpy::{Dtype, DtypeKind, NdArray};
 use crate::torch::{StorageRef, TensorDtype, TensorRef};
+use crate::value::{Dict, Object, Value};
 
 /// A malformed object: `what` it was meant to be and why it is not.
 pub(super) fn bad(what: &str, reason: impl Into<String>) -> Error {

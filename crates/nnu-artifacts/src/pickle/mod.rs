@@ -12,10 +12,11 @@
 //! Out-of-band buffers (protocol 5 `NEXT_BUFFER`) and the extension registry (`EXT1`..`EXT4`) are refused.
 
 mod construct;
-mod value;
+mod graph;
+mod literals;
 mod vm;
 
-pub use value::{Dict, GlobalName, Object, Value};
+pub use crate::value::{Dict, GlobalName, Object, Value};
 
 use crate::error::Result;
 

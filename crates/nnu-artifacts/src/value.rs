@@ -1,10 +1,115 @@
-//! The value tree a pickle decodes to.
+//! The value tree a pickle decodes to, with the numpy arrays it can hold.
+//!
+//! The two refer to each other (a [`Value`] can be an [`NdArray`], an object array holds [`Value`]s), so
+//! their types are defined here together, and the modules depend one way: `pickle` (the opcodes, and
+//! the constructors that build arrays with `numpy`'s decoding) uses `numpy`, which uses only this
+//! module. Both re-export what they own (`nnu_artifacts::pickle::Value`, `nnu_artifacts::numpy::NdArray`).
 
 use std::fmt;
 use std::rc::Rc;
 
-use crate::numpy::NdArray;
 use crate::torch::{StorageRef, TensorRef};
+
+/// Byte order of a dtype, as in the first character of `dtype.str`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ByteOrder {
+    /// `<`
+    Little,
+    /// `>`
+    Big,
+    /// `|`: one-byte types, strings and objects.
+    NotApplicable,
+}
+
+/// The kind of a dtype, as in `dtype.kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DtypeKind {
+    /// `b`
+    Bool,
+    /// `i`
+    Int,
+    /// `u`
+    UInt,
+    /// `f`
+    Float,
+    /// `c`
+    Complex,
+    /// `U` (UTF-32 code units)
+    Unicode,
+    /// `S`
+    Bytes,
+    /// `O`
+    Object,
+    /// `V` (raw or structured)
+    Void,
+    /// `M`
+    DateTime,
+    /// `m`
+    TimeDelta,
+}
+
+/// A numpy dtype: kind, item size in bytes and byte order. Structured dtypes keep only their size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dtype {
+    /// What the items are.
+    pub kind: DtypeKind,
+    /// Bytes per item (`dtype.itemsize`; for `U` four bytes per character).
+    pub itemsize: usize,
+    /// Byte order of multi-byte items.
+    pub byte_order: ByteOrder,
+}
+
+/// The items of an array, decoded to native values in C order.
+#[derive(Clone, Debug)]
+pub enum ArrayData {
+    /// `b1`
+    Bool(Vec<bool>),
+    /// `i1`
+    I8(Vec<i8>),
+    /// `i2`
+    I16(Vec<i16>),
+    /// `i4`
+    I32(Vec<i32>),
+    /// `i8`
+    I64(Vec<i64>),
+    /// `u1`
+    U8(Vec<u8>),
+    /// `u2`
+    U16(Vec<u16>),
+    /// `u4`
+    U32(Vec<u32>),
+    /// `u8`
+    U64(Vec<u64>),
+    /// `f2`, as IEEE half-precision bit patterns (see [`f16_to_f32`](crate::numpy::f16_to_f32)).
+    F16(Vec<u16>),
+    /// `f4`
+    F32(Vec<f32>),
+    /// `f8`
+    F64(Vec<f64>),
+    /// `U` strings, trailing NULs removed as numpy does.
+    Str(Vec<String>),
+    /// `S` byte strings, trailing NULs removed as numpy does.
+    Bytes(Vec<Vec<u8>>),
+    /// `O` object arrays.
+    Object(Vec<Value>),
+    /// Anything else (complex, datetime, structured): the raw bytes in C order, file byte order.
+    Raw(Vec<u8>),
+}
+
+/// A decoded numpy array (or, with an empty shape, a numpy scalar).
+#[derive(Clone, Debug)]
+pub struct NdArray {
+    /// The dtype as numpy reports it after unpickling. Items are always decoded to native values; a
+    /// big-endian array pickled through `_reconstruct` comes back little-endian (numpy's `__setstate__`
+    /// byte-swaps it), one pickled through protocol 5's `_frombuffer` keeps its big-endian dtype.
+    pub dtype: Dtype,
+    /// The shape; empty for scalars.
+    pub shape: Vec<usize>,
+    /// `true` when the pickle stored the items in Fortran order (they were reordered to C order in `data`).
+    pub fortran_order: bool,
+    /// The items in C order.
+    pub data: ArrayData,
+}
 
 /// One decoded Python value.
 ///
@@ -40,7 +145,7 @@ pub enum Value {
     /// A numpy scalar such as `np.float32(99.4)`: a zero-dimensional [`NdArray`].
     Scalar(Rc<NdArray>),
     /// A `numpy.dtype`.
-    Dtype(Rc<crate::numpy::Dtype>),
+    Dtype(Rc<Dtype>),
     /// A torch storage named by a persistent id (`('storage', torch.FloatStorage, key, location, numel)`).
     Storage(Rc<StorageRef>),
     /// A torch tensor view (`torch._utils._rebuild_tensor_v2`), still pointing into its storage.
@@ -275,7 +380,7 @@ impl Value {
         match self {
             Value::Bool(b) => Some(*b),
             Value::Scalar(a) => match &a.data {
-                crate::numpy::ArrayData::Bool(v) => v.first().copied(),
+                ArrayData::Bool(v) => v.first().copied(),
                 _ => None,
             },
             _ => None,
