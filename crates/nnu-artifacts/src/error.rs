@@ -92,6 +92,9 @@ pub enum Error {
     /// The file is neither a zip `torch.save` archive nor a legacy one, or the archive is damaged.
     #[error("checkpoint archive: {0}")]
     Archive(String),
+    /// A `.npy` file that is not a little-endian f32 C-order array of the size its header says.
+    #[error("{0}")]
+    Npy(String),
     /// A JSON file could not be parsed.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),

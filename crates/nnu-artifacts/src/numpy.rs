@@ -400,6 +400,83 @@ impl ArrayData {
     }
 }
 
+/// The header of a little-endian f32 C-order `.npy` (format 1.x to 3.x) at the start of `bytes`: the
+/// shape and the offset where the data start. Anything else is [`Error::Npy`](crate::Error::Npy).
+pub fn npy_f32_header(bytes: &[u8]) -> crate::Result<(Vec<usize>, usize)> {
+    let bad = |msg: &str| crate::Error::Npy(msg.to_string());
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err(bad("not a .npy file"));
+    }
+    let (hlen, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        _ => return Err(bad("unsupported .npy version")),
+    };
+    let text = bytes
+        .get(start..start + hlen)
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .ok_or_else(|| bad("truncated .npy header"))?;
+    if !text.contains("'descr': '<f4'") || !text.contains("'fortran_order': False") {
+        return Err(bad(
+            "only little-endian f32 C-order .npy files are supported",
+        ));
+    }
+    let shape_txt = text
+        .split("'shape': (")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .ok_or_else(|| bad("no shape in .npy header"))?;
+    let shape: Vec<usize> = shape_txt
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| bad("bad shape in .npy header"))
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    Ok((shape, start + hlen))
+}
+
+/// The shape and values (C order) of a little-endian f32 C-order `.npy` held in `bytes` (format 1.x to
+/// 3.x, e.g. an array of an `.npz`): exactly the data bytes its shape needs, else
+/// [`Error::Npy`](crate::Error::Npy).
+pub fn parse_npy_f32(bytes: &[u8]) -> crate::Result<(Vec<usize>, Vec<f32>)> {
+    let (shape, offset) = npy_f32_header(bytes)?;
+    let data = &bytes[offset..];
+    // Checked: a crafted shape must be an error, not an overflow.
+    let need = shape
+        .iter()
+        .try_fold(4usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| {
+            crate::Error::Npy(format!("shape {shape:?} in the .npy header is too large"))
+        })?;
+    if data.len() != need {
+        return Err(crate::Error::Npy(format!(
+            "expected {need} data bytes for shape {shape:?}, found {}",
+            data.len()
+        )));
+    }
+    let values = data
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    Ok((shape, values))
+}
+
+/// Reads a little-endian f32 C-order `.npy` file ([`parse_npy_f32`]); errors name the file.
+pub fn read_npy_f32(path: impl AsRef<std::path::Path>) -> crate::Result<(Vec<usize>, Vec<f32>)> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|source| crate::Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_npy_f32(&bytes).map_err(|e| e.in_file(path))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

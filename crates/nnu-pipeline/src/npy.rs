@@ -110,48 +110,18 @@ fn write_values(w: &mut impl Write, array: ArrayViewD<f32>) -> std::io::Result<(
     Ok(())
 }
 
-/// Parses the header of a little-endian f32 C-order `.npy` at the start of `bytes`: the shape and where
-/// the data start.
+/// The header of a little-endian f32 C-order `.npy` at the start of `bytes`
+/// ([`nnu_artifacts::numpy::npy_f32_header`]): the shape and where the data start; errors name `path`.
 fn parse_header(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, usize), PipelineError> {
-    let bad = |msg: &str| PipelineError::Input {
+    nnu_artifacts::numpy::npy_f32_header(bytes).map_err(|e| npy_error(path, e))
+}
+
+/// An `.npy` error of `nnu-artifacts` as the pipeline's, naming `path`.
+fn npy_error(path: &Path, e: nnu_artifacts::Error) -> PipelineError {
+    PipelineError::Input {
         path: path.to_path_buf(),
-        msg: msg.to_string(),
-    };
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err(bad("not a .npy file"));
+        msg: e.to_string(),
     }
-    let (hlen, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-        _ => return Err(bad("unsupported .npy version")),
-    };
-    let text = bytes
-        .get(start..start + hlen)
-        .and_then(|h| std::str::from_utf8(h).ok())
-        .ok_or_else(|| bad("truncated .npy header"))?;
-    if !text.contains("'descr': '<f4'") || !text.contains("'fortran_order': False") {
-        return Err(bad(
-            "only little-endian f32 C-order .npy files are supported",
-        ));
-    }
-    let shape_txt = text
-        .split("'shape': (")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .ok_or_else(|| bad("no shape in .npy header"))?;
-    let shape: Vec<usize> = shape_txt
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<usize>()
-                .map_err(|_| bad("bad shape in .npy header"))
-        })
-        .collect::<Result<_, _>>()?;
-    Ok((shape, start + hlen))
 }
 
 /// True when `path` is a whole `.npy` of little-endian f32: a readable header and exactly the data bytes
@@ -184,30 +154,14 @@ pub fn read_npy_f32(path: &Path) -> Result<ArrayD<f32>, PipelineError> {
 }
 
 /// Parses the bytes of a little-endian f32 C-order `.npy` (format 1.x/2.x) read from `path` (named in
-/// errors), e.g. an array of an `.npz`.
+/// errors), e.g. an array of an `.npz` ([`nnu_artifacts::numpy::parse_npy_f32`]).
 pub fn parse_npy_f32(path: &Path, bytes: &[u8]) -> Result<ArrayD<f32>, PipelineError> {
-    let bad = |msg: &str| PipelineError::Input {
+    let (shape, values) =
+        nnu_artifacts::numpy::parse_npy_f32(bytes).map_err(|e| npy_error(path, e))?;
+    ArrayD::from_shape_vec(IxDyn(&shape), values).map_err(|e| PipelineError::Input {
         path: path.to_path_buf(),
-        msg: msg.to_string(),
-    };
-    let (shape, offset) = parse_header(path, bytes)?;
-    let data = &bytes[offset..];
-    // Checked: a crafted shape must be an error, not an overflow.
-    let need = shape
-        .iter()
-        .try_fold(4usize, |n, &d| n.checked_mul(d))
-        .ok_or_else(|| bad(&format!("shape {shape:?} in the .npy header is too large")))?;
-    if data.len() != need {
-        return Err(bad(&format!(
-            "expected {need} data bytes for shape {shape:?}, found {}",
-            data.len()
-        )));
-    }
-    let v: Vec<f32> = data
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    ArrayD::from_shape_vec(IxDyn(&shape), v).map_err(|e| bad(&e.to_string()))
+        msg: e.to_string(),
+    })
 }
 
 #[cfg(test)]

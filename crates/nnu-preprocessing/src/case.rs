@@ -5,7 +5,6 @@ use ndarray::{Array3, Array4, ArrayView3, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::alloc::try_from_elem;
 use crate::crop::{common_shape, crop_to_bbox, nonzero_bbox, nonzero_mask, CropBbox};
 use crate::normalize::{ct_value, normalize_channel, Normalization, Pointwise};
 use crate::resample::{
@@ -13,6 +12,7 @@ use crate::resample::{
     ResamplePlan,
 };
 use crate::PreprocessError;
+use nnu_alloc::try_from_elem;
 
 /// The plan values preprocessing needs, independent of how the plans were read.
 ///

@@ -4,9 +4,9 @@
 use ndarray::{s, Array3, ArrayView3, ArrayViewMut3, Axis};
 use rayon::prelude::*;
 
-use crate::alloc::{try_from_elem, try_push, try_to_owned, try_vec};
 use crate::resample::shape3;
 use crate::PreprocessError;
+use nnu_alloc::{try_from_elem, try_push, try_to_owned, try_vec};
 
 /// A crop box as nnU-Net stores `crop_bbox`: `[start, end)` per axis (z, y, x) of the original image.
 pub type CropBbox = [[usize; 2]; 3];

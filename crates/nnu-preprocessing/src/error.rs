@@ -96,7 +96,7 @@ pub enum PreprocessError {
     },
     /// A volume-sized buffer that could not be allocated (the process's address-space limit, or more
     /// than the machine has): the case fails with this instead of aborting the process.
-    #[error("out of memory: cannot allocate {} ({bytes} bytes) for {what}", human_bytes(*bytes))]
+    #[error("out of memory: cannot allocate {} ({bytes} bytes) for {what}", nnu_alloc::human_bytes(*bytes))]
     OutOfMemory {
         /// The buffer, e.g. `the preprocessed volume`.
         what: &'static str,
@@ -108,17 +108,11 @@ pub enum PreprocessError {
     Postprocessing(String),
 }
 
-/// `bytes` in the unit that shows them (`512 bytes`, `3.2 MiB`, `1.5 GiB`), never `0.0 GiB`.
-pub(crate) fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} bytes");
+impl From<nnu_alloc::AllocError> for PreprocessError {
+    fn from(e: nnu_alloc::AllocError) -> Self {
+        PreprocessError::OutOfMemory {
+            what: e.what,
+            bytes: e.bytes,
+        }
     }
-    let mut v = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
 }

@@ -6,13 +6,13 @@
 use ndarray::{Array3, Array4, ArrayView3, ArrayView4, Axis, Zip};
 use serde::{Deserialize, Serialize};
 
-use crate::alloc::{try_from_elem, try_push, try_vec};
 use crate::case::{check_transpose, CaseProperties, PreprocessParams};
 use crate::crop::{check_bbox, crop_to_bbox_mut};
 use crate::resample::{
     argmax_into, resample_channel_into, shape3, Order, PlaneStream, ResamplePlan,
 };
 use crate::PreprocessError;
+use nnu_alloc::{try_from_elem, try_push, try_vec};
 
 /// Options of the export resampling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,9 +92,10 @@ fn for_each_resampled_channel<E: From<PreprocessError>>(
         } else {
             let b = match &mut buf {
                 Some(b) => b,
-                slot @ None => {
-                    slot.insert(try_from_elem(cropped, 0.0f32, "a resampled class channel")?)
-                }
+                slot @ None => slot.insert(
+                    try_from_elem(cropped, 0.0f32, "a resampled class channel")
+                        .map_err(PreprocessError::from)?,
+                ),
             };
             resample_channel_into(ch, b.view_mut(), plan, opts.order)?;
             sink(c, b.view())?;
@@ -215,7 +216,8 @@ pub fn export_probabilities_per_class<E: From<PreprocessError>>(
         props.original_size_of_raw_data,
         0.0f32,
         "a class of the probabilities in the image's frame",
-    )?;
+    )
+    .map_err(PreprocessError::from)?;
     if let Some(streams) = class_streams(probs, &plan, params, opts)? {
         for (c, stream) in streams.iter().enumerate() {
             let region = crop_to_bbox_mut(channel.view_mut(), &props.crop_bbox)?;

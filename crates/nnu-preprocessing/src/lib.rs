@@ -63,7 +63,6 @@
 
 #![warn(missing_docs)]
 
-mod alloc;
 pub mod case;
 pub mod crop;
 mod error;

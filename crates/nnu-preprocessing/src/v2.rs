@@ -20,11 +20,11 @@
 
 use ndarray::{Array3, Array4, ArrayView3, ArrayView4, ArrayViewMut3, Axis};
 
-use crate::alloc::{standard_layout, try_from_elem, try_to_owned};
 use crate::case::{check_transpose, permute};
 use crate::crop::{common_shape, crop_to_bbox, nonzero_bbox, nonzero_mask, CropBbox};
 use crate::resample::{check_spacing, new_shape, resample_channel_into, Order, ResamplePlan};
 use crate::PreprocessError;
+use nnu_alloc::{standard_layout, try_from_elem, try_to_owned};
 
 const EPS: f64 = 1e-8;
 

@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use ndarray::{s, Array3, Array4, ArrayView2, ArrayView3, ArrayView4, ArrayViewMut3, Axis, Zip};
 
-use crate::alloc::{try_from_elem, try_to_owned};
 use crate::error::{Result, TilingError};
 use crate::gaussian::cached_gaussian_importance_map;
 use crate::mirror::{Mirror, MirrorSet};
 use crate::softmax::exp_f32;
 use crate::steps::{Tile, TileGrid};
+use nnu_alloc::{try_from_elem, try_to_owned};
 
 /// How predictions are merged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -348,6 +348,7 @@ impl Aggregator {
                 self.aggregated.slice(s![.., rz, ry, rx]),
                 "the merged probabilities without padding",
             )
+            .map_err(Into::into)
         }
     }
 }

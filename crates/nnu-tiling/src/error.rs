@@ -103,7 +103,7 @@ pub enum TilingError {
     /// the machine has): the case fails with this instead of aborting the process.
     #[error(
         "out of memory: cannot allocate {} ({bytes} bytes) for {what}",
-        crate::alloc::human_bytes(*bytes)
+        nnu_alloc::human_bytes(*bytes)
     )]
     OutOfMemory {
         /// The array, e.g. `the class sums of the sliding window`.
@@ -127,3 +127,12 @@ pub enum TilingError {
 
 /// Shorthand for this crate's results.
 pub type Result<T> = std::result::Result<T, TilingError>;
+
+impl From<nnu_alloc::AllocError> for TilingError {
+    fn from(e: nnu_alloc::AllocError) -> Self {
+        TilingError::OutOfMemory {
+            what: e.what,
+            bytes: e.bytes,
+        }
+    }
+}

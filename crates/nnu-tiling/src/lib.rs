@@ -41,7 +41,6 @@
 #![warn(missing_docs)]
 
 mod aggregate;
-mod alloc;
 mod error;
 mod gaussian;
 mod mirror;

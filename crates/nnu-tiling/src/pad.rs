@@ -4,8 +4,8 @@ use std::ops::Range;
 
 use ndarray::{s, ArrayView4, CowArray, Ix4};
 
-use crate::alloc::try_from_elem;
 use crate::error::{Result, TilingError};
+use nnu_alloc::try_from_elem;
 
 /// How an image of `shape` is padded to `padded_shape` (all (z, y, x)), and how to crop back.
 ///

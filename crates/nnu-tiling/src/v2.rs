@@ -21,11 +21,11 @@
 
 use ndarray::{s, Array3, Array4, ArrayView4, Zip};
 
-use crate::alloc::{try_from_elem, try_to_owned};
 use crate::error::{Result, TilingError};
 use crate::gaussian::axis_weights;
 use crate::mirror::Mirror;
 use crate::steps::{Tile, TileGrid};
+use nnu_alloc::{try_from_elem, try_to_owned};
 
 /// `value_scaling_factor` of nnunetv2's `compute_gaussian` as the predictor calls it.
 pub const V2_GAUSSIAN_SCALE: f64 = 10.0;
@@ -291,6 +291,7 @@ impl LogitMerge {
                 self.sum.slice(s![.., rz, ry, rx]),
                 "the merged logits without padding",
             )
+            .map_err(Into::into)
         }
     }
 }

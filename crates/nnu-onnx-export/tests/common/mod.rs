@@ -22,55 +22,9 @@ pub fn reference(name: &str) -> PathBuf {
     p
 }
 
-/// Reads a little-endian f32 C-order `.npy` (format 1.0 or 2.0) into (shape, data).
+/// Reads a little-endian f32 C-order `.npy` into (shape, data) ([`nnu_artifacts::numpy::read_npy_f32`]).
 pub fn read_npy_f32(path: &Path) -> (Vec<usize>, Vec<f32>) {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(
-        &bytes[..6],
-        b"\x93NUMPY",
-        "{}: not an .npy file",
-        path.display()
-    );
-    let (hlen, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        _ => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-    };
-    let header = std::str::from_utf8(&bytes[start..start + hlen]).expect("npy header is ASCII");
-    assert!(
-        header.contains("'descr': '<f4'"),
-        "{}: not little-endian f32: {header}",
-        path.display()
-    );
-    assert!(
-        header.contains("'fortran_order': False"),
-        "{}: Fortran order",
-        path.display()
-    );
-    let shape_str = header
-        .split("'shape': (")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .expect("shape");
-    let shape: Vec<usize> = shape_str
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().expect("dim"))
-        .collect();
-    let data: Vec<f32> = bytes[start + hlen..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    assert_eq!(
-        data.len(),
-        shape.iter().product::<usize>(),
-        "{}: truncated",
-        path.display()
-    );
-    (shape, data)
+    nnu_artifacts::numpy::read_npy_f32(path).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Runs serialised ONNX bytes in tract on one input; returns each output as (shape, data).

@@ -156,7 +156,7 @@ pub(super) fn resize3d<T: Copy + Send + Sync>(
     let in_plane_identity = py.is_identity() && px.is_identity();
     let mut buf = Vec::new();
     if !in_plane_identity {
-        buf = crate::alloc::try_vec(iz * plane, 0.0f64, "the in-plane resampled channel (f64)")?;
+        buf = nnu_alloc::try_vec(iz * plane, 0.0f64, "the in-plane resampled channel (f64)")?;
         let zb = planes_per_task(iz);
         buf.par_chunks_mut(plane * zb)
             .enumerate()

@@ -2,7 +2,7 @@
 //! ties to the nearest sample).
 
 use super::*;
-use crate::alloc::{try_from_elem, try_to_owned};
+use nnu_alloc::{try_from_elem, try_to_owned};
 
 /// Resamples per-voxel class scores of a two-label map and returns, per output voxel, whether label 1
 /// ("inside") wins: nnU-Net's `resize_segmentation(order)` for the labels {-1, 0} that `crop_to_nonzero`
@@ -19,13 +19,17 @@ pub(crate) fn resample_mask(
     let out_shape = plan.new_shape;
     check_nonempty(in_shape, out_shape)?;
     if in_shape == out_shape {
-        return try_to_owned(inside, "the resampled nonzero mask");
+        return Ok(try_to_owned(inside, "the resampled nonzero mask")?);
     }
     let any_in = inside.iter().any(|&b| b);
     let any_out = inside.iter().any(|&b| !b);
     if !(any_in && any_out) {
         // A single label: batchgenerators returns it everywhere.
-        return try_from_elem(out_shape, any_in, "the resampled nonzero mask");
+        return Ok(try_from_elem(
+            out_shape,
+            any_in,
+            "the resampled nonzero mask",
+        )?);
     }
     match plan.separate_z_axis {
         None => {

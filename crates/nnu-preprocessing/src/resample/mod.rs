@@ -40,7 +40,7 @@ pub fn resize(
     out_shape: [usize; 3],
     order: Order,
 ) -> Result<Array3<f32>, PreprocessError> {
-    let mut out = crate::alloc::try_from_elem(out_shape, 0.0f32, "the resized volume")?;
+    let mut out = nnu_alloc::try_from_elem(out_shape, 0.0f32, "the resized volume")?;
     resize_into(input, out.view_mut(), order)?;
     Ok(out)
 }
@@ -121,7 +121,7 @@ pub fn resample_channel(
     plan: &ResamplePlan,
     order: Order,
 ) -> Result<Array3<f32>, PreprocessError> {
-    let mut out = crate::alloc::try_from_elem(plan.new_shape, 0.0f32, "the resampled channel")?;
+    let mut out = nnu_alloc::try_from_elem(plan.new_shape, 0.0f32, "the resampled channel")?;
     resample_channel_into(input, out.view_mut(), plan, order)?;
     Ok(out)
 }
