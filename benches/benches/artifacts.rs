@@ -4,13 +4,11 @@
 //! the reference UNet++ checkpoint in `fixtures/reference/` (2.4 MB, 188 tensors); both come from the page
 //! cache after the first iteration, so this measures decoding, not the disk.
 
-use std::path::PathBuf;
-
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use nnu_artifacts::{pickle, Checkpoint, Plans};
 
 fn artifacts(c: &mut Criterion) {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = nnu_benches::workspace_root();
     let plans_path =
         root.join("fixtures/artifacts/planner/Task501_PhantomCT/nnUNetPlansv2.1_plans_3D.pkl");
     let plans_bytes = std::fs::read(&plans_path).expect("fixture plans");

@@ -7,40 +7,16 @@
 //! - The full Task003 UNet++ (128^3, base 32, 5 poolings) when `NNU_BENCH_FULL=/path/model.onnx` is set
 //!   (make it with `nnu-export-onnx --random-weights`); a single patch, all cores. Takes minutes.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use ndarray::{Array5, ArrayView5};
+use ndarray::ArrayView5;
+use nnu_benches::{random_batch, reference_onnx};
 use nnu_engine::{Backend, TractBackend, TractOptions};
 
 const MIRRORS: usize = 8;
-
-fn reference(name: &str) -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/reference")
-        .join(name)
-        .join("model_ds.onnx");
-    if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!("skipping {name}: {} is absent", path.display());
-        None
-    }
-}
-
-/// A deterministic pseudo-random batch (values in [-2, 2)).
-fn batch(n: usize, c: usize, [z, y, x]: [usize; 3]) -> Array5<f32> {
-    let mut state = 0x2545_f491_u32;
-    Array5::from_shape_simple_fn((n, c, z, y, x), || {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        (state as f32 / u32::MAX as f32) * 4.0 - 2.0
-    })
-}
 
 fn run_one_by_one(backend: &mut TractBackend, input: ArrayView5<f32>) {
     for m in 0..input.shape()[0] {
@@ -52,7 +28,7 @@ fn run_one_by_one(backend: &mut TractBackend, input: ArrayView5<f32>) {
 fn small_nets(c: &mut Criterion) {
     let batched_too = std::env::var_os("NNU_BENCH_BATCHED").is_some();
     for name in ["unetpp-small", "unet-small"] {
-        let Some(model) = reference(name) else {
+        let Some(model) = reference_onnx(name) else {
             continue;
         };
         let mut group = c.benchmark_group(format!("engine/{name}"));
@@ -63,7 +39,7 @@ fn small_nets(c: &mut Criterion) {
         for threads in [1, 2] {
             let opts = TractOptions::default().threads(threads);
             let mut single = TractBackend::load(&model, &opts).expect("load");
-            let input = batch(MIRRORS, single.input_channels(), single.patch_size());
+            let input = random_batch(MIRRORS, single.input_channels(), single.patch_size());
             group.bench_function(BenchmarkId::new("batch1x8", format!("{threads}t")), |b| {
                 b.iter(|| run_one_by_one(&mut single, input.view()))
             });
@@ -87,7 +63,7 @@ fn full_net(c: &mut Criterion) {
         return;
     };
     let mut backend = TractBackend::load(&model, &TractOptions::default()).expect("load");
-    let input = batch(1, backend.input_channels(), backend.patch_size());
+    let input = random_batch(1, backend.input_channels(), backend.patch_size());
     let mut group = c.benchmark_group("engine/full-unetpp");
     group.throughput(Throughput::Elements(1));
     group

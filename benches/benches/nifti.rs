@@ -46,27 +46,21 @@
 //! changes nothing (same 55.5 MB in 4.4 s): ITK's NIfTI writer ignores it.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use nnu_synth::{generate, PhantomSpec};
+use nnu_benches::{data_dir, liver_ct_spec};
+use nnu_synth::generate;
 use nnu_volume::{read_volume, write_volume, WriteOptions};
 
-fn data_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-data/nifti");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn nifti(c: &mut Criterion) {
-    let spec = PhantomSpec::new([480, 512, 512], [1.0, 0.78, 0.78], 0);
+    let spec = liver_ct_spec();
     let t = std::time::Instant::now();
     let phantom = generate(&spec).unwrap();
     eprintln!(
         "phantom 512x512x480 generated in {:.2} s",
         t.elapsed().as_secs_f64()
     );
-    let dir = data_dir();
+    let dir = data_dir("nifti");
     let ours = dir.join("phantom_ours.nii.gz");
     let single = dir.join("phantom_single.nii.gz");
     let raw = dir.join("phantom.nii");

@@ -12,7 +12,8 @@
 //! - `case/export_3class`: 3 class probabilities (250, 300, 300) back to (200, 256, 256), argmax, paste.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ndarray::{Array3, Array4, Axis, Zip};
+use ndarray::{Array4, Zip};
+use nnu_benches::{ct_phantom, CT_SHAPE};
 use nnu_preprocessing::normalize::normalize_channel;
 use nnu_preprocessing::resample::{resample_channel, ResamplePlan};
 use nnu_preprocessing::{
@@ -20,24 +21,7 @@ use nnu_preprocessing::{
     Normalization, Order, PreprocessParams,
 };
 
-const SHAPE: (usize, usize, usize) = (200, 256, 256);
 const OUT: [usize; 3] = [250, 300, 300];
-
-fn phantom() -> Array3<f32> {
-    let mut a = Array3::<f32>::zeros(SHAPE);
-    Zip::indexed(a.view_mut().lanes_mut(Axis(2))).par_for_each(|(z, y), mut row| {
-        for (x, v) in row.iter_mut().enumerate() {
-            let (dy, dx) = (y as f64 - 128.0, x as f64 - 128.0);
-            *v = if dy * dy + dx * dx > 110.0 * 110.0 {
-                -1000.0
-            } else {
-                let t = ((z * 31 + y * 17 + x * 7) % 23) as f64 - 11.0;
-                (40.0 + 60.0 * (z as f64 * 0.05).sin() * (y as f64 * 0.07).cos() + t) as f32
-            };
-        }
-    });
-    a
-}
 
 fn ct() -> Normalization {
     Normalization::Ct {
@@ -52,7 +36,7 @@ fn ct() -> Normalization {
 }
 
 fn bench(c: &mut Criterion) {
-    let input = phantom();
+    let input = ct_phantom();
     let mut g = c.benchmark_group("preprocessing");
     g.sample_size(10);
     let plan_3d = ResamplePlan {
@@ -74,7 +58,7 @@ fn bench(c: &mut Criterion) {
         });
     }
     let plan_zonly = ResamplePlan {
-        new_shape: [OUT[0], SHAPE.1, SHAPE.2],
+        new_shape: [OUT[0], CT_SHAPE.1, CT_SHAPE.2],
         separate_z_axis: None,
     };
     g.bench_function("resample/order3_zonly", |b| {
