@@ -274,20 +274,16 @@ fn write_and_report(
     Ok(())
 }
 
-/// Exit status for bad arguments or an unusable model, plans, checkpoint or output: nothing was
-/// written (the workspace's convention; clap uses it for its own argument errors).
-const EXIT_USAGE: u8 = 2;
-
 fn main() -> ExitCode {
     match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(nnu_cli::EXIT_OK),
         Err(f) if f.file.as_os_str().is_empty() => {
             eprintln!("error: {}", f.message);
-            ExitCode::from(EXIT_USAGE)
+            ExitCode::from(nnu_cli::EXIT_USAGE)
         }
         Err(f) => {
             eprintln!("error: {}: {}", f.file.display(), f.message);
-            ExitCode::from(EXIT_USAGE)
+            ExitCode::from(nnu_cli::EXIT_USAGE)
         }
     }
 }

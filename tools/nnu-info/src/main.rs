@@ -41,10 +41,6 @@ struct Args {
     absolute: bool,
 }
 
-/// Exit status for bad arguments or unusable input (the workspace's convention: 0 done, 1 some cases
-/// failed, 2 nothing done).
-const EXIT_USAGE: u8 = 2;
-
 /// The patch's (x, y) edges from a model folder's plans (full-resolution stage; z, y, x stored).
 fn patch_xy(model: &std::path::Path) -> Result<(u32, u32), String> {
     let plans = nnu_artifacts::Plans::load(model.join("plans.pkl")).map_err(|e| e.to_string())?;
@@ -64,7 +60,7 @@ fn main() -> ExitCode {
             Ok((x, y)) => (width, height) = (x, y),
             Err(e) => {
                 eprintln!("error: {e}");
-                return ExitCode::from(EXIT_USAGE);
+                return ExitCode::from(nnu_cli::EXIT_USAGE);
             }
         }
     }
@@ -74,7 +70,7 @@ fn main() -> ExitCode {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("error: {}: {e}", args.bin_dir.display());
-                return ExitCode::from(EXIT_USAGE);
+                return ExitCode::from(nnu_cli::EXIT_USAGE);
             }
         }
     } else {
@@ -94,11 +90,11 @@ fn main() -> ExitCode {
             for (p, n) in &summary.shards {
                 println!("{}: {n} tiles", p.display());
             }
-            ExitCode::SUCCESS
+            ExitCode::from(nnu_cli::EXIT_OK)
         }
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(EXIT_USAGE)
+            ExitCode::from(nnu_cli::EXIT_USAGE)
         }
     }
 }

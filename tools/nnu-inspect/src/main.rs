@@ -39,12 +39,12 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(nnu_cli::EXIT_OK),
         Err(e) => {
             // Every error of nnu-artifacts starts with the file it concerns.
             eprintln!("error: {e}");
-            // The workspace's convention: 2 = unusable input, nothing done.
-            ExitCode::from(2)
+            // Unusable input, nothing done.
+            ExitCode::from(nnu_cli::EXIT_USAGE)
         }
     }
 }

@@ -97,7 +97,7 @@ fn main() -> ExitCode {
             .build_global()
         {
             eprintln!("error: --threads {n}: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(nnu_cli::EXIT_USAGE);
         }
     }
     let mut spec = PhantomSpec::new(args.shape, args.spacing, args.seed);
@@ -129,7 +129,7 @@ fn main() -> ExitCode {
     match result {
         Ok(cases) => {
             println!("wrote {} cases to {}", cases.len(), args.out.display());
-            ExitCode::SUCCESS
+            ExitCode::from(nnu_cli::EXIT_OK)
         }
         Err(e) => {
             // Volume errors already start with the file name; others name the spec field or folder.
@@ -141,8 +141,8 @@ fn main() -> ExitCode {
                     eprintln!("error: {}: {e}", args.out.display())
                 }
             }
-            // The workspace's convention: 2 = bad arguments or unusable output, nothing done.
-            ExitCode::from(2)
+            // Bad arguments or an unusable output folder.
+            ExitCode::from(nnu_cli::EXIT_USAGE)
         }
     }
 }

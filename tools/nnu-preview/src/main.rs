@@ -69,10 +69,10 @@ fn main() -> ExitCode {
             .exit(),
     };
     match run(args, image, seg) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(nnu_cli::EXIT_OK),
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(2)
+            ExitCode::from(nnu_cli::EXIT_USAGE)
         }
     }
 }
