@@ -60,12 +60,22 @@ mod tract;
 #[cfg(feature = "acl")]
 pub use crate::acl::AclBackend;
 #[cfg(feature = "native")]
-pub use crate::native::{NativeBackend, NativeOptions, Precision};
+pub use crate::native::{NativeBackend, NativeOptions};
 #[cfg(feature = "tract")]
 pub use crate::tract::{TractBackend, TractOptions};
 /// The AscendCL wrapper under [`AclBackend`] (cargo feature `acl`): its runtime, to load backends with.
 #[cfg(feature = "acl")]
 pub use nnu_acl;
+
+/// Arithmetic of the convolutions of the native backend (tract runs f32 only). Defined whatever the
+/// features, so that options and command lines can name it in a build without the native backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// f32 everywhere (the default).
+    F32,
+    /// Inputs and weights rounded to bf16 (round to nearest even), products accumulated in f32.
+    Bf16,
+}
 
 /// Errors of the inference backends. Each variant names the model file or the offending value.
 #[derive(Debug, thiserror::Error)]

@@ -147,14 +147,7 @@ pub struct LoadedV2Model {
 /// `__`-separated part of the folder name (`nnUNetTrainer__nnUNetPlans__3d_fullres`), if it names a
 /// configuration of the plans, else [`nnu_artifacts::v2::DEFAULT_CONFIGURATION`].
 pub fn configuration_from_folder(model: &nnu_artifacts::v2::V2ModelFolder) -> String {
-    model
-        .dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.rsplit("__").next())
-        .filter(|c| model.plans.configuration_names.iter().any(|n| n == c))
-        .unwrap_or(nnu_artifacts::v2::DEFAULT_CONFIGURATION)
-        .to_owned()
+    model.configuration_from_name()
 }
 
 /// Loads fold `fold` (`None` for `fold_all`) of an nnunetv2 model folder: `checkpoint_name`

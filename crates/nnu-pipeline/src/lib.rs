@@ -9,6 +9,11 @@
 //!   bookkeeping (fold selection, sharding, loading backends, the demo's Dice), [`npy`] and [`preview`] the
 //!   optional outputs.
 //!
+//! Cargo features: `tract` and `native` (both on by default) are `nnu-engine`'s CPU backends, which
+//! `run::load_cpu_backends` and `v2::load_v2_backends` load (with `export`, networks built in memory
+//! from checkpoints); `acl` adds the Ascend NPUs to [`infer`]. `--no-default-features --features acl`
+//! compiles no tract: what `nnu-infer` needs on an NPU-only machine.
+//!
 //! # Example
 //!
 //! Predict every case of a folder with the folds of a model folder (what `nnu-predict` does):
@@ -123,7 +128,8 @@ pub enum PipelineError {
         /// The panic message.
         message: String,
     },
-    /// Building a fold's network from its checkpoint (no `model.onnx`).
+    /// Building a fold's network from its checkpoint (no `model.onnx`; cargo feature `export`).
+    #[cfg(feature = "export")]
     #[error(transparent)]
     Export(#[from] nnu_onnx_export::ExportError),
 }

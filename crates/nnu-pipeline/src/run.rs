@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 
 pub use nnu_engine::Precision;
-use nnu_engine::{Backend, EngineError, NativeBackend, NativeOptions, TractBackend, TractOptions};
+use nnu_engine::{Backend, EngineError};
 
 use crate::cases::{Case, Shard};
+#[cfg(feature = "export")]
 use crate::model::ModelSpec;
 use crate::PipelineError;
 
@@ -91,6 +92,7 @@ impl CpuBackendOptions {
 }
 
 /// Where a fold's network comes from.
+#[cfg(feature = "export")]
 enum NetworkSource {
     File(PathBuf),
     /// Built in memory from `fold`'s checkpoint (the fold has no `model.onnx`).
@@ -102,6 +104,7 @@ enum NetworkSource {
 
 /// Loads one tract backend per fold: `onnx` when given (a single model), else each fold's `model.onnx`
 /// (built in memory from the checkpoint when the fold has none).
+#[cfg(feature = "tract")]
 pub fn load_tract_backends(
     model: &ModelSpec,
     folds: &[usize],
@@ -119,7 +122,9 @@ pub fn load_tract_backends(
 /// Loads one CPU backend per fold: `onnx` when given (a single model), else each fold's `model.onnx`,
 /// else the fold's network built in memory from its checkpoint with `nnu_onnx_export` (no export step
 /// needed). With [`BackendKind::Auto`], a model the native backend cannot run is loaded with tract
-/// after printing `note: native backend: <reason>; using tract` once.
+/// after printing `note: native backend: <reason>; using tract` once. (Cargo feature `tract` or
+/// `native`, both on by default.)
+#[cfg(feature = "export")]
 pub fn load_cpu_backends(
     model: &ModelSpec,
     folds: &[usize],
@@ -178,11 +183,10 @@ pub fn load_cpu_backends(
                 (origin, Some(exported.to_bytes()))
             }
         };
-        let backend = open_backend(
+        let backend = open_cpu_backend(
             &path,
             bytes.as_deref(),
-            model.patch,
-            model.num_modalities,
+            &NetworkInput::patch(model.patch, model.num_modalities),
             options,
             &mut noted,
         )?;
@@ -202,52 +206,161 @@ pub fn load_cpu_backends(
     Ok(backends)
 }
 
+/// What a CPU network is opened for: its input shape and how many patches one call takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkInput {
+    /// Spatial patch (z, y, x); `None`: the one fixed in the model.
+    pub patch: Option<[usize; 3]>,
+    /// Input channels; `None`: the count fixed in the model.
+    pub channels: Option<usize>,
+    /// Patches per call of the native backend.
+    pub native_batch: usize,
+    /// Patches per call of tract.
+    pub tract_batch: usize,
+    /// With bf16 asked and [`BackendKind::Auto`] falling back to tract (which runs fp32 only): `true`
+    /// makes that an error, `false` runs tract in fp32.
+    pub fallback_refuses_bf16: bool,
+}
+
+impl NetworkInput {
+    /// A prediction's network: `patch` and `channels` given, a tile's mirrors in one call of the native
+    /// backend (up to 8: a small network runs them a whole sample per thread), one patch per call of
+    /// tract, and a fallback to tract in fp32.
+    pub fn patch(patch: [usize; 3], channels: usize) -> Self {
+        NetworkInput {
+            patch: Some(patch),
+            channels: Some(channels),
+            native_batch: 8,
+            tract_batch: 1,
+            fallback_refuses_bf16: false,
+        }
+    }
+
+    /// A model file run as it is (`nnu-infer`): the shape fixed in the model, `batch` patches per call
+    /// of either backend, and no fallback to tract when bf16 is asked.
+    pub fn model_file(batch: usize) -> Self {
+        NetworkInput {
+            patch: None,
+            channels: None,
+            native_batch: batch,
+            tract_batch: batch,
+            fallback_refuses_bf16: true,
+        }
+    }
+}
+
 /// Opens one network (`bytes` when built in memory, else the ONNX file `path`) with the backend of
-/// `options` for `patch` and `channels`. With [`BackendKind::Auto`], a network the native backend cannot
-/// run is opened with tract after printing `note: native backend: <reason>; using tract` (once per
-/// `noted`).
-pub(crate) fn open_backend(
+/// `options` for `input`. With [`BackendKind::Auto`], a network the native backend cannot run is opened
+/// with tract after printing `note: native backend: <reason>; using tract` (once per `noted`). A
+/// backend left out of the build (cargo features `native`, `tract`) is an error naming the model; `Auto`
+/// without `native` opens tract.
+pub fn open_cpu_backend(
     path: &Path,
     bytes: Option<&[u8]>,
-    patch: [usize; 3],
-    channels: usize,
+    input: &NetworkInput,
     options: &CpuBackendOptions,
     noted: &mut bool,
 ) -> Result<Box<dyn Backend>, PipelineError> {
-    // a tile's mirrors come as one batch: a small network runs them a whole sample per thread
-    let native_opts = NativeOptions::default()
-        .threads(options.threads)
-        .precision(options.precision)
-        .patch_size(patch)
-        .input_channels(channels)
-        .max_batch(8);
-    let tract_opts = TractOptions::default()
-        .threads(options.threads)
-        .patch_size(patch)
-        .input_channels(channels);
-    let native = || match bytes {
-        Some(b) => NativeBackend::from_onnx_bytes(b, path, &native_opts),
-        None => NativeBackend::load(path, &native_opts),
-    };
-    let tract = || match bytes {
-        Some(b) => TractBackend::from_onnx_bytes(b, path, &tract_opts),
-        None => TractBackend::load(path, &tract_opts),
-    };
-    Ok(match options.kind {
-        BackendKind::Native => Box::new(native()?),
-        BackendKind::Tract => Box::new(tract()?),
-        BackendKind::Auto => match native() {
-            Ok(b) => Box::new(b),
-            Err(e @ EngineError::Unsupported { .. }) => {
+    match options.kind {
+        BackendKind::Native => open_native(path, bytes, input, options),
+        BackendKind::Tract => open_tract(path, bytes, input, options),
+        BackendKind::Auto if !cfg!(feature = "native") => open_tract(path, bytes, input, options),
+        BackendKind::Auto => match open_native(path, bytes, input, options) {
+            Err(PipelineError::Engine(e @ EngineError::Unsupported { .. })) => {
                 if !*noted {
                     eprintln!("note: native backend: {e}; using tract");
                     *noted = true;
                 }
-                Box::new(tract()?)
+                if input.fallback_refuses_bf16 && options.precision != Precision::F32 {
+                    return Err(PipelineError::Input {
+                        path: path.to_path_buf(),
+                        msg: "--precision bf16 needs the native backend (tract runs fp32 only)"
+                            .into(),
+                    });
+                }
+                open_tract(path, bytes, input, options)
             }
-            Err(e) => return Err(e.into()),
+            other => other,
         },
-    })
+    }
+}
+
+/// The error for a backend this build left out.
+#[allow(dead_code)] // used only when a backend feature is off
+fn not_built(path: &Path, backend: &str) -> PipelineError {
+    PipelineError::Input {
+        path: path.to_path_buf(),
+        msg: format!(
+            "this build has no {backend} backend; rebuild with the cargo feature `{backend}` (on by default)"
+        ),
+    }
+}
+
+#[cfg(feature = "native")]
+fn open_native(
+    path: &Path,
+    bytes: Option<&[u8]>,
+    input: &NetworkInput,
+    options: &CpuBackendOptions,
+) -> Result<Box<dyn Backend>, PipelineError> {
+    use nnu_engine::{NativeBackend, NativeOptions};
+    let mut opts = NativeOptions::default()
+        .threads(options.threads)
+        .precision(options.precision)
+        .max_batch(input.native_batch);
+    if let Some(patch) = input.patch {
+        opts = opts.patch_size(patch);
+    }
+    if let Some(channels) = input.channels {
+        opts = opts.input_channels(channels);
+    }
+    Ok(Box::new(match bytes {
+        Some(b) => NativeBackend::from_onnx_bytes(b, path, &opts)?,
+        None => NativeBackend::load(path, &opts)?,
+    }))
+}
+
+#[cfg(not(feature = "native"))]
+fn open_native(
+    path: &Path,
+    _: Option<&[u8]>,
+    _: &NetworkInput,
+    _: &CpuBackendOptions,
+) -> Result<Box<dyn Backend>, PipelineError> {
+    Err(not_built(path, "native"))
+}
+
+#[cfg(feature = "tract")]
+fn open_tract(
+    path: &Path,
+    bytes: Option<&[u8]>,
+    input: &NetworkInput,
+    options: &CpuBackendOptions,
+) -> Result<Box<dyn Backend>, PipelineError> {
+    use nnu_engine::{TractBackend, TractOptions};
+    let mut opts = TractOptions::default()
+        .threads(options.threads)
+        .max_batch(input.tract_batch);
+    if let Some(patch) = input.patch {
+        opts = opts.patch_size(patch);
+    }
+    if let Some(channels) = input.channels {
+        opts = opts.input_channels(channels);
+    }
+    Ok(Box::new(match bytes {
+        Some(b) => TractBackend::from_onnx_bytes(b, path, &opts)?,
+        None => TractBackend::load(path, &opts)?,
+    }))
+}
+
+#[cfg(not(feature = "tract"))]
+fn open_tract(
+    path: &Path,
+    _: Option<&[u8]>,
+    _: &NetworkInput,
+    _: &CpuBackendOptions,
+) -> Result<Box<dyn Backend>, PipelineError> {
+    Err(not_built(path, "tract"))
 }
 
 /// Refuses a run in which an output file would be one of its input files (`-o` set to the images'

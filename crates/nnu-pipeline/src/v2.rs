@@ -14,6 +14,7 @@ use nnu_artifacts::v2::{
     LabelValue, V2Configuration, V2FoldDir, V2ModelFolder, V2Plans, CHECKPOINT_BEST,
     CHECKPOINT_FINAL,
 };
+#[cfg(feature = "export")]
 use nnu_artifacts::Checkpoint;
 use nnu_engine::Backend;
 use nnu_preprocessing::v2::{
@@ -26,7 +27,8 @@ use nnu_volume::{stage_volume, Geometry, Volume, WriteOptions};
 
 use crate::cases::Case;
 use crate::predict::{claim_case, CaseReport};
-use crate::run::{open_backend, CpuBackendOptions};
+#[cfg(feature = "export")]
+use crate::run::{open_cpu_backend, CpuBackendOptions, NetworkInput};
 use crate::stages::{
     check_backend_input, run_tile_mirrors, saturating_bytes, voxels_as_read_and_planned,
     PredictOptions,
@@ -251,10 +253,8 @@ impl V2Model {
                 ),
             ));
         }
-        let configuration = configuration.map_or_else(
-            || nnu_onnx_export::from_artifacts::configuration_from_folder(&folder),
-            str::to_owned,
-        );
+        let configuration =
+            configuration.map_or_else(|| folder.configuration_from_name(), str::to_owned);
         let cfg = folder.plans.configuration(&configuration).map_err(|e| {
             bad(
                 &plans_path,
@@ -424,7 +424,9 @@ impl V2Backends {
 /// when it has one, else the network built in memory from the checkpoint (`nnu_onnx_export::v2`). The
 /// checkpoint must have been trained with `model.configuration`. A 2-D network is always built from its
 /// checkpoint, as the equivalent 3-D one ([`lift_2d_to_3d`]: kernels and strides `1 x k x k`, run on
-/// a `(1, y, x)` patch); a fold of a 2-D configuration with only a `model.onnx` is an error.
+/// a `(1, y, x)` patch); a fold of a 2-D configuration with only a `model.onnx` is an error. (Cargo
+/// feature `tract` or `native`, both on by default.)
+#[cfg(feature = "export")]
 pub fn load_v2_backends(
     model: &V2Model,
     folds: &[usize],
@@ -434,6 +436,7 @@ pub fn load_v2_backends(
     let two_d = matches!(model.window, V2Window::Slices(_));
     let arch = cfg.network()?;
     let arch = if two_d { lift_arch(&arch) } else { arch };
+    let input = NetworkInput::patch(model.patch, model.num_channels);
     let mut noted = false;
     let mut backends = Vec::new();
     let mut mirror_axes: Option<Option<Vec<usize>>> = None;
@@ -467,14 +470,7 @@ pub fn load_v2_backends(
         mirror_axes.get_or_insert_with(|| Some(vec![0, 1, 2]));
         let onnx = if two_d { None } else { fold.onnx.as_ref() };
         let backend = match (onnx, ckpt, ckpt_path) {
-            (Some(onnx), ..) => open_backend(
-                onnx,
-                None,
-                model.patch,
-                model.num_channels,
-                options,
-                &mut noted,
-            )?,
+            (Some(onnx), ..) => open_cpu_backend(onnx, None, &input, options, &mut noted)?,
             (None, Some(c), Some(p)) => {
                 let mut sd = nnu_onnx_export::from_artifacts::state_dict_from_checkpoint(c)?;
                 if two_d {
@@ -486,14 +482,7 @@ pub fn load_v2_backends(
                     sd,
                     &nnu_onnx_export::ExportOptions::default(),
                 )?;
-                open_backend(
-                    &p,
-                    Some(&exported.to_bytes()),
-                    model.patch,
-                    model.num_channels,
-                    options,
-                    &mut noted,
-                )?
+                open_cpu_backend(&p, Some(&exported.to_bytes()), &input, options, &mut noted)?
             }
             _ => {
                 return Err(PipelineError::Input {
@@ -531,6 +520,7 @@ pub fn load_v2_backends(
 /// patch, what the 2-D network computes on the `(y, x)` patch: a `1 x k x k` convolution, transposed
 /// convolution or pooling of one slice is the 2-D one, and instance normalisation over `(1, y, x)` is over
 /// `(y, x)`.
+#[cfg(feature = "export")]
 pub fn lift_2d_to_3d(
     arch: &nnu_artifacts::v2::UNetArchitecture,
     state_dict: nnu_onnx_export::StateDict,
@@ -544,6 +534,7 @@ pub fn lift_2d_to_3d(
     Ok((lift_arch(arch), lift_state_dict(state_dict)?))
 }
 
+#[cfg(feature = "export")]
 fn lift_arch(arch: &nnu_artifacts::v2::UNetArchitecture) -> nnu_artifacts::v2::UNetArchitecture {
     if arch.ndim != 2 {
         return arch.clone();
@@ -563,6 +554,7 @@ fn lift_arch(arch: &nnu_artifacts::v2::UNetArchitecture) -> nnu_artifacts::v2::U
 
 /// Conv2d / ConvTranspose2d weights `[a, b, ky, kx]` as `[a, b, 1, ky, kx]` (the same values in the same
 /// order); other tensors unchanged.
+#[cfg(feature = "export")]
 fn lift_state_dict(
     sd: nnu_onnx_export::StateDict,
 ) -> Result<nnu_onnx_export::StateDict, PipelineError> {

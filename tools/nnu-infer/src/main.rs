@@ -7,10 +7,9 @@ use std::process::ExitCode;
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use nnu_bins::DumpNaming;
-use nnu_engine::{
-    Backend, EngineError, NativeBackend, NativeOptions, Precision, TractBackend, TractOptions,
-};
+use nnu_engine::{Backend, Precision};
 use nnu_pipeline::infer::{InferInput, InferOptions, InferPlan, InferSummary, SUMMARY_FILE};
+use nnu_pipeline::run::{open_cpu_backend, CpuBackendOptions, NetworkInput};
 
 /// Inference backends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -183,32 +182,23 @@ fn run(args: &Args) -> AnyResult<()> {
             let threads = args
                 .threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            let batch = args.batch.unwrap_or(1);
-            let tract = || -> AnyResult<TractBackend> {
-                if precision != Precision::F32 {
-                    return Err(
-                        "--precision bf16 needs the native backend (tract runs fp32 only)".into(),
-                    );
-                }
-                let opts = TractOptions::default().max_batch(batch).threads(threads);
-                Ok(TractBackend::load(&args.model, &opts)?)
+            if args.backend == BackendKind::Tract && precision != Precision::F32 {
+                return Err(
+                    "--precision bf16 needs the native backend (tract runs fp32 only)".into(),
+                );
+            }
+            let kind = match args.backend {
+                BackendKind::Tract => nnu_pipeline::run::BackendKind::Tract,
+                BackendKind::Native => nnu_pipeline::run::BackendKind::Native,
+                _ => nnu_pipeline::run::BackendKind::Auto,
             };
-            let native_opts = NativeOptions::default()
-                .max_batch(batch)
-                .threads(threads)
-                .precision(precision);
-            let mut backend: Box<dyn Backend> = match args.backend {
-                BackendKind::Tract => Box::new(tract()?),
-                BackendKind::Native => Box::new(NativeBackend::load(&args.model, &native_opts)?),
-                _ => match NativeBackend::load(&args.model, &native_opts) {
-                    Ok(b) => Box::new(b),
-                    Err(e @ EngineError::Unsupported { .. }) => {
-                        eprintln!("note: native backend: {e}; using tract");
-                        Box::new(tract()?)
-                    }
-                    Err(e) => return Err(e.into()),
-                },
+            let cpu = CpuBackendOptions {
+                kind,
+                threads,
+                precision,
             };
+            let network = NetworkInput::model_file(args.batch.unwrap_or(1));
+            let mut backend = open_cpu_backend(&args.model, None, &network, &cpu, &mut false)?;
             run_one_backend(backend.as_mut(), &input, &options)
         }
         BackendKind::Acl => {

@@ -189,4 +189,17 @@ impl V2ModelFolder {
             }),
         }
     }
+
+    /// The configuration the folder was trained with when the checkpoint does not say: the last
+    /// `__`-separated part of the folder name (`nnUNetTrainer__nnUNetPlans__3d_fullres`), if it names a
+    /// configuration of the plans, else [`DEFAULT_CONFIGURATION`](super::DEFAULT_CONFIGURATION).
+    pub fn configuration_from_name(&self) -> String {
+        self.dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.rsplit("__").next())
+            .filter(|c| self.plans.configuration_names.iter().any(|n| n == c))
+            .unwrap_or(super::DEFAULT_CONFIGURATION)
+            .to_owned()
+    }
 }

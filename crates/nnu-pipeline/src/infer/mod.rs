@@ -139,7 +139,7 @@ pub struct InferPlan {
     warmup: usize,
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "tract"))]
 mod tests {
     use super::run::XorShift;
     use super::*;

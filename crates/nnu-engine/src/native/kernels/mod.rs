@@ -338,14 +338,7 @@ pub fn bf16_supported() -> bool {
     }
 }
 
-/// Arithmetic of the convolutions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Precision {
-    /// f32 everywhere (the default).
-    F32,
-    /// Inputs and weights rounded to bf16 (round to nearest even), products accumulated in f32.
-    Bf16,
-}
+pub use crate::Precision;
 
 /// Activation applied after a normalisation, or alone.
 #[derive(Clone, Copy, Debug, PartialEq)]
