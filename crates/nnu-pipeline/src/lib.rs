@@ -5,9 +5,11 @@
 //! - [`predict`]: the streaming path, all in memory (`nnu-predict`).
 //! - [`bins`]: the file path to accelerators, the tiles written as bins (`nnu-preprocess`) and the device's
 //!   dumps merged back (`nnu-postprocess`); [`infer`] runs such bins on a backend (`nnu-infer`).
+//! - [`evaluate`] scores a folder of predictions against references and writes nnU-Net's `summary.json`
+//!   (`nnu-evaluate`).
 //! - [`cases`] finds the cases of an input, [`model`] opens a model folder, [`run`] holds the batch
 //!   bookkeeping (fold selection, sharding, loading backends, the demo's Dice), [`npy`] and [`preview`] the
-//!   optional outputs.
+//!   optional outputs, [`cli`] what the tools' command lines share (`nnu-cli`).
 //!
 //! Cargo features: `tract` and `native` (both on by default) are `nnu-engine`'s CPU backends, which
 //! `run::load_cpu_backends` and `v2::load_v2_backends` load (with `export`, networks built in memory
@@ -45,6 +47,7 @@ use std::path::{Path, PathBuf};
 pub mod bins;
 pub mod cases;
 pub mod cli;
+pub mod evaluate;
 pub mod infer;
 pub mod model;
 pub mod npy;
@@ -92,6 +95,9 @@ pub enum PipelineError {
     /// Tiling or merging.
     #[error(transparent)]
     Tiling(#[from] nnu_tiling::TilingError),
+    /// Matching, scoring or writing `summary.json` (the message names the file).
+    #[error(transparent)]
+    Metrics(#[from] nnu_metrics::MetricsError),
     /// Tile bins, `all_shape.txt`, dumps.
     #[error(transparent)]
     Bins(#[from] nnu_bins::BinsError),

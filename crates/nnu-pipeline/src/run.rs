@@ -22,6 +22,20 @@ pub fn init_thread_pool(threads: Option<usize>) {
     }
 }
 
+/// The validation case ids of `fold` in `splits_path` (`splits_final.pkl` or `.json`); a fold the file
+/// does not have is an error naming the file and its fold count.
+pub fn fold_validation_ids(splits_path: &Path, fold: usize) -> Result<Vec<String>, PipelineError> {
+    let mut splits = nnu_artifacts::Splits::load(splits_path)?;
+    let folds = splits.folds.len();
+    if fold >= folds {
+        return Err(PipelineError::Input {
+            path: splits_path.to_path_buf(),
+            msg: format!("fold {fold} does not exist ({folds} folds)"),
+        });
+    }
+    Ok(splits.folds.swap_remove(fold).val)
+}
+
 /// Keeps the cases whose names are in the validation set of `fold` of `splits_final.pkl` (the recipe's
 /// `create_testset.py`). Returns the kept cases and the validation ids that have no image.
 pub fn select_fold_cases(
@@ -29,20 +43,15 @@ pub fn select_fold_cases(
     splits_path: &Path,
     fold: usize,
 ) -> Result<(Vec<Case>, Vec<String>), PipelineError> {
-    let splits = nnu_artifacts::Splits::load(splits_path)?;
-    let f = splits.folds.get(fold).ok_or_else(|| PipelineError::Input {
-        path: splits_path.to_path_buf(),
-        msg: format!("fold {fold} does not exist ({} folds)", splits.folds.len()),
-    })?;
-    let missing: Vec<String> = f
-        .val
+    let val = fold_validation_ids(splits_path, fold)?;
+    let missing: Vec<String> = val
         .iter()
         .filter(|id| !cases.iter().any(|c| &c.name == *id))
         .cloned()
         .collect();
     let kept = cases
         .into_iter()
-        .filter(|c| f.val.contains(&c.name))
+        .filter(|c| val.contains(&c.name))
         .collect();
     Ok((kept, missing))
 }

@@ -1,18 +1,13 @@
 //! `nnu-evaluate`: score predicted segmentations against references and write nnU-Net v1's `summary.json`
 //! (nnU-Net 1.7.1 `evaluate_folder` / `aggregate_scores`), optionally with surface metrics.
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use nnu_metrics::evaluate::{
-    case_entry, check_geometry, check_placement, evaluate_case, match_cases, mean_table,
-    union_labels,
-};
-use nnu_metrics::{
-    mean_scores, write_summary, SummaryMeta, SurfaceOptions, ASSD_KEY, HD95_KEY, NSD_KEY,
-};
-use rayon::prelude::*;
+use nnu_cli::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+use nnu_metrics::SurfaceOptions;
+use nnu_pipeline::evaluate::{evaluate_folder, EvaluateOptions};
 
 /// Score the segmentations in PRED_DIR against the references in REF_DIR (files matched by name, .nii.gz
 /// or .nii) with nnU-Net v1's 13 default metrics per label, and write nnU-Net's summary.json (same keys,
@@ -94,236 +89,66 @@ struct Args {
     task: String,
 }
 
-/// Exit status when some cases could not be evaluated (each named); the workspace's convention.
-const EXIT_FAILED: u8 = 1;
-/// Exit status for bad arguments, unusable folders, splits or output: nothing was written.
-const EXIT_USAGE: u8 = 2;
-
-/// Why a run stopped: the messages to print and the exit status.
-struct Failure {
-    messages: Vec<String>,
-    code: u8,
-}
-
-/// A usage or input error: one message, exit status 2.
-fn one(message: String) -> Failure {
-    Failure {
-        messages: vec![message],
-        code: EXIT_USAGE,
-    }
-}
-
 fn main() -> ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => {
-            for m in failure.messages {
-                eprintln!("error: {m}");
-            }
-            ExitCode::from(failure.code)
-        }
-    }
-}
-
-fn run(args: Args) -> Result<(), Failure> {
-    if let Some(n) = args.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .map_err(|e| one(format!("--threads {n}: {e}")))?;
-    }
-    let names = label_names(&args)?;
-    let only = match (&args.splits, args.fold) {
-        (Some(path), Some(fold)) => {
-            let splits = nnu_artifacts::Splits::load(path).map_err(|e| one(e.to_string()))?;
-            let f = splits.folds.get(fold).ok_or_else(|| {
-                one(format!(
-                    "{}: fold {fold} requested, the file has {} folds",
-                    path.display(),
-                    splits.folds.len()
-                ))
-            })?;
-            Some(f.val.clone())
-        }
-        _ => None,
-    };
-    let list = match_cases(&args.reference, &args.pred, only.as_deref())
-        .map_err(|e| one(e.to_string()))?;
-    for name in &list.missing_predictions {
-        eprintln!("missing prediction: {}", args.pred.join(name).display());
-    }
-    for name in &list.missing_references {
-        eprintln!("missing reference: {}", args.reference.join(name).display());
-    }
-    let missing = list.missing_predictions.len() + list.missing_references.len();
-    if missing > 0 && !args.allow_missing {
-        return Err(one(format!(
-            "{}: {missing} case(s) missing on one side (listed above); use --allow-missing to evaluate the rest",
-            args.pred.display()
-        )));
-    }
-    if list.pairs.is_empty() {
-        return Err(one(format!(
-            "{}: no cases to evaluate",
-            args.pred.display()
-        )));
-    }
-
-    let options = SurfaceOptions {
-        connectivity: args.connectivity,
-        nsd_tolerance_mm: args.nsd_tolerance,
-    };
-    let bar = ProgressBar::new(list.pairs.len() as u64);
+    let args = Args::parse();
+    let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
             "{bar:40} {pos}/{len} cases [{elapsed_precise} < {eta_precise}] {msg}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let results: Vec<_> = list
-        .pairs
-        .par_iter()
-        .map(|pair| {
-            let r = evaluate_pair(&pair.reference, &pair.test, &args, &options);
-            bar.inc(1);
-            r
-        })
-        .collect();
-    bar.finish_and_clear();
-    let errors: Vec<String> = results
-        .iter()
-        .filter_map(|r| r.as_ref().err().cloned())
-        .collect();
-    if !errors.is_empty() {
-        // A summary of the readable cases only would misstate the score: none is written.
-        let mut errors = errors;
-        errors.push(format!(
-            "{}: {} of {} case(s) could not be evaluated (listed above); summary.json not written",
-            args.pred.display(),
-            errors.len(),
-            list.pairs.len()
-        ));
-        return Err(Failure {
-            messages: errors,
-            code: EXIT_FAILED,
-        });
-    }
-    let evaluations: Vec<_> = results.into_iter().flatten().collect();
-    let labels = args
-        .labels
-        .clone()
-        .unwrap_or_else(|| union_labels(&evaluations));
-    let cases: Vec<_> = list
-        .pairs
-        .iter()
-        .zip(&evaluations)
-        .map(|(pair, ev)| {
-            let (t, r) = (
-                pair.test.display().to_string(),
-                pair.reference.display().to_string(),
-            );
-            case_entry(ev, &labels, args.surface, Some(&t), Some(&r))
-        })
-        .collect();
-    let description = args.description.clone().unwrap_or_else(|| {
-        if args.surface {
-            format!(
-                "surface metrics: MedPy 0.5.2 conventions, connectivity {}, NSD tolerance {} mm",
-                args.connectivity, args.nsd_tolerance
-            )
-        } else {
-            String::new()
-        }
+    let result = evaluate_folder(&options(args), &|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
     });
-    let meta = SummaryMeta {
-        name: args.name.clone(),
-        description,
-        author: args.author.clone(),
-        task: args.task.clone(),
-        ..SummaryMeta::default()
-    };
-    let output = args
-        .output
-        .clone()
-        .unwrap_or_else(|| args.pred.join("summary.json"));
-    write_summary(&output, &cases, &meta).map_err(|e| one(e.to_string()))?;
-    let columns = [
-        ("Dice", "Dice"),
-        ("Jaccard", "Jaccard"),
-        ("Precision", "Precision"),
-        ("Recall", "Recall"),
-        (HD95_KEY, "HD95 mm"),
-        (ASSD_KEY, "ASSD mm"),
-        (NSD_KEY, "NSD"),
-    ];
-    print!("{}", mean_table(&mean_scores(&cases), &columns, &names));
-    println!("{}: {} cases", output.display(), cases.len());
-    Ok(())
-}
-
-/// The label names of `--dataset-json`, or of `REF_DIR/../dataset.json` when that exists (a default
-/// that cannot be read is a warning, an explicit file an error).
-fn label_names(args: &Args) -> Result<std::collections::BTreeMap<i64, String>, Failure> {
-    if let Some(path) = &args.dataset_json {
-        return nnu_artifacts::v2::label_names(path).map_err(|e| one(e.to_string()));
-    }
-    let beside = args
-        .reference
-        .canonicalize()
-        .ok()
-        .and_then(|r| r.parent().map(|p| p.join("dataset.json")))
-        .filter(|p| p.is_file());
-    Ok(match beside {
-        Some(path) => nnu_artifacts::v2::label_names(&path).unwrap_or_else(|e| {
-            eprintln!("warning: label names not shown: {e}");
-            Default::default()
-        }),
-        None => Default::default(),
-    })
-}
-
-fn evaluate_pair(
-    reference: &Path,
-    test: &Path,
-    args: &Args,
-    options: &SurfaceOptions,
-) -> Result<nnu_metrics::evaluate::CaseEvaluation, String> {
-    let r = nnu_volume::read_labels(reference).map_err(|e| e.to_string())?;
-    let t = nnu_volume::read_labels(test).map_err(|e| e.to_string())?;
-    let at_test = |e: nnu_metrics::MetricsError| format!("{}: {e}", test.display());
-    check_geometry(
-        r.shape_zyx(),
-        t.shape_zyx(),
-        r.geometry.spacing,
-        t.geometry.spacing,
-        args.spacing_tolerance,
-    )
-    .map_err(at_test)?;
-    if let Err(e) = check_placement(
-        r.geometry.origin,
-        t.geometry.origin,
-        r.geometry.direction,
-        t.geometry.direction,
-        args.origin_tolerance,
-        args.direction_tolerance,
-    ) {
-        let msg = format!(
-            "{}: {e} (reference: {})",
-            test.display(),
-            reference.display()
-        );
-        if !args.allow_geometry_mismatch {
-            return Err(msg + "; --allow-geometry-mismatch scores it anyway");
+    bar.finish_and_clear();
+    match result {
+        Ok(evaluation) => match evaluation.closing_line() {
+            Some(closing) => {
+                for m in evaluation.failures.iter().chain([&closing]) {
+                    eprintln!("error: {m}");
+                }
+                ExitCode::from(EXIT_FAILED)
+            }
+            None => {
+                print!("{}", evaluation.table);
+                println!(
+                    "{}: {} cases",
+                    evaluation.output.display(),
+                    evaluation.cases
+                );
+                ExitCode::from(EXIT_OK)
+            }
+        },
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_USAGE)
         }
-        eprintln!("warning: {msg}");
     }
-    // nnU-Net's NiftiEvaluator passes the prediction's spacing, reversed to (z, y, x).
-    let surface = args.surface.then(|| (t.geometry.spacing_zyx(), options));
-    evaluate_case(
-        r.data.view(),
-        t.data.view(),
-        args.labels.as_deref(),
-        surface,
-    )
-    .map_err(at_test)
+}
+
+fn options(args: Args) -> EvaluateOptions {
+    EvaluateOptions {
+        labels: args.labels,
+        output: args.output,
+        surface: args.surface,
+        surface_options: SurfaceOptions {
+            connectivity: args.connectivity,
+            nsd_tolerance_mm: args.nsd_tolerance,
+        },
+        spacing_tolerance: args.spacing_tolerance,
+        origin_tolerance: args.origin_tolerance,
+        direction_tolerance: args.direction_tolerance,
+        allow_geometry_mismatch: args.allow_geometry_mismatch,
+        fold: args.splits.zip(args.fold),
+        allow_missing: args.allow_missing,
+        threads: args.threads,
+        dataset_json: args.dataset_json,
+        name: args.name,
+        description: args.description,
+        author: args.author,
+        task: args.task,
+        ..EvaluateOptions::new(&args.reference, &args.pred)
+    }
 }
