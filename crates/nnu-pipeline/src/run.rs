@@ -262,7 +262,7 @@ impl NetworkInput {
 /// `options` for `input`. With [`BackendKind::Auto`], a network the native backend cannot run is opened
 /// with tract after printing `note: native backend: <reason>; using tract` (once per `noted`). A
 /// backend left out of the build (cargo features `native`, `tract`) is an error naming the model; `Auto`
-/// without `native` opens tract.
+/// without `native` opens tract, and `Auto` without `tract` reports what the native backend refused.
 pub fn open_cpu_backend(
     path: &Path,
     bytes: Option<&[u8]>,
@@ -275,6 +275,18 @@ pub fn open_cpu_backend(
         BackendKind::Tract => open_tract(path, bytes, input, options),
         BackendKind::Auto if !cfg!(feature = "native") => open_tract(path, bytes, input, options),
         BackendKind::Auto => match open_native(path, bytes, input, options) {
+            Err(PipelineError::Engine(e @ EngineError::Unsupported { .. }))
+                if !cfg!(feature = "tract") =>
+            {
+                Err(PipelineError::Input {
+                    path: path.to_path_buf(),
+                    msg: format!(
+                        "native backend: {e}; this build has no tract fallback: rebuild the tool \
+                         with the cargo feature `tract` (e.g. `cargo install --path tools/nnu-predict \
+                         --features tract`)"
+                    ),
+                })
+            }
             Err(PipelineError::Engine(e @ EngineError::Unsupported { .. })) => {
                 if !*noted {
                     eprintln!("note: native backend: {e}; using tract");
@@ -300,7 +312,8 @@ fn not_built(path: &Path, backend: &str) -> PipelineError {
     PipelineError::Input {
         path: path.to_path_buf(),
         msg: format!(
-            "this build has no {backend} backend; rebuild with the cargo feature `{backend}` (on by default)"
+            "this build has no {backend} backend; rebuild the tool with the cargo feature `{backend}` \
+             (e.g. `cargo install --path tools/nnu-predict --features {backend}`)"
         ),
     }
 }

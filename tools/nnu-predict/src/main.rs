@@ -123,6 +123,8 @@ struct Args {
     demo: bool,
     /// CPU inference backend: auto (default) = the native engine, or tract (with a one-line note) when
     /// the network has an operator the native engine lacks; native fails on such an operator instead.
+    /// tract is in the build only with the cargo feature `tract` (`cargo install --path
+    /// tools/nnu-predict --features tract`); without it auto reports the operator.
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     backend: BackendArg,
     /// Convolution arithmetic of the native backend: bf16 (inputs and weights rounded to bf16, sums in
@@ -138,7 +140,7 @@ enum BackendArg {
     Auto,
     /// Our own CPU kernels.
     Native,
-    /// tract-onnx.
+    /// tract-onnx (builds with the cargo feature `tract`).
     Tract,
 }
 
