@@ -142,6 +142,7 @@ pub fn preprocess_to_bins(
         overwrite,
         shape_lock_timeout,
     } = *opts;
+    refuse_cascade(model)?;
     let PreparedCase { data, props, .. } = prepare_case(case, model, false)?;
     let (c, z, y, x) = data.dim();
     let grid = TileGrid::new([z, y, x], model.patch, step_size)?;
@@ -489,6 +490,7 @@ pub fn preprocess_to_npy(
     model: &ModelSpec,
     out_dir: &Path,
 ) -> Result<(), PipelineError> {
+    refuse_cascade(model)?;
     let npy_path = out_dir.join(format!("{}.npy", case.name));
     let r = (|| -> Result<(), PipelineError> {
         let PreparedCase { data, props, .. } = prepare_case(case, model, false)?;
@@ -521,4 +523,18 @@ pub fn free_disk_bytes(dir: &Path) -> Option<u64> {
     // SAFETY: statvfs returned 0, so it initialised `st`.
     let st = unsafe { st.assume_init() };
     Some(st.f_bavail * st.f_frsize)
+}
+
+/// The file path to accelerators does not take cascade stages yet (the previous stage's channels are
+/// stacked by `nnu-predict` only): an error naming the model folder.
+fn refuse_cascade(model: &ModelSpec) -> Result<(), PipelineError> {
+    if model.cascade_classes.is_some() {
+        return Err(PipelineError::Input {
+            path: model.folder.dir.clone(),
+            msg: "a cascade trainer's model (3d_cascade_fullres): the bins path does not take the previous \
+                  stage's segmentation; predict it with nnu-predict --prev-stage DIR"
+                .into(),
+        });
+    }
+    Ok(())
 }

@@ -5,6 +5,8 @@
 //! - [`predict`]: the streaming path, all in memory (`nnu-predict`).
 //! - [`bins`]: the file path to accelerators, the tiles written as bins (`nnu-preprocess`) and the device's
 //!   dumps merged back (`nnu-postprocess`); [`infer`] runs such bins on a backend (`nnu-infer`).
+//! - [`cascade`]: the previous stage's segmentation of a cascade stage (`3d_cascade_fullres`), from a folder
+//!   or predicted first in memory ([`predict::predict_case_cascade`] for v1, [`v2::predict_case_v2_cascade`]).
 //! - [`evaluate`] scores a folder of predictions against references and writes nnU-Net's `summary.json`
 //!   (`nnu-evaluate`).
 //! - [`cases`] finds the cases of an input, [`model`] opens a model folder, [`run`] holds the batch
@@ -45,6 +47,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod bins;
+pub mod cascade;
 pub mod cases;
 pub mod cli;
 pub mod evaluate;

@@ -15,9 +15,9 @@ use crate::PipelineError;
 pub struct ModelSpec {
     /// The opened folder (plans, folds, trainer).
     pub folder: ModelFolder,
-    /// Preprocessing parameters of the 3d_fullres stage.
+    /// Preprocessing parameters of the trainer's stage ([`ModelSpec::stage`]).
     pub params: PreprocessParams,
-    /// Patch size (z, y, x) of the 3d_fullres stage.
+    /// Patch size (z, y, x) of the trainer's stage.
     pub patch: [usize; 3],
     /// Network outputs: foreground classes + background.
     pub num_classes: usize,
@@ -25,6 +25,14 @@ pub struct ModelSpec {
     pub num_modalities: usize,
     /// `postprocessing.json`, when the folder has one.
     pub postprocessing: Option<Postprocessing>,
+    /// The plans stage the trainer was created with (`init[5]` of the `.model.pkl`: 0 for a `3d_lowres`
+    /// model of two-stage plans, the last stage for 3d_fullres and cascades; the last one without a
+    /// `.model.pkl`).
+    pub stage: usize,
+    /// For a cascade trainer (`nnUNetTrainerV2CascadeFullRes` and the like, `3d_cascade_fullres`): the
+    /// foreground classes `1..num_classes` whose one-hot encoding of the previous stage's segmentation
+    /// is stacked onto the images (`preprocess_multithreaded`'s `classes`).
+    pub cascade_classes: Option<Vec<i32>>,
 }
 
 /// Fills [`PreprocessParams`] from the plans' 3d_fullres stage, as nnU-Net 1.7.1's `GenericPreprocessor` is
@@ -34,11 +42,25 @@ pub fn params_from_plans(
     plans: &Plans,
     plans_path: &Path,
 ) -> Result<PreprocessParams, PipelineError> {
+    params_from_plans_stage(plans, plans.stages.len().saturating_sub(1), plans_path)
+}
+
+/// [`params_from_plans`] for stage `stage` of the plans (0 is 3d_lowres in two-stage plans).
+pub fn params_from_plans_stage(
+    plans: &Plans,
+    stage: usize,
+    plans_path: &Path,
+) -> Result<PreprocessParams, PipelineError> {
     let bad = |msg: String| PipelineError::Input {
         path: plans_path.to_path_buf(),
         msg,
     };
-    let stage = plans.fullres_stage();
+    let stage = plans.stages.get(stage).ok_or_else(|| {
+        bad(format!(
+            "the trainer's stage {stage} is not in plans_per_stage ({} stage(s))",
+            plans.stages.len()
+        ))
+    })?;
     let spacing: [f64; 3] = stage.current_spacing.as_slice().try_into().map_err(|_| {
         bad(format!(
             "current_spacing {:?} is not 3-D (2-D plans are not supported)",
@@ -97,8 +119,19 @@ impl ModelSpec {
             });
         }
         let folder = ModelFolder::open(dir)?;
-        let params = params_from_plans(&folder.plans, &folder.plans_path)?;
-        let stage = folder.plans.fullres_stage();
+        let stage_index = folder
+            .trainer
+            .as_ref()
+            .and_then(|t| t.init.get(5))
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(folder.plans.stages.len().saturating_sub(1));
+        let params = params_from_plans_stage(&folder.plans, stage_index, &folder.plans_path)?;
+        let stage = &folder.plans.stages[stage_index];
+        let cascade_classes = folder
+            .trainer
+            .as_ref()
+            .filter(|t| t.name.contains("CascadeFullRes"))
+            .map(|_| (1..=folder.plans.num_classes as i32).collect());
         let patch: [usize; 3] =
             stage
                 .patch_size
@@ -125,6 +158,8 @@ impl ModelSpec {
             None
         };
         Ok(ModelSpec {
+            stage: stage_index,
+            cascade_classes,
             num_classes: folder.plans.num_classes + 1,
             num_modalities: folder.plans.num_modalities,
             params,
@@ -132,6 +167,12 @@ impl ModelSpec {
             postprocessing,
             folder,
         })
+    }
+
+    /// The network's input channels: the modalities, plus one per foreground class for a cascade
+    /// trainer (`process_plans`: `num_input_channels += num_classes - 1`).
+    pub fn input_channels(&self) -> usize {
+        self.num_modalities + self.cascade_classes.as_ref().map_or(0, Vec::len)
     }
 
     /// The folds to use: `requested` (numbers), or every fold with a checkpoint when empty.
@@ -176,4 +217,31 @@ impl ModelSpec {
             ),
         })
     }
+}
+
+/// Where nnU-Net 1.7.1's `predict_simple.py` looks for the 3d_lowres model of a cascade trainer's
+/// model folder `RESULTS/3d_cascade_fullres/TASK/TRAINER__PLANS`:
+/// `RESULTS/3d_lowres/TASK/PREVIOUS__PLANS`, `PREVIOUS` the cascade trainer's `previous_trainer`
+/// (`init[8]` of its `.model.pkl`, `nnUNetTrainerV2` by default). `None` when the folder is not laid
+/// out that way; whether the result exists is the caller's to check.
+pub fn v1_lowres_folder(model: &ModelSpec) -> Option<PathBuf> {
+    let dir = &model.folder.dir;
+    let name = dir.file_name()?.to_str()?;
+    let (_, plans_id) = name.split_once("__")?;
+    let task = dir.parent()?;
+    let results = task.parent()?.parent()?;
+    let previous = model
+        .folder
+        .trainer
+        .as_ref()
+        .and_then(|t| t.init.get(8))
+        .map(|s| s.trim().trim_matches(|c| c == '\'' || c == '"').to_owned())
+        .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or_else(|| "nnUNetTrainerV2".to_owned());
+    Some(
+        results
+            .join("3d_lowres")
+            .join(task.file_name()?)
+            .join(format!("{previous}__{plans_id}")),
+    )
 }

@@ -47,6 +47,45 @@ pub fn predict_case(
     opts: &PredictOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<CaseReport, PipelineError> {
+    predict_case_cascade(case, model, backends, None, out_dir, opts, progress)
+}
+
+/// An nnU-Net v1 model with its networks loaded (the previous stage of a cascade).
+pub struct V1Stage {
+    /// The model folder (a `3d_lowres` one for a cascade's previous stage).
+    pub model: ModelSpec,
+    /// One backend per fold.
+    pub backends: Vec<Box<dyn Backend>>,
+}
+
+/// Where an nnU-Net v1 cascade stage gets the previous stage's segmentation of each case.
+pub enum V1PrevSource {
+    /// A folder of `CASE.nii.gz` files (`predict_simple.py --lowres_segmentations`).
+    Folder(PathBuf),
+    /// The previous stage predicted in memory before each case, as `predict_simple.py` does without
+    /// `--lowres_segmentations` (its folds, mirrors and step, its `postprocessing.json` unless
+    /// `opts.postprocess` is off), kept in `keep` (a folder) when given.
+    Predict {
+        /// The previous stage's model and networks.
+        stage: Box<V1Stage>,
+        /// Where its segmentations are also written, if anywhere.
+        keep: Option<PathBuf>,
+    },
+}
+
+/// [`predict_case`] for any v1 model, a cascade trainer's included: `prev` says where the previous
+/// stage's segmentation of each case comes from (required when `model.cascade_classes` is set, ignored
+/// otherwise); it is stacked onto the preprocessed images as nnU-Net 1.7.1 does
+/// ([`nnu_preprocessing::append_prev_stage_v1`], the uncropped segmentation resized whole).
+pub fn predict_case_cascade(
+    case: &Case,
+    model: &ModelSpec,
+    backends: &mut [Box<dyn Backend>],
+    prev: Option<&mut V1PrevSource>,
+    out_dir: &Path,
+    opts: &PredictOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<CaseReport, PipelineError> {
     let t0 = Instant::now();
     let mut report = CaseReport::new(&case.name, out_dir);
     let (seg_path, prob_path, png_path) = output_paths(out_dir, &case.name);
@@ -68,6 +107,32 @@ pub fn predict_case(
         preview_image,
     } = prepare_case(case, model, opts.preview)?;
     report.preprocessed_shape = [data.shape()[1], data.shape()[2], data.shape()[3]];
+    let data = match (&model.cascade_classes, prev) {
+        (None, _) => data,
+        (Some(_), None) => {
+            return Err(PipelineError::Input {
+                path: model.folder.dir.clone(),
+                msg: "a cascade trainer's model (3d_cascade_fullres): it needs the 3d_lowres segmentation \
+                      of each case (--prev-stage DIR, or --lowres-model DIR to predict it first)"
+                    .into(),
+            })
+        }
+        (Some(classes), Some(source)) => {
+            let seg = prev_stage_seg_v1(source, case, props.original_size_of_raw_data, opts, progress)?;
+            let labels = seg.mapv(|v| v as i32);
+            drop(seg);
+            nnu_preprocessing::append_prev_stage_v1(
+                data,
+                labels.view(),
+                model.params.transpose_forward,
+                classes,
+            )
+            .map_err(|e| PipelineError::Input {
+                path: case.first_file().map_or_else(|_| PathBuf::new(), Path::to_path_buf),
+                msg: e.to_string(),
+            })?
+        }
+    };
 
     // A buffer that cannot be allocated is this case's error naming its image (not an abort).
     let oom = naming_image(case.first_file()?);
@@ -137,4 +202,65 @@ pub fn claim_case(
         return Ok(None);
     }
     Ok(Some(lock))
+}
+
+/// The previous stage's segmentation of `case` (label values as f32, numpy order of the image, whose
+/// shape is `image_shape`): read from the folder (nnU-Net asserts the shapes match) or predicted in
+/// memory with the previous stage's model, exported and postprocessed as `predict_cases` writes it.
+fn prev_stage_seg_v1(
+    source: &mut V1PrevSource,
+    case: &Case,
+    image_shape: [usize; 3],
+    opts: &PredictOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<ndarray::Array3<f32>, PipelineError> {
+    let first = case.first_file()?;
+    match source {
+        V1PrevSource::Folder(dir) => {
+            let path = crate::cascade::prev_stage_file(dir, case, ".nii.gz", "3d_lowres")?;
+            crate::cascade::read_prev_stage(&path, first, image_shape)
+        }
+        V1PrevSource::Predict { stage, keep } => {
+            let PreparedCase {
+                data,
+                props,
+                geometry,
+                ..
+            } = prepare_case(case, &stage.model, false)?;
+            let oom = naming_image(first);
+            let (probs, _) = predict_folds(
+                &data,
+                &mut stage.backends,
+                stage.model.patch,
+                opts,
+                progress,
+            )
+            .map_err(&oom)?;
+            drop(data);
+            let mut seg = nnu_preprocessing::export_segmentation(
+                probs.view(),
+                &props,
+                &stage.model.params,
+                &nnu_preprocessing::ExportOptions::default(),
+            )
+            .map_err(PipelineError::from)
+            .map_err(&oom)?;
+            if opts.postprocess {
+                if let Some(pp) = &stage.model.postprocessing {
+                    let vpv: f64 = geometry.spacing.iter().product();
+                    nnu_preprocessing::export::remove_all_but_largest_component(&mut seg, pp, vpv)?;
+                }
+            }
+            if let Some(dir) = keep {
+                crate::cascade::keep_prev_stage(
+                    dir,
+                    &case.name,
+                    &seg,
+                    &geometry,
+                    opts.compression_level,
+                )?;
+            }
+            Ok(seg.mapv(f32::from))
+        }
+    }
 }

@@ -195,7 +195,7 @@ pub fn load_cpu_backends(
         let backend = open_cpu_backend(
             &path,
             bytes.as_deref(),
-            &NetworkInput::patch(model.patch, model.num_modalities),
+            &NetworkInput::patch(model.patch, model.input_channels()),
             options,
             &mut noted,
         )?;

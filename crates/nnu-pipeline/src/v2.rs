@@ -6,7 +6,7 @@
 //! nnunetv2 accumulates in fp16, see [`nnu_tiling::v2`]) and [`predict_case_v2`] (preprocess, predict,
 //! export with `nnu_preprocessing::v2::export_v2`, write).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use ndarray::{Array3, Array4, Array5, Axis};
@@ -18,8 +18,8 @@ use nnu_artifacts::v2::{
 use nnu_artifacts::Checkpoint;
 use nnu_engine::Backend;
 use nnu_preprocessing::v2::{
-    export_v2, preprocess_case_v2, V2CaseProperties, V2ExportParams, V2Labels, V2Normalization,
-    V2PreprocessParams, V2Resampling,
+    export_v2, preprocess_case_v2_cascade, V2CaseProperties, V2ExportParams, V2Labels,
+    V2Normalization, V2PreprocessParams, V2PrevStage, V2Resampling,
 };
 use nnu_tiling::v2::{gaussian_importance_map_v2_2d, v2_mirror_order, LogitMerge};
 use nnu_tiling::{Mirror, MirrorSet, TileGrid};
@@ -114,14 +114,61 @@ pub fn v2_preprocess_volumes(
     volumes: Vec<Volume<f32>>,
     params: &V2PreprocessParams,
 ) -> Result<(Array4<f32>, V2CaseProperties, Geometry), PipelineError> {
+    v2_preprocess_volumes_cascade(volumes, None, params)
+}
+
+/// [`v2_preprocess_volumes`] of a cascade stage: with `prev`, the previous stage's segmentation goes
+/// through the preprocessing with the channels and its one-hot encoding is appended
+/// ([`preprocess_case_v2_cascade`]).
+pub fn v2_preprocess_volumes_cascade(
+    volumes: Vec<Volume<f32>>,
+    prev: Option<V2PrevStage>,
+    params: &V2PreprocessParams,
+) -> Result<(Array4<f32>, V2CaseProperties, Geometry), PipelineError> {
     let geometry = volumes
         .first()
         .map(|v| v.geometry)
         .ok_or_else(|| PipelineError::Shape("no channel files given".into()))?;
     let channels: Vec<Array3<f32>> = volumes.into_iter().map(|v| v.data).collect();
     let s = geometry.spacing;
-    let (data, props) = preprocess_case_v2(channels, [s[2], s[1], s[0]], params)?;
+    let (data, props) = preprocess_case_v2_cascade(channels, prev, [s[2], s[1], s[0]], params)?;
     Ok((data, props, geometry))
+}
+
+/// What a cascade stage (a configuration with `previous_stage`, e.g. `3d_cascade_fullres`) takes besides
+/// the images.
+#[derive(Debug, Clone, PartialEq)]
+pub struct V2Cascade {
+    /// `previous_stage`: the configuration whose segmentation is the extra input (e.g. `3d_lowres`).
+    pub previous_stage: String,
+    /// `label_manager.foreground_labels`: the extra input channels, one per label, in this order.
+    pub foreground_labels: Vec<i64>,
+    /// `resampling_fn_seg` with its kwargs (how the segmentation is resampled with the images).
+    pub seg_resampling: V2Resampling,
+}
+
+/// A v2 model with its networks loaded: what predicts one configuration.
+pub struct V2Stage {
+    /// The model and configuration.
+    pub model: V2Model,
+    /// One backend per fold.
+    pub backends: Vec<Box<dyn Backend>>,
+    /// The mirrors its sliding window runs.
+    pub mirrors: MirrorSet,
+}
+
+/// Where a cascade stage gets the previous stage's segmentation of each case.
+pub enum V2PrevSource {
+    /// A folder of `CASE` + `file_ending` files (nnunetv2's `-prev_stage_predictions`).
+    Folder(PathBuf),
+    /// The previous stage predicted in memory before each case (its own preprocessing, folds and export,
+    /// as `nnUNetv2_predict -c 3d_lowres` would write it), kept in `keep` (a folder) when given.
+    Predict {
+        /// The previous stage's model and networks.
+        stage: Box<V2Stage>,
+        /// Where its segmentations are also written, if anywhere.
+        keep: Option<PathBuf>,
+    },
 }
 
 /// The sliding window of a configuration, in the transposed (z, y, x) frame of the preprocessed array.
@@ -191,6 +238,8 @@ pub struct V2Model {
     pub num_channels: usize,
     /// Network outputs (`num_segmentation_heads`: labels, or regions for region-based models).
     pub heads: usize,
+    /// For a cascade stage (`previous_stage` set), what it takes besides the images.
+    pub cascade: Option<V2Cascade>,
 }
 
 impl V2Model {
@@ -232,8 +281,8 @@ impl V2Model {
 
     /// Opens `dir` for `configuration` (`None`: the one the folder name ends with, else `3d_fullres`)
     /// reading `checkpoint` (`checkpoint_final.pth` or `checkpoint_best.pth`) in each fold. 3-D and 2-D
-    /// configurations are taken; cascade stages are refused (not wired yet), as are label managers other
-    /// than `LabelManager`.
+    /// configurations are taken, cascade stages too (see [`V2Model::cascade`]); label managers other than
+    /// `LabelManager` are refused.
     pub fn open(
         dir: &Path,
         configuration: Option<&str>,
@@ -264,15 +313,6 @@ impl V2Model {
                 ),
             )
         })?;
-        if let Some(prev) = &cfg.previous_stage {
-            return Err(bad(
-                &plans_path,
-                format!(
-                    "configuration {configuration} is a cascade stage (previous_stage {prev}): cascades are not \
-                     wired yet"
-                ),
-            ));
-        }
         if folder.plans.label_manager != "LabelManager" {
             return Err(bad(
                 &plans_path,
@@ -348,7 +388,32 @@ impl V2Model {
                 ))
             }
         };
+        let cascade = match &cfg.previous_stage {
+            Some(prev) => {
+                let (function, kw) = &cfg.resampling_fn_seg;
+                let seg_resampling = V2Resampling::from_plans(
+                    function,
+                    kw.order,
+                    kw.order_z,
+                    kw.force_separate_z,
+                    kw.separate_z_anisotropy_threshold,
+                )
+                .map_err(|e| {
+                    bad(
+                        &plans_path,
+                        format!("configuration {configuration}: resampling_fn_seg: {e}"),
+                    )
+                })?;
+                Some(V2Cascade {
+                    previous_stage: prev.clone(),
+                    foreground_labels: foreground_labels(&folder.dataset),
+                    seg_resampling,
+                })
+            }
+            None => None,
+        };
         Ok(V2Model {
+            cascade,
             num_channels: cfg.normalization_schemes.len(),
             export: V2ExportParams {
                 transpose_forward: params.transpose_forward,
@@ -400,6 +465,37 @@ impl V2Model {
     }
 }
 
+impl V2Model {
+    /// The network's input channels: the images' (`num_channels`), plus one per foreground label of a
+    /// cascade stage (`determine_num_input_channels`).
+    pub fn input_channels(&self) -> usize {
+        self.num_channels
+            + self
+                .cascade
+                .as_ref()
+                .map_or(0, |c| c.foreground_labels.len())
+    }
+}
+
+/// `LabelManager.foreground_labels`: every label value of `dataset.json` (a region's labels one by one,
+/// `ignore` left out), distinct, ascending, without the background 0.
+pub fn foreground_labels(ds: &nnu_artifacts::v2::DatasetJson) -> Vec<i64> {
+    let mut all: Vec<i64> = Vec::new();
+    for (name, value) in &ds.labels.0 {
+        if name == "ignore" {
+            continue;
+        }
+        match value {
+            LabelValue::Label(v) => all.push(*v),
+            LabelValue::Region(r) => all.extend(r.iter().copied()),
+        }
+    }
+    all.sort_unstable();
+    all.dedup();
+    all.retain(|&v| v != 0);
+    all
+}
+
 /// The networks of a v2 model, one per fold, and the mirroring its trainer allows.
 pub struct V2Backends {
     /// One backend per fold, in fold order.
@@ -436,7 +532,7 @@ pub fn load_v2_backends(
     let two_d = matches!(model.window, V2Window::Slices(_));
     let arch = cfg.network()?;
     let arch = if two_d { lift_arch(&arch) } else { arch };
-    let input = NetworkInput::patch(model.patch, model.num_channels);
+    let input = NetworkInput::patch(model.patch, model.input_channels());
     let mut noted = false;
     let mut backends = Vec::new();
     let mut mirror_axes: Option<Option<Vec<usize>>> = None;
@@ -646,7 +742,7 @@ pub fn estimate_peak_memory_v2(
     let planned =
         nnu_preprocessing::v2::planned_shape_v2(shape_zyx, geometry.spacing_zyx(), &model.params)?;
     let (n0, n1) = voxels_as_read_and_planned(shape_zyx, planned, model.window.patch());
-    let (m, c) = (model.num_channels as u64, model.heads as u64);
+    let (m, c) = (model.input_channels() as u64, model.heads as u64);
     let sum = saturating_bytes;
     let preview = if opts.preview { n0 } else { 0 };
     let probs = if opts.save_probabilities { n0 } else { 0 };
@@ -672,6 +768,23 @@ pub fn predict_case_v2(
     case: &Case,
     model: &V2Model,
     backends: &mut [Box<dyn Backend>],
+    out_dir: &Path,
+    opts: &PredictOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<CaseReport, PipelineError> {
+    predict_case_v2_cascade(case, model, backends, None, out_dir, opts, progress)
+}
+
+/// [`predict_case_v2`] for any configuration, a cascade stage included: `prev` says where the previous
+/// stage's segmentation of each case comes from (required when `model.cascade` is set, ignored
+/// otherwise). With [`V2PrevSource::Predict`] the previous stage runs first on the same images (its
+/// tiles counted by `progress` too) and only the final outputs are written (plus the previous stage's
+/// segmentation in its `keep` folder).
+pub fn predict_case_v2_cascade(
+    case: &Case,
+    model: &V2Model,
+    backends: &mut [Box<dyn Backend>],
+    prev: Option<&mut V2PrevSource>,
     out_dir: &Path,
     opts: &PredictOptions,
     progress: &mut dyn FnMut(usize, usize),
@@ -711,7 +824,26 @@ pub fn predict_case_v2(
         Some(v) if opts.preview => Some(crate::stages::preview_copy(v.data.view(), first)?),
         _ => None,
     };
-    let prepared = v2_preprocess_volumes(volumes, &model.params);
+    let prev_stage = match (&model.cascade, prev) {
+        (None, _) => None,
+        (Some(c), None) => return Err(PipelineError::Input {
+            path: model.folder.dir.clone(),
+            msg: format!(
+                "configuration {} is a cascade stage: it needs the {} segmentation of each case \
+                     (--prev-stage DIR, or --lowres-model DIR to predict it first)",
+                model.configuration, c.previous_stage
+            ),
+        }),
+        (Some(c), Some(source)) => {
+            let seg = prev_stage_seg_v2(source, case, &volumes, model, opts, progress)?;
+            Some(V2PrevStage {
+                seg,
+                resampling: c.seg_resampling,
+                foreground_labels: c.foreground_labels.clone(),
+            })
+        }
+    };
+    let prepared = v2_preprocess_volumes_cascade(volumes, prev_stage, &model.params);
     let (data, props, geometry) = prepared.map_err(|e| match e {
         PipelineError::Preprocess(p) => PipelineError::Input {
             path: first.to_path_buf(),
@@ -765,8 +897,89 @@ pub fn predict_case_v2(
     Ok(report)
 }
 
+/// The previous stage's segmentation of `case` (whose channels are `volumes`) for the cascade stage
+/// `model`: read from the folder (checked against the first image's shape) or predicted in memory.
+fn prev_stage_seg_v2(
+    source: &mut V2PrevSource,
+    case: &Case,
+    volumes: &[Volume<f32>],
+    model: &V2Model,
+    opts: &PredictOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Array3<f32>, PipelineError> {
+    let first = case.first_file()?;
+    let shape = volumes
+        .first()
+        .map(Volume::shape_zyx)
+        .ok_or_else(|| PipelineError::Shape("no channel files given".into()))?;
+    let stage_name = model
+        .cascade
+        .as_ref()
+        .map_or("previous", |c| c.previous_stage.as_str());
+    match source {
+        V2PrevSource::Folder(dir) => {
+            let path = crate::cascade::prev_stage_file(
+                dir,
+                case,
+                &model.folder.dataset.file_ending,
+                stage_name,
+            )?;
+            crate::cascade::read_prev_stage(&path, first, shape)
+        }
+        V2PrevSource::Predict { stage, keep } => {
+            let geometry = volumes[0].geometry;
+            let copies = volumes.to_vec();
+            let (data, props, _) =
+                v2_preprocess_volumes(copies, &stage.model.params).map_err(|e| match e {
+                    PipelineError::Preprocess(p) => PipelineError::Input {
+                        path: first.to_path_buf(),
+                        msg: format!("{stage_name}: {p}"),
+                    },
+                    e => e,
+                })?;
+            let stage_opts = PredictOptions {
+                mirrors: stage.mirrors,
+                ..opts.clone()
+            };
+            let oom = crate::stages::naming_image(first);
+            let (logits, _) = predict_logits_v2(
+                &data,
+                &mut stage.backends,
+                stage.model.window,
+                &stage_opts,
+                progress,
+            )
+            .map_err(&oom)?;
+            drop(data);
+            let exported = export_v2(logits.view(), &props, &stage.model.export, false)
+                .map_err(PipelineError::from)
+                .map_err(&oom)?;
+            if let Some(dir) = keep {
+                crate::cascade::keep_prev_stage(
+                    dir,
+                    &case.name,
+                    &exported.segmentation,
+                    &geometry,
+                    opts.compression_level,
+                )?;
+            }
+            Ok(exported.segmentation.mapv(f32::from))
+        }
+    }
+}
+
 /// Whether `dir` is an nnunetv2 model folder (`plans.json`, `dataset.json`, `fold_K/checkpoint_*.pth`)
 /// rather than a v1 one.
 pub fn is_v2_folder(dir: &Path) -> bool {
     nnu_artifacts::v2::detect(dir) == nnu_artifacts::v2::ModelKind::V2
+}
+
+/// The model folder of `configuration` beside the v2 model folder `dir`, named as nnunetv2 names its
+/// results (`TRAINER__PLANS__CONFIGURATION`): `dir`'s name with its last `__` part replaced, e.g.
+/// `.../nnUNetTrainer__nnUNetPlans__3d_lowres` for `.../nnUNetTrainer__nnUNetPlans__3d_cascade_fullres`.
+/// `None` when the name has no `__`. Whether the folder exists is the caller's to check.
+pub fn sibling_configuration_folder(dir: &Path, configuration: &str) -> Option<PathBuf> {
+    let name = dir.file_name()?.to_str()?;
+    let (head, _) = name.rsplit_once("__")?;
+    Some(dir.with_file_name(format!("{head}__{configuration}")))
 }

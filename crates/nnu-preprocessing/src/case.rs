@@ -254,3 +254,44 @@ pub fn planned_shape(
     )?
     .new_shape)
 }
+
+/// nnU-Net 1.7.1's cascade input (`preprocess_save_to_queue` with `segs_from_prev_stage`): `data` (the
+/// preprocessed (c, z, y, x) channels) with the previous stage's segmentation stacked after them, as that
+/// function builds it: `seg` is the segmentation in the image's numpy order (z, y, x) as read, of the
+/// image's shape; it is transposed with `transpose_forward`, resized to the preprocessed shape with
+/// `resize_segmentation(order=1)` ([`crate::resample::resize_segmentation`]) and one-hot encoded over
+/// `classes` (`to_one_hot`, the foreground classes `1..num_classes`), one f32 channel per class.
+///
+/// Reproduced as nnU-Net does it, quirk included: the segmentation is **not** cropped to the image's
+/// nonzero box first, so where the crop removed a margin, the whole uncropped segmentation is squeezed
+/// into the cropped extent (the previous stage's labels land shifted and scaled against the image).
+///
+/// # Errors
+/// [`PreprocessError::InvalidTranspose`] for a bad `transpose_forward`; as
+/// [`crate::resample::resize_segmentation`].
+pub fn append_prev_stage_v1(
+    data: Array4<f32>,
+    seg: ArrayView3<i32>,
+    transpose_forward: [usize; 3],
+    classes: &[i32],
+) -> Result<Array4<f32>, PreprocessError> {
+    check_transpose(transpose_forward)?;
+    let (c, z, y, x) = data.dim();
+    let resized = crate::resample::resize_segmentation(
+        seg.permuted_axes(transpose_forward),
+        [z, y, x],
+        Order::Linear,
+    )?;
+    let mut out = try_from_elem(
+        (c + classes.len(), z, y, x),
+        0.0f32,
+        "the preprocessed volume with the previous stage",
+    )?;
+    out.slice_mut(ndarray::s![..c, .., .., ..]).assign(&data);
+    drop(data);
+    for (k, &class) in classes.iter().enumerate() {
+        out.index_axis_mut(Axis(0), c + k)
+            .zip_mut_with(&resized, |o, &v| *o = if v == class { 1.0 } else { 0.0 });
+    }
+    Ok(out)
+}

@@ -72,7 +72,9 @@ pub mod normalize;
 pub mod resample;
 pub mod v2;
 
-pub use case::{preprocess_case, CaseProperties, ItkGeometry, PreprocessParams};
+pub use case::{
+    append_prev_stage_v1, preprocess_case, CaseProperties, ItkGeometry, PreprocessParams,
+};
 pub use crop::CropBbox;
 pub use error::PreprocessError;
 pub use export::{

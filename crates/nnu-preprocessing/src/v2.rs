@@ -22,7 +22,9 @@ use ndarray::{Array3, Array4, ArrayView3, ArrayView4, ArrayViewMut3, Axis};
 
 use crate::case::{check_transpose, permute};
 use crate::crop::{common_shape, crop_to_bbox, nonzero_bbox, nonzero_mask, CropBbox};
-use crate::resample::{check_spacing, new_shape, resample_channel_into, Order, ResamplePlan};
+use crate::resample::{
+    check_spacing, new_shape, resample_channel_into, resample_segmentation, Order, ResamplePlan,
+};
 use crate::PreprocessError;
 use nnu_alloc::{standard_layout, try_from_elem, try_to_owned};
 
@@ -237,6 +239,40 @@ pub fn preprocess_case_v2(
     spacing_zyx: [f64; 3],
     params: &V2PreprocessParams,
 ) -> Result<(Array4<f32>, V2CaseProperties), PreprocessError> {
+    preprocess_case_v2_cascade(channels, None, spacing_zyx, params)
+}
+
+/// The previous stage's segmentation of a cascade stage (`3d_cascade_fullres`), as nnunetv2 takes it:
+/// `run_case(image_files, seg_file)` reads it beside the images, and the data iterators stack its one-hot
+/// encoding onto the preprocessed channels.
+#[derive(Debug, Clone)]
+pub struct V2PrevStage {
+    /// The segmentation in numpy order (z, y, x), as read (`read_seg`: the label values as f32), the
+    /// image's shape.
+    pub seg: Array3<f32>,
+    /// `resampling_fn_seg` with its kwargs (order 1, order_z 0 in nnunetv2's plans).
+    pub resampling: V2Resampling,
+    /// `label_manager.foreground_labels`: one input channel per label, in this order.
+    pub foreground_labels: Vec<i64>,
+}
+
+/// [`preprocess_case_v2`] of a cascade stage: with `prev`, the previous stage's segmentation goes through
+/// `run_case_npy` with the images, as nnunetv2 2.8.1 does it: transposed, cropped to the images' nonzero
+/// box, `-1` written where it is 0 outside the (hole-filled) nonzero mask (`crop_to_nonzero`), resampled
+/// to the preprocessed shape as a segmentation (`resampling_fn_seg`: [`crate::resample::resample_segmentation`],
+/// the separate-z decision with its own kwargs), then `convert_labelmap_to_one_hot` over
+/// `prev.foreground_labels` appended as f32 channels after the images' (what the data iterators
+/// `np.vstack`). Without `prev` this is [`preprocess_case_v2`].
+///
+/// # Errors
+/// As [`preprocess_case_v2`]; [`PreprocessError::ShapeMismatch`] when the segmentation's shape is not the
+/// images', [`PreprocessError::Unsupported`] when it holds a value that is not an integer label.
+pub fn preprocess_case_v2_cascade(
+    channels: Vec<Array3<f32>>,
+    prev: Option<V2PrevStage>,
+    spacing_zyx: [f64; 3],
+    params: &V2PreprocessParams,
+) -> Result<(Array4<f32>, V2CaseProperties), PreprocessError> {
     let views: Vec<ArrayView3<f32>> = channels.iter().map(|c| c.view()).collect();
     let shape = common_shape(&views)?;
     if params.normalization.len() != channels.len() {
@@ -266,13 +302,56 @@ pub fn preprocess_case_v2(
     let needs_mask = params
         .normalization
         .iter()
-        .any(|n| matches!(n, V2Normalization::ZScore { use_mask: true }));
+        .any(|n| matches!(n, V2Normalization::ZScore { use_mask: true }))
+        || prev.is_some();
     let mask = if needs_mask {
         let m = nonzero_mask(&views)?;
         let cropped = crop_to_bbox(m.view(), &bbox)?.permuted_axes(tf);
         Some(try_to_owned(cropped, "the cropped nonzero mask")?)
     } else {
         None
+    };
+    // The previous stage's labels, cropped and transposed, -1 outside the mask where they are 0.
+    let prev_seg = match &prev {
+        Some(p) => {
+            if p.seg.shape() != shape.as_slice() {
+                return Err(PreprocessError::ShapeMismatch {
+                    what: "the previous stage's segmentation",
+                    shape: p.seg.shape().to_vec(),
+                    expected: shape.to_vec(),
+                });
+            }
+            if let Some((index, v)) = p
+                .seg
+                .indexed_iter()
+                .find(|(_, v)| !(v.is_finite() && v.fract() == 0.0 && v.abs() < 1e9))
+            {
+                return Err(PreprocessError::Unsupported {
+                    what: format!(
+                        "the previous stage's segmentation holds {v} at voxel {:?}: not a label",
+                        [index.0, index.1, index.2]
+                    ),
+                });
+            }
+            let cropped = crop_to_bbox(p.seg.view(), &bbox)?.permuted_axes(tf);
+            let mut labels = try_from_elem(cropped.raw_dim(), 0i32, "the cropped previous stage")?;
+            labels.zip_mut_with(&cropped, |o, &v| *o = v as i32);
+            if let Some(m) = &mask {
+                labels.zip_mut_with(m, |o, &inside| {
+                    if *o == 0 && !inside {
+                        *o = -1;
+                    }
+                });
+            }
+            Some(labels)
+        }
+        None => None,
+    };
+    // `_normalize` masks with `seg >= 0`: with a previous stage that is the nonzero mask plus every
+    // voxel the previous stage labelled (nnunetv2 writes -1 only where that segmentation is 0).
+    let mask = match &prev_seg {
+        Some(labels) => Some(labels.mapv(|v| v >= 0)),
+        None => mask,
     };
     drop(views);
     let cropped = [0, 1, 2].map(|i| bbox[i][1] - bbox[i][0]);
@@ -284,14 +363,32 @@ pub fn preprocess_case_v2(
             .separate_z_axis(original_spacing, target_spacing),
     };
     let [nz, ny, nx] = plan.new_shape;
+    let n_prev = prev.as_ref().map_or(0, |p| p.foreground_labels.len());
+    let n_images = channels.len();
     let mut out = try_from_elem(
-        (channels.len(), nz, ny, nx),
+        (n_images + n_prev, nz, ny, nx),
         0.0f32,
         "the preprocessed volume",
     )?;
+    if let (Some(p), Some(labels)) = (&prev, prev_seg) {
+        let seg_plan = ResamplePlan {
+            new_shape: plan.new_shape,
+            separate_z_axis: p
+                .resampling
+                .separate_z_axis(original_spacing, target_spacing),
+        };
+        let resampled = resample_segmentation(labels.view(), &seg_plan, p.resampling.order)?;
+        drop(labels);
+        for (k, &label) in p.foreground_labels.iter().enumerate() {
+            let mut dst = out.index_axis_mut(Axis(0), n_images + k);
+            dst.zip_mut_with(&resampled, |o, &v| {
+                *o = if i64::from(v) == label { 1.0 } else { 0.0 }
+            });
+        }
+    }
     for (c, (ch, dst)) in channels
         .into_iter()
-        .zip(out.axis_iter_mut(Axis(0)))
+        .zip(out.axis_iter_mut(Axis(0)).take(n_images))
         .enumerate()
     {
         let mut src = try_to_owned(

@@ -115,11 +115,38 @@ fn describe(model: &ModelFolder, checkpoints: &[Option<Checkpoint>]) -> String {
             p.all_classes
         ),
     );
+    // The trainer's stage (`init[5]` of its .model.pkl: 0 is 3d_lowres of two-stage plans), else the last.
+    let stage = model
+        .trainer
+        .as_ref()
+        .and_then(|t| t.init.get(5))
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .filter(|&k| k < p.stages.len())
+        .unwrap_or(p.num_stages - 1);
     line(
         "stages",
-        format!("{} (3d_fullres = stage {})", p.num_stages, p.num_stages - 1),
+        format!(
+            "{} (3d_fullres = stage {}; this model: stage {stage})",
+            p.num_stages,
+            p.num_stages - 1
+        ),
     );
-    let st = p.fullres_stage();
+    if model
+        .trainer
+        .as_ref()
+        .is_some_and(|t| t.name.contains("CascadeFullRes"))
+    {
+        line(
+            "cascade",
+            format!(
+                "3d_cascade_fullres: needs the 3d_lowres segmentation of each case, one-hot as {} extra \
+                 input channel(s) (classes 1..={}); nnu-predict --prev-stage DIR, or --lowres-model DIR to \
+                 predict 3d_lowres first",
+                p.num_classes, p.num_classes
+            ),
+        );
+    }
+    let st = &p.stages[stage];
     line("patch size", format!("{:?}", st.patch_size));
     line(
         "spacing",

@@ -91,6 +91,36 @@ pub fn describe(
         );
     }
     let cfg = p.configuration(&cfg_name)?;
+    if let Some(prev) = &cfg.previous_stage {
+        // LabelManager.foreground_labels: every label value but the background and `ignore`.
+        let mut fg: Vec<i64> = Vec::new();
+        for (_, v) in ds.labels.0.iter().filter(|(n, _)| n != "ignore") {
+            match v {
+                LabelValue::Label(l) => fg.push(*l),
+                LabelValue::Region(r) => fg.extend(r.iter().copied()),
+            }
+        }
+        fg.sort_unstable();
+        fg.dedup();
+        fg.retain(|&l| l != 0);
+        line(
+            "cascade",
+            format!(
+                "stage after {prev}: needs the {prev} segmentation of each case, one-hot as {} extra input \
+                 channel(s) (labels {fg:?}); nnu-predict -c {cfg_name} --prev-stage DIR, or --lowres-model \
+                 DIR to predict {prev} first",
+                fg.len()
+            ),
+        );
+    } else if !cfg.next_stage.is_empty() {
+        line(
+            "cascade",
+            format!(
+                "first stage: its segmentations are the input of {}",
+                cfg.next_stage.join(", ")
+            ),
+        );
+    }
     line("patch size", format!("{:?}", cfg.patch_size));
     line(
         "spacing",

@@ -9,14 +9,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 use nnu_pipeline::cases::{discover_cases, Case, Shard};
 use nnu_pipeline::cli::{self, LogProgress};
 use nnu_pipeline::model::ModelSpec;
-use nnu_pipeline::predict::predict_case;
-use nnu_pipeline::predict::CaseReport;
+use nnu_pipeline::predict::{predict_case_cascade, CaseReport, V1PrevSource, V1Stage};
 use nnu_pipeline::run::{
     check_outputs_not_inputs, dice_per_label, load_cpu_backends, report_failures, run_cases,
     select_fold_cases, shard_cases, BackendKind, CpuBackendOptions, Precision,
 };
 use nnu_pipeline::stages::{available_memory, is_case_file, output_paths, PredictOptions};
-use nnu_pipeline::v2::{is_v2_folder, load_v2_backends, predict_case_v2, V2Model};
+use nnu_pipeline::v2::{
+    is_v2_folder, load_v2_backends, predict_case_v2_cascade, V2Model, V2PrevSource, V2Stage,
+};
 use nnu_pipeline::v2_out::V2OutputPaths;
 use nnu_pipeline::PipelineError;
 use nnu_tiling::MirrorSet;
@@ -111,9 +112,23 @@ struct Args {
     no_postprocessing: bool,
     /// nnunetv2 models: the configuration of plans.json to predict with (default: the one the model
     /// folder's name ends with, e.g. 3d_fullres). 3-D and 2d configurations (2d slice by slice, as
-    /// nnunetv2); cascades (3d_lowres, 3d_cascade_fullres) are not taken yet.
+    /// nnunetv2), 3d_lowres, and 3d_cascade_fullres with --prev-stage or --lowres-model.
     #[arg(short = 'c', long)]
     configuration: Option<String>,
+    /// Cascades (an nnunetv2 3d_cascade_fullres configuration, an nnU-Net v1 cascade trainer folder): the
+    /// folder with the previous stage's segmentation of each case, CASE.nii.gz (nnunetv2's
+    /// -prev_stage_predictions, nnU-Net v1's --lowres_segmentations).
+    #[arg(long, value_name = "DIR", conflicts_with = "lowres_model")]
+    prev_stage: Option<PathBuf>,
+    /// Cascades: predict the previous stage first, in memory, with this model folder (v1: the 3d_lowres
+    /// model folder; nnunetv2: the previous configuration's, e.g. nnUNetTrainer__nnUNetPlans__3d_lowres).
+    /// Without this and --prev-stage, the standard folder beside the model is used when it exists.
+    #[arg(long, value_name = "DIR")]
+    lowres_model: Option<PathBuf>,
+    /// Cascades predicted in one command: also write the previous stage's segmentations to
+    /// OUT/3d_lowres_predictions.
+    #[arg(long)]
+    keep_lowres: bool,
     /// nnunetv2 models: the checkpoint of each fold, checkpoint_final.pth or checkpoint_best.pth.
     #[arg(long, default_value = "checkpoint_final.pth")]
     checkpoint: String,
@@ -178,6 +193,147 @@ fn parse_size(s: &str) -> Result<u64, String> {
     Ok((v * mult as f64) as u64)
 }
 
+/// The previous stage of an nnunetv2 cascade stage: `--prev-stage DIR`, else the previous
+/// configuration's model folder (`--lowres-model`, else `TRAINER__PLANS__PREVIOUS` beside the model)
+/// predicted in memory. `None` for other configurations (where both flags are refused).
+fn v2_prev_source(
+    args: &Args,
+    model: &V2Model,
+    model_dir: &std::path::Path,
+    out_dir: &std::path::Path,
+    backend_opts: &CpuBackendOptions,
+    opts: &PredictOptions,
+) -> Result<Option<V2PrevSource>, PipelineError> {
+    let Some(cascade) = &model.cascade else {
+        if args.prev_stage.is_some() || args.lowres_model.is_some() {
+            return Err(PipelineError::Input {
+                path: model_dir.to_path_buf(),
+                msg: format!(
+                    "configuration {} is not a cascade stage: --prev-stage and --lowres-model are for \
+                     3d_cascade_fullres",
+                    model.configuration
+                ),
+            });
+        }
+        return Ok(None);
+    };
+    if let Some(dir) = &args.prev_stage {
+        if !dir.is_dir() {
+            return Err(PipelineError::Input {
+                path: dir.clone(),
+                msg: "--prev-stage: not a folder".into(),
+            });
+        }
+        return Ok(Some(V2PrevSource::Folder(dir.clone())));
+    }
+    let lowres_dir = match &args.lowres_model {
+        Some(d) => d.clone(),
+        None => {
+            let sibling =
+                nnu_pipeline::v2::sibling_configuration_folder(model_dir, &cascade.previous_stage);
+            match sibling {
+                Some(d) if d.is_dir() => d,
+                _ => {
+                    return Err(PipelineError::Input {
+                        path: model_dir.to_path_buf(),
+                        msg: format!(
+                            "configuration {} is a cascade stage: it needs the {} segmentation of each \
+                             case: --prev-stage DIR (a folder of CASE.nii.gz), or --lowres-model DIR (the {} \
+                             model folder, predicted first)",
+                            model.configuration, cascade.previous_stage, cascade.previous_stage
+                        ),
+                    })
+                }
+            }
+        }
+    };
+    let lowres = V2Model::open(&lowres_dir, Some(&cascade.previous_stage), &args.checkpoint)?;
+    let loaded = load_v2_backends(&lowres, &args.folds, backend_opts)?;
+    let mirrors = if !args.disable_tta && args.mirror_axes.is_empty() {
+        loaded.default_mirrors()?
+    } else {
+        opts.mirrors
+    };
+    Ok(Some(V2PrevSource::Predict {
+        stage: Box::new(V2Stage {
+            model: lowres,
+            backends: loaded.backends,
+            mirrors,
+        }),
+        keep: args
+            .keep_lowres
+            .then(|| out_dir.join(nnu_pipeline::cascade::LOWRES_PREDICTIONS)),
+    }))
+}
+
+/// The previous stage of an nnU-Net v1 cascade trainer's model: `--prev-stage DIR`, else the 3d_lowres
+/// model folder (`--lowres-model`, else where `predict_simple.py` looks:
+/// `RESULTS/3d_lowres/TASK/PREVIOUS_TRAINER__PLANS` beside `RESULTS/3d_cascade_fullres/TASK/...`)
+/// predicted in memory. `None` for other models (where both flags are refused).
+fn v1_prev_source(
+    args: &Args,
+    model: &ModelSpec,
+    model_dir: &std::path::Path,
+    out_dir: &std::path::Path,
+    backend_opts: &CpuBackendOptions,
+) -> Result<Option<V1PrevSource>, PipelineError> {
+    if model.cascade_classes.is_none() {
+        if args.prev_stage.is_some() || args.lowres_model.is_some() {
+            return Err(PipelineError::Input {
+                path: model_dir.to_path_buf(),
+                msg:
+                    "not a cascade trainer's model folder: --prev-stage and --lowres-model are for \
+                      3d_cascade_fullres models"
+                        .into(),
+            });
+        }
+        return Ok(None);
+    }
+    if let Some(dir) = &args.prev_stage {
+        if !dir.is_dir() {
+            return Err(PipelineError::Input {
+                path: dir.clone(),
+                msg: "--prev-stage: not a folder".into(),
+            });
+        }
+        return Ok(Some(V1PrevSource::Folder(dir.clone())));
+    }
+    let lowres_dir = match &args.lowres_model {
+        Some(d) => d.clone(),
+        None => match nnu_pipeline::model::v1_lowres_folder(model) {
+            Some(d) if d.is_dir() => d,
+            other => {
+                return Err(PipelineError::Input {
+                    path: model_dir.to_path_buf(),
+                    msg: format!(
+                        "a cascade trainer's model (3d_cascade_fullres): it needs the 3d_lowres segmentation \
+                         of each case: --prev-stage DIR (a folder of CASE.nii.gz), or --lowres-model DIR (the \
+                         3d_lowres model folder{}, predicted first)",
+                        other.map_or(String::new(), |d| format!(", not found at {}", d.display()))
+                    ),
+                })
+            }
+        },
+    };
+    let lowres = ModelSpec::open(&lowres_dir)?;
+    if lowres.cascade_classes.is_some() {
+        return Err(PipelineError::Input {
+            path: lowres_dir,
+            msg: "--lowres-model: a cascade stage itself, not the 3d_lowres model".into(),
+        });
+    }
+    let backends = load_cpu_backends(&lowres, &args.folds, None, backend_opts)?;
+    Ok(Some(V1PrevSource::Predict {
+        stage: Box::new(V1Stage {
+            model: lowres,
+            backends,
+        }),
+        keep: args
+            .keep_lowres
+            .then(|| out_dir.join(nnu_pipeline::cascade::LOWRES_PREDICTIONS)),
+    }))
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(w) = cli::step_size_warning(args.step_size) {
@@ -228,18 +384,6 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
                 .into(),
         });
     }
-    if !v2
-        && args
-            .configuration
-            .as_deref()
-            .is_some_and(|c| c != "3d_fullres")
-    {
-        return Err(PipelineError::Input {
-            path: model_dir.clone(),
-            msg: "an nnU-Net v1 model folder: only the 3d_fullres configuration is predicted"
-                .into(),
-        });
-    }
     // The model before the images: a wrong model folder is named first.
     let opened = if v2 {
         Opened::V2(V2Model::open(
@@ -248,7 +392,24 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
             &args.checkpoint,
         )?)
     } else {
-        Opened::V1(ModelSpec::open(model_dir)?)
+        let model = ModelSpec::open(model_dir)?;
+        // A v1 folder is one configuration, decided by its trainer (class and stage).
+        let is = if model.cascade_classes.is_some() {
+            "3d_cascade_fullres"
+        } else if model.stage + 1 < model.folder.plans.stages.len() {
+            "3d_lowres"
+        } else {
+            "3d_fullres"
+        };
+        if let Some(c) = args.configuration.as_deref().filter(|&c| c != is) {
+            return Err(PipelineError::Input {
+                path: model_dir.clone(),
+                msg: format!(
+                    "-c {c}: this nnU-Net v1 model folder is a {is} model (its trainer decides)"
+                ),
+            });
+        }
+        Opened::V1(model)
     };
     let mut cases = discover_cases(input)?;
     if let (Some(splits), Some(fold)) = (&args.splits, args.fold) {
@@ -310,13 +471,25 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
     let (description, mut predict): (String, Predict) = match opened {
         Opened::V2(model) => {
             let loaded = load_v2_backends(&model, &args.folds, &backend_opts)?;
-            if !args.disable_tta && args.mirror_axes.is_empty() {
+            let tta_default = !args.disable_tta && args.mirror_axes.is_empty();
+            if tta_default {
                 opts.mirrors = loaded.default_mirrors()?;
             }
+            let mut prev =
+                v2_prev_source(&args, &model, model_dir, &out_dir, &backend_opts, &opts)?;
+            let prev_note = match &prev {
+                Some(V2PrevSource::Folder(d)) => format!("; previous stage from {}", d.display()),
+                Some(V2PrevSource::Predict { stage, .. }) => format!(
+                    "; previous stage {} predicted first with {}",
+                    stage.model.configuration,
+                    stage.model.folder.dir.display()
+                ),
+                None => String::new(),
+            };
             // the preview legend names the labels as dataset.json does
             opts.preview_options.label_names = model.label_names();
             let description = format!(
-            "nnunetv2 model {} ({}, {} fold(s), {} backend, patch {:?}, {} output(s), mirrors {})",
+            "nnunetv2 model {} ({}, {} fold(s), {} backend, patch {:?}, {} output(s), mirrors {}){prev_note}",
             model_dir.display(),
             model.configuration,
             loaded.backends.len(),
@@ -330,15 +503,32 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
             (
                 description,
                 Box::new(move |case: &Case, progress: &mut dyn FnMut(usize, usize)| {
-                    predict_case_v2(case, &model, &mut backends, &out_dir, &opts, progress)
+                    predict_case_v2_cascade(
+                        case,
+                        &model,
+                        &mut backends,
+                        prev.as_mut(),
+                        &out_dir,
+                        &opts,
+                        progress,
+                    )
                 }),
             )
         }
         Opened::V1(model) => {
             let mut backends =
                 load_cpu_backends(&model, &args.folds, args.onnx.as_deref(), &backend_opts)?;
+            let mut prev = v1_prev_source(&args, &model, model_dir, &out_dir, &backend_opts)?;
+            let prev_note = match &prev {
+                Some(V1PrevSource::Folder(d)) => format!("; previous stage from {}", d.display()),
+                Some(V1PrevSource::Predict { stage, .. }) => format!(
+                    "; previous stage predicted first with {}",
+                    stage.model.folder.dir.display()
+                ),
+                None => String::new(),
+            };
             let description = format!(
-                "model {} ({} fold(s), {} backend, patch {:?}, {} classes)",
+                "model {} ({} fold(s), {} backend, patch {:?}, {} classes){prev_note}",
                 model_dir.display(),
                 backends.len(),
                 backends.first().map_or("no", |b| b.name()),
@@ -349,7 +539,15 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
             (
                 description,
                 Box::new(move |case: &Case, progress: &mut dyn FnMut(usize, usize)| {
-                    predict_case(case, &model, &mut backends, &out_dir, &opts, progress)
+                    predict_case_cascade(
+                        case,
+                        &model,
+                        &mut backends,
+                        prev.as_mut(),
+                        &out_dir,
+                        &opts,
+                        progress,
+                    )
                 }),
             )
         }

@@ -10,11 +10,13 @@
 //! parallel tasks that hold at most two in-plane-resized input planes each.
 
 mod dense;
+mod labels;
 mod mask;
 mod policy;
 mod stream;
 
 pub(crate) use dense::*;
+pub use labels::{resample_segmentation, resize_segmentation};
 pub(crate) use mask::*;
 pub use policy::*;
 pub(crate) use stream::*;
