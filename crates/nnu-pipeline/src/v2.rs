@@ -826,14 +826,16 @@ pub fn predict_case_v2_cascade(
     };
     let prev_stage = match (&model.cascade, prev) {
         (None, _) => None,
-        (Some(c), None) => return Err(PipelineError::Input {
-            path: model.folder.dir.clone(),
-            msg: format!(
+        (Some(c), None) => {
+            return Err(PipelineError::Input {
+                path: model.folder.dir.clone(),
+                msg: format!(
                 "configuration {} is a cascade stage: it needs the {} segmentation of each case \
                      (--prev-stage DIR, or --lowres-model DIR to predict it first)",
                 model.configuration, c.previous_stage
             ),
-        }),
+            })
+        }
         (Some(c), Some(source)) => {
             let seg = prev_stage_seg_v2(source, case, &volumes, model, opts, progress)?;
             Some(V2PrevStage {
