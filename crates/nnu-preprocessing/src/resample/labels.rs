@@ -87,7 +87,11 @@ pub fn resize_segmentation(
     let labels = unique_labels(&seg);
     check_label_count(&labels)?;
     if labels.len() == 1 {
-        return try_from_elem(out_shape, labels[0], "the resized segmentation");
+        return Ok(try_from_elem(
+            out_shape,
+            labels[0],
+            "the resized segmentation",
+        )?);
     }
     let as_f32 = |f: &dyn Fn(i32) -> f32| -> Result<Array3<f32>, PreprocessError> {
         let mut a = try_from_elem(in_shape, 0.0f32, "a label's indicator")?;
