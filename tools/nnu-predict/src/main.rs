@@ -193,6 +193,17 @@ fn parse_size(s: &str) -> Result<u64, String> {
     Ok((v * mult as f64) as u64)
 }
 
+/// `--prev-stage DIR` when given, checked to be a folder (v1 and v2 cascades alike).
+fn prev_stage_folder(args: &Args) -> Result<Option<std::path::PathBuf>, PipelineError> {
+    match &args.prev_stage {
+        Some(dir) if !dir.is_dir() => Err(PipelineError::Input {
+            path: dir.clone(),
+            msg: "--prev-stage: not a folder".into(),
+        }),
+        other => Ok(other.clone()),
+    }
+}
+
 /// The previous stage of an nnunetv2 cascade stage: `--prev-stage DIR`, else the previous
 /// configuration's model folder (`--lowres-model`, else `TRAINER__PLANS__PREVIOUS` beside the model)
 /// predicted in memory. `None` for other configurations (where both flags are refused).
@@ -217,14 +228,8 @@ fn v2_prev_source(
         }
         return Ok(None);
     };
-    if let Some(dir) = &args.prev_stage {
-        if !dir.is_dir() {
-            return Err(PipelineError::Input {
-                path: dir.clone(),
-                msg: "--prev-stage: not a folder".into(),
-            });
-        }
-        return Ok(Some(V2PrevSource::Folder(dir.clone())));
+    if let Some(dir) = prev_stage_folder(args)? {
+        return Ok(Some(V2PrevSource::Folder(dir)));
     }
     let lowres_dir = match &args.lowres_model {
         Some(d) => d.clone(),
@@ -289,14 +294,8 @@ fn v1_prev_source(
         }
         return Ok(None);
     }
-    if let Some(dir) = &args.prev_stage {
-        if !dir.is_dir() {
-            return Err(PipelineError::Input {
-                path: dir.clone(),
-                msg: "--prev-stage: not a folder".into(),
-            });
-        }
-        return Ok(Some(V1PrevSource::Folder(dir.clone())));
+    if let Some(dir) = prev_stage_folder(args)? {
+        return Ok(Some(V1PrevSource::Folder(dir)));
     }
     let lowres_dir = match &args.lowres_model {
         Some(d) => d.clone(),
