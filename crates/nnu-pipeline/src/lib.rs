@@ -54,6 +54,7 @@ pub mod evaluate;
 pub mod infer;
 pub mod model;
 pub mod npy;
+pub mod npz;
 pub mod predict;
 pub mod preview;
 pub mod run;

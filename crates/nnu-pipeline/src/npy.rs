@@ -98,7 +98,7 @@ pub fn stage_npy_f32_pieces(
 }
 
 /// The values of `array` in C order as little-endian f32.
-fn write_values(w: &mut impl Write, array: ArrayViewD<f32>) -> std::io::Result<()> {
+pub(crate) fn write_values(w: &mut impl Write, array: ArrayViewD<f32>) -> std::io::Result<()> {
     if let Some(s) = array.as_slice() {
         if cfg!(target_endian = "little") {
             return w.write_all(bytemuck::cast_slice(s));

@@ -731,8 +731,9 @@ pub fn predict_logits_v2(
 /// its first image: the largest of reading and resampling (the channels as read and resampled to the
 /// configuration's spacing), the sliding window (the preprocessed data, each fold's logit and weight
 /// sums and the fold sum, at least one patch per axis) and the export (the logits, their resampled copy
-/// in the original frame, the probabilities when `opts.save_probabilities`, the labels), each without
-/// the crop (an upper bound), plus the image again for the preview. The network itself is not counted.
+/// in the original frame, one head of the probabilities when `opts.save_probabilities`, the labels),
+/// each without the crop (an upper bound), plus the image again for the preview. The network itself is
+/// not counted.
 pub fn estimate_peak_memory_v2(
     case: &Case,
     model: &V2Model,
@@ -745,16 +746,11 @@ pub fn estimate_peak_memory_v2(
     let (m, c) = (model.input_channels() as u64, model.heads as u64);
     let sum = saturating_bytes;
     let preview = if opts.preview { n0 } else { 0 };
+    // The probabilities in the image's frame are written one head at a time: one f32 channel.
     let probs = if opts.save_probabilities { n0 } else { 0 };
     let read = sum(&[(4 * m, n0), (4 * m, n1), (4, preview)]);
     let window = sum(&[(4 * m, n1), (4 * (2 * c + 1), n1), (4, preview)]);
-    let export = sum(&[
-        (4 * c, n1),
-        (4 * c, n0),
-        (4 * c, probs),
-        (1, n0),
-        (4, preview),
-    ]);
+    let export = sum(&[(4 * c, n1), (4 * c, n0), (4, probs), (1, n0), (4, preview)]);
     Ok(read.max(window).max(export))
 }
 
@@ -873,7 +869,7 @@ pub fn predict_case_v2_cascade(
     let (seg_path, png_path) = (&paths.segmentation, &paths.png);
     let mut batch = nnu_fsio::Batch::new();
     if let Some(p) = &exported.probabilities {
-        stage_probabilities_npz(&mut batch, &paths.npz, p.view(), opts.compression_level)?;
+        stage_probabilities_npz(&mut batch, &paths.npz, p, opts.compression_level)?;
         stage_properties_pkl(&mut batch, &paths.pkl, &props, &geometry)?;
     }
     if let Some(img) = &preview_image {

@@ -9,11 +9,10 @@
 //! `shape_after_cropping_and_before_resampling` (a tuple of ints). nnunetv2 stores `spacing` as numpy
 //! float64 scalars; plain floats compare equal to them and load without numpy.
 
-use std::io::{Cursor, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use ndarray::ArrayView4;
-use nnu_preprocessing::v2::V2CaseProperties;
+use nnu_preprocessing::v2::{V2CaseProperties, V2Probabilities};
 use nnu_volume::Geometry;
 
 use crate::PipelineError;
@@ -84,43 +83,20 @@ fn ends_with_zip_directory(path: &Path) -> bool {
     read_tail(path, 22).is_some_and(|t| t.starts_with(b"PK\x05\x06"))
 }
 
-/// Stages `CASE.npz`: a zip holding `probabilities.npy` (little-endian f32, C order, `probabilities`'
-/// shape), deflated at `level` (0-9); zip64 when the array needs it.
+/// Stages `CASE.npz`: a zip holding `probabilities.npy` (little-endian f32, C order, (heads, z, y, x) in
+/// the image's frame), deflated at `level` (0-9), written one head at a time as
+/// [`V2Probabilities::for_each_head`] makes it ([`crate::npz::stage_npz_f32_pieces`]): one f32 channel of
+/// the image is alive besides the cropped probabilities, never the whole array nor its compressed bytes.
 pub fn stage_probabilities_npz(
     batch: &mut nnu_fsio::Batch,
     path: &Path,
-    probabilities: ArrayView4<'_, f32>,
+    probabilities: &V2Probabilities,
     level: u32,
 ) -> Result<(), PipelineError> {
-    let zip_err = |e: zip::result::ZipError| PipelineError::Input {
-        path: path.to_path_buf(),
-        msg: format!("writing the .npz: {e}"),
-    };
-    let io_err = |e: std::io::Error| PipelineError::io(path, e);
-    let header = crate::npy::header(probabilities.shape());
-    let size = header.len() as u64 + probabilities.len() as u64 * 4;
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated)
-        .compression_level(Some(i64::from(level.min(9))))
-        .large_file(size >= u64::from(u32::MAX));
-    let mut zw = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    zw.start_file("probabilities.npy", options)
-        .map_err(zip_err)?;
-    zw.write_all(&header).map_err(io_err)?;
-    match probabilities.as_slice() {
-        Some(s) => {
-            for chunk in s.chunks(1 << 20) {
-                zw.write_all(bytemuck::cast_slice(chunk)).map_err(io_err)?;
-            }
-        }
-        None => {
-            for v in probabilities.iter() {
-                zw.write_all(&v.to_le_bytes()).map_err(io_err)?;
-            }
-        }
-    }
-    let bytes = zw.finish().map_err(zip_err)?.into_inner();
-    Ok(batch.stage(path, &bytes)?)
+    let shape = probabilities.shape();
+    crate::npz::stage_npz_f32_pieces(batch, path, "probabilities", &shape, level, |write| {
+        probabilities.for_each_head(|_, head| write(head.into_dyn()))
+    })
 }
 
 /// The properties dict nnunetv2 pickles beside the probabilities (see the module docs), from the case's

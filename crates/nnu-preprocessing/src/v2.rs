@@ -570,6 +570,61 @@ mod tests {
             V2Resampling::from_plans("resample_data_or_seg_to_shape", 3, 1, None, 3.0).is_err()
         );
     }
+
+    /// Each head made on its own in the image's frame is that head of the whole array, which is the
+    /// cropped probabilities pasted into the box (background 1 for head 0 of softmax models, else 0) and
+    /// transposed back, index by index.
+    #[test]
+    fn heads_one_at_a_time_are_the_whole_array() {
+        for (tb, background_one) in [([0, 1, 2], true), ([2, 0, 1], true), ([1, 2, 0], false)] {
+            let cropped = Array4::from_shape_fn((3, 2, 3, 4), |(h, z, y, x)| {
+                (h * 1000 + z * 100 + y * 10 + x) as f32 + 0.25
+            });
+            let bbox = [[1, 3], [0, 3], [2, 6]];
+            let full = [4, 3, 7];
+            let p = V2Probabilities {
+                cropped: cropped.clone(),
+                bbox,
+                shape_before_cropping: full,
+                transpose_backward: tb,
+                background_one,
+            };
+            let shape = p.shape();
+            assert_eq!(shape, [3, full[tb[0]], full[tb[1]], full[tb[2]]]);
+            let mut expected = Array4::<f32>::zeros(shape);
+            for (h, i0, i1, i2) in all_indices(3, full) {
+                let i = [i0, i1, i2];
+                let inside = (0..3).all(|a| (bbox[a][0]..bbox[a][1]).contains(&i[a]));
+                let v = if inside {
+                    cropped[[h, i0 - bbox[0][0], i1 - bbox[1][0], i2 - bbox[2][0]]]
+                } else if h == 0 && background_one {
+                    1.0
+                } else {
+                    0.0
+                };
+                expected[[h, i[tb[0]], i[tb[1]], i[tb[2]]]] = v;
+            }
+            assert_eq!(p.to_array().unwrap(), expected, "{tb:?}");
+            let mut heads = Vec::new();
+            p.for_each_head(|h, head| -> Result<(), PreprocessError> {
+                assert_eq!(head, expected.index_axis(Axis(0), h), "{tb:?} head {h}");
+                assert!(head.is_standard_layout());
+                heads.push(h);
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(heads, [0, 1, 2]);
+        }
+    }
+
+    fn all_indices(
+        heads: usize,
+        [z, y, x]: [usize; 3],
+    ) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+        (0..heads).flat_map(move |h| {
+            (0..z).flat_map(move |a| (0..y).flat_map(move |b| (0..x).map(move |c| (h, a, b, c))))
+        })
+    }
 }
 
 /// How the label manager turns logits into labels (`LabelManager`, nnunetv2 2.8.1).
@@ -606,9 +661,109 @@ pub struct V2ExportParams {
 pub struct V2Exported {
     /// Labels (z, y, x) in the original image's frame (cropping reverted, `transpose_backward` applied).
     pub segmentation: Array3<u8>,
-    /// Probabilities (heads, z, y, x) in the same frame: outside the crop box head 0 is 1 and the others
-    /// 0 (softmax models), or all 0 (region models), as `revert_cropping_on_probabilities`.
-    pub probabilities: Option<Array4<f32>>,
+    /// The probabilities, made in the image's frame one head at a time when they are written
+    /// ([`V2Probabilities::for_each_head`]).
+    pub probabilities: Option<V2Probabilities>,
+}
+
+/// The probabilities of an export (heads, z, y, x in the original image's frame, as nnunetv2's
+/// `revert_cropping_on_probabilities` then `transpose([0] + [i + 1 for i in transpose_backward])` make
+/// them: outside the crop box head 0 is 1 and the others 0 for softmax models, all 0 for region models),
+/// held as the cropped probabilities in the transposed frame that the segmentation was made from. A head
+/// in the image's frame is made only when it is asked for, so that writing them all costs one f32 channel
+/// of the image rather than one per head.
+#[derive(Debug, Clone)]
+pub struct V2Probabilities {
+    /// (heads, z, y, x) inside `bbox`, transposed frame.
+    cropped: Array4<f32>,
+    bbox: [[usize; 2]; 3],
+    shape_before_cropping: [usize; 3],
+    transpose_backward: [usize; 3],
+    /// Head 0's value outside the crop box (1 for softmax models).
+    background_one: bool,
+}
+
+impl V2Probabilities {
+    /// Number of heads (the first axis).
+    pub fn heads(&self) -> usize {
+        self.cropped.shape()[0]
+    }
+
+    /// The shape of the whole array: (heads, z, y, x) in the image's numpy frame.
+    pub fn shape(&self) -> [usize; 4] {
+        let [z, y, x] = permute(self.shape_before_cropping, self.transpose_backward);
+        [self.heads(), z, y, x]
+    }
+
+    /// Calls `f(head, probabilities)` for every head in order with that head in the image's frame (C
+    /// order, the array's `[head]`). One (z, y, x) buffer is allocated (fallibly) and reused.
+    ///
+    /// # Errors
+    /// [`PreprocessError::OutOfMemory`] (converted) when the buffer cannot be allocated; the first error
+    /// of `f`, returned as it is.
+    pub fn for_each_head<E: From<PreprocessError>>(
+        &self,
+        mut f: impl FnMut(usize, ArrayView3<f32>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let tb = self.transpose_backward;
+        let mut channel = try_from_elem(
+            permute(self.shape_before_cropping, tb),
+            0.0f32,
+            "one head of the probabilities in the image's frame",
+        )?;
+        // The channel indexed in the transposed frame: axis `a` of this view is the channel's axis `k`
+        // with `tb[k] == a`.
+        let mut inverse = [0usize; 3];
+        for (k, &a) in tb.iter().enumerate() {
+            inverse[a] = k;
+        }
+        let b = self.bbox;
+        let crop = ndarray::s![b[0][0]..b[0][1], b[1][0]..b[1][1], b[2][0]..b[2][1]];
+        for (h, head) in self.cropped.outer_iter().enumerate() {
+            channel.fill(if h == 0 && self.background_one {
+                1.0
+            } else {
+                0.0
+            });
+            channel
+                .view_mut()
+                .permuted_axes(inverse)
+                .slice_mut(crop)
+                .assign(&head);
+            f(h, channel.view())?;
+        }
+        Ok(())
+    }
+
+    /// The whole array (heads, z, y, x) in the image's frame, standard layout (what
+    /// [`V2Probabilities::for_each_head`] gives, head after head).
+    ///
+    /// # Errors
+    /// [`PreprocessError::OutOfMemory`] when it cannot be allocated.
+    pub fn to_array(&self) -> Result<Array4<f32>, PreprocessError> {
+        let [z, y, x] = self.shape_before_cropping;
+        let mut p = try_from_elem(
+            (self.heads(), z, y, x),
+            0.0f32,
+            "the probabilities in the image's frame",
+        )?;
+        if self.background_one {
+            p.index_axis_mut(Axis(0), 0).fill(1.0);
+        }
+        let b = self.bbox;
+        p.slice_mut(ndarray::s![
+            ..,
+            b[0][0]..b[0][1],
+            b[1][0]..b[1][1],
+            b[2][0]..b[2][1]
+        ])
+        .assign(&self.cropped);
+        let tb = self.transpose_backward;
+        standard_layout(
+            p.permuted_axes([0, tb[0] + 1, tb[1] + 1, tb[2] + 1]),
+            "the probabilities in the image's frame",
+        )
+    }
 }
 
 /// Resamples merged logits (heads, z, y, x, the preprocessed frame) to the cropped shape before
@@ -713,8 +868,8 @@ pub fn probabilities_to_labels_v2(
 /// nnunetv2's export of merged logits (heads, z, y, x in the preprocessed frame):
 /// [`resample_logits_v2`], [`apply_nonlin_v2`], [`probabilities_to_labels_v2`], the labels pasted into
 /// `shape_before_cropping` at `bbox_used_for_cropping`, then `transpose_backward`; with
-/// `with_probabilities` the probabilities too (`revert_cropping_on_probabilities`, then
-/// `transpose([0] + [i + 1 for i in transpose_backward])`).
+/// `with_probabilities` the probabilities too ([`V2Probabilities`]: kept cropped, each head made in the
+/// image's frame when it is written).
 ///
 /// # Errors
 /// [`PreprocessError`] for shapes that do not fit the properties, more heads than labels fit in a u8, or a
@@ -772,30 +927,13 @@ pub fn export_v2(
         full.permuted_axes(tb),
         "the segmentation in the image's frame",
     )?;
-    let probabilities = if with_probabilities {
-        let [z, y, x] = full_shape;
-        let mut p = try_from_elem(
-            (heads, z, y, x),
-            0.0f32,
-            "the probabilities in the image's frame",
-        )?;
-        if params.labels == V2Labels::Softmax {
-            p.index_axis_mut(Axis(0), 0).fill(1.0);
-        }
-        p.slice_mut(ndarray::s![
-            ..,
-            bbox[0][0]..bbox[0][1],
-            bbox[1][0]..bbox[1][1],
-            bbox[2][0]..bbox[2][1]
-        ])
-        .assign(&probs);
-        Some(standard_layout(
-            p.permuted_axes([0, tb[0] + 1, tb[1] + 1, tb[2] + 1]),
-            "the probabilities in the image's frame",
-        )?)
-    } else {
-        None
-    };
+    let probabilities = with_probabilities.then(|| V2Probabilities {
+        cropped: probs,
+        bbox,
+        shape_before_cropping: full_shape,
+        transpose_backward: tb,
+        background_one: params.labels == V2Labels::Softmax,
+    });
     Ok(V2Exported {
         segmentation,
         probabilities,
