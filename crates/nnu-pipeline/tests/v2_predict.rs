@@ -395,3 +395,141 @@ fn label_names_follow_dataset_json() {
     let regions = open("Dataset903_Regions/nnUNetTrainer__nnUNetPlans__3d_fullres");
     assert_eq!(regions.label_names(), ["whole", "core"]);
 }
+
+/// The members of fixtures/v2/ensemble (scripts/goldens/v2_ensemble_make.py): one fold of one
+/// configuration each, predicted by `nnUNetv2_predict_from_modelfolder --save_probabilities`.
+const ENSEMBLE_MEMBERS: [&str; 3] = ["2d_f0", "3d_fullres_f0", "3d_fullres_f1"];
+/// The ensembles `nnUNetv2_ensemble` made of them.
+const ENSEMBLES: [(&str, [&str; 2]); 2] = [
+    ("folds", ["3d_fullres_f0", "3d_fullres_f1"]),
+    ("configurations", ["3d_fullres_f0", "2d_f0"]),
+];
+
+/// `--save-probabilities` against `nnUNetv2_predict --save_probabilities` for single folds of two
+/// configurations, and their ensembles:
+///
+/// - each member's `CASE.npz` holds one array `probabilities` (f32, nnunetv2's shape) within the bound of
+///   `segmentations_match_predict_from_files_except_near_ties` (`eps / 2`, from the member's own fp16
+///   delta), and its `CASE.pkl` the same properties;
+/// - the average of our members' probabilities, argmax over the heads (what `nnUNetv2_ensemble` computes),
+///   gives the labels of `nnUNetv2_ensemble` on nnunetv2's own files except near-ties: our averaged
+///   probabilities differ from theirs by at most `B` = the mean of the members' bounds, so the argmax can
+///   only differ where nnunetv2's two largest averaged probabilities are within `2 B`;
+/// - it gives exactly the labels `nnUNetv2_ensemble` wrote when the script ran it on our files (native
+///   backend, as `nnu-predict` runs by default), which shows that nnunetv2 reads our `.npz`/`.pkl`.
+#[test]
+fn save_probabilities_ensemble_as_nnunetv2s() {
+    let ens = root().join("ensemble");
+    let opts_cpu = CpuBackendOptions::new(BackendKind::Native, 2);
+    let tmp = tempfile::tempdir().unwrap();
+    // member -> (our probabilities, theirs, shape, bound)
+    let mut members = std::collections::BTreeMap::new();
+    for member in ENSEMBLE_MEMBERS {
+        let golden = ens.join("theirs").join(member);
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(golden.join("meta.json")).unwrap()).unwrap();
+        let model = V2Model::open(
+            &root().join(meta["model"].as_str().unwrap()),
+            Some(meta["configuration"].as_str().unwrap()),
+            "checkpoint_final.pth",
+        )
+        .unwrap();
+        let fold = meta["fold"].as_u64().unwrap() as usize;
+        let case_name = meta["case"].as_str().unwrap();
+        let files = vec![root().join(format!("cases/{case_name}_0000.nii.gz"))];
+        let mut b = load_v2_backends(&model, &[fold], &opts_cpu).unwrap();
+        let opts = PredictOptions {
+            mirrors: b.default_mirrors().unwrap(),
+            save_probabilities: true,
+            ..PredictOptions::default()
+        };
+        let out = tmp.path().join(member);
+        let case = Case::nifti(case_name.to_owned(), files.clone());
+        predict_case_v2(&case, &model, &mut b.backends, &out, &opts, &mut |_, _| {}).unwrap();
+
+        let (data, props, _) = v2_preprocess_files(&files, &model.params).unwrap();
+        let (logits, _) =
+            predict_logits_v2(&data, &mut b.backends, model.window, &opts, &mut |_, _| {}).unwrap();
+        let r = resample_logits_v2(logits.view(), &props, &model.export).unwrap();
+        let delta = meta["fp16_vs_fp32_logits_max_abs"].as_f64().unwrap() as f32;
+        let l_max = r.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
+        assert_eq!(model.export.labels, V2Labels::Softmax);
+        let bound = (delta + TOL + l_max * 2f32.powi(-11)) / 2.0;
+
+        let (want_shape, want) = npz_probabilities(&golden.join(format!("{case_name}.npz")));
+        let (shape, got) = npz_probabilities(&out.join(format!("{case_name}.npz")));
+        assert_eq!(shape, want_shape, "{member}");
+        let max = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        eprintln!("{member}: probabilities {shape:?}, max abs diff {max:.3e} (bound {bound:.3e})");
+        assert!(max <= bound, "{member}: probabilities differ by {max}");
+        assert_eq!(
+            pickle_repr(&out.join(format!("{case_name}.pkl"))),
+            pickle_repr(&golden.join(format!("{case_name}.pkl"))),
+            "{member}: properties"
+        );
+        members.insert(member, (got, want, shape, bound));
+    }
+    for (name, [a, b]) in ENSEMBLES {
+        let (ours_a, theirs_a, shape, bound_a) = &members[a];
+        let (ours_b, theirs_b, _, bound_b) = &members[b];
+        // nnUNetv2_ensemble's average_probabilities: the first array, += the second, /= 2, in f32.
+        let average = |x: &[f32], y: &[f32]| -> Vec<f32> {
+            x.iter().zip(y).map(|(&p, &q)| (p + q) / 2.0).collect()
+        };
+        let (ours, theirs) = (average(ours_a, ours_b), average(theirs_a, theirs_b));
+        let heads = shape[0];
+        let n = ours.len() / heads;
+        let argmax = |p: &[f32], v: usize| -> u8 {
+            let mut best = 0;
+            for h in 1..heads {
+                if p[h * n + v] > p[best * n + v] {
+                    best = h;
+                }
+            }
+            best as u8
+        };
+        let margin = 2.0 * (bound_a + bound_b) / 2.0;
+        let their_ensemble = nnu_volume::read_labels(&ens.join(format!("theirs_{name}.nii.gz")))
+            .unwrap()
+            .data;
+        let our_ensemble = nnu_volume::read_labels(&ens.join(format!("ours_{name}.nii.gz")))
+            .unwrap()
+            .data;
+        assert_eq!(their_ensemble.shape(), &shape[1..], "{name}");
+        let (their_labels, our_labels) = (
+            their_ensemble.as_standard_layout(),
+            our_ensemble.as_standard_layout(),
+        );
+        let (their_labels, our_labels) = (
+            their_labels.as_slice().unwrap(),
+            our_labels.as_slice().unwrap(),
+        );
+        let (mut ties, mut differ, mut differ_not_tie) = (0usize, 0usize, 0usize);
+        for v in 0..n {
+            let label = argmax(&ours, v);
+            assert_eq!(
+                label, our_labels[v],
+                "{name}: voxel {v}: nnUNetv2_ensemble on our files"
+            );
+            let mut top: Vec<f32> = (0..heads).map(|h| theirs[h * n + v]).collect();
+            top.sort_by(|p, q| q.total_cmp(p));
+            let tie = top[0] - top[1] <= margin;
+            ties += tie as usize;
+            if label != their_labels[v] {
+                differ += 1;
+                differ_not_tie += (!tie) as usize;
+            }
+        }
+        let foreground = their_labels.iter().filter(|&&l| l != 0).count();
+        eprintln!(
+            "ensemble {name} ({a} + {b}): {n} voxels ({foreground} foreground in nnunetv2's), {ties} near-ties \
+             (margin {margin:.3e}), {differ} differ, {differ_not_tie} of them not near-ties"
+        );
+        assert!(foreground > 0, "{name}: the golden ensemble is empty");
+        assert_eq!(differ_not_tie, 0, "{name}");
+    }
+}
