@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ndarray::{s, Array5, ArrayView5, Ix5};
+use ndarray::{s, Array5, ArrayView5, Axis, Ix4, Ix5};
 use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::runtime::RunOptions;
@@ -57,7 +57,8 @@ impl TractOptions {
     }
 
     /// Spatial patch shape (z, y, x). Required when the model's spatial axes are dynamic; when the
-    /// model fixes them, a different value is an [`EngineError::PatchMismatch`].
+    /// model fixes them, a different value is an [`EngineError::PatchMismatch`]. For a 2-D model (input
+    /// `(n, c, y, x)`) it is `[1, y, x]`.
     pub fn patch_size(mut self, patch_size: [usize; 3]) -> Self {
         self.patch_size = Some(patch_size);
         self
@@ -82,11 +83,17 @@ struct Source {
 /// The model is parsed once; for each batch size used, the graph is fixed to
 /// `(batch, channels, patch)`, optimised and planned once, then reused for every call (in practice one
 /// or two batch sizes). Matrix products run on a private pool of [`TractOptions::threads`] threads.
+///
+/// A 2-D model (one `(n, c, y, x)` input, as `nnu-export-onnx` writes a `2d` nnunetv2 configuration) is
+/// run as the backend contract asks, on `(n, c, 1, y, x)` patches: the slice axis is dropped on the way in
+/// and restored on the way out, and [`Backend::patch_size`] is `[1, y, x]`.
 #[derive(Debug)]
 pub struct TractBackend {
     source: Source,
     channels: usize,
     patch: [usize; 3],
+    /// The model's input is `(n, c, y, x)`: patches are one slice.
+    two_d: bool,
     classes: usize,
     /// `Some(b)` when the model fixes its batch to `b`.
     fixed_batch: Option<usize>,
@@ -139,8 +146,8 @@ fn make_executor(threads: usize) -> Result<Executor, EngineError> {
 }
 
 impl TractBackend {
-    /// Loads an ONNX model with one `(n, c, z, y, x)` input, keeps its output named `class` (else its
-    /// first output), and prepares it for `options`' patch size and batch.
+    /// Loads an ONNX model with one `(n, c, z, y, x)` input (or `(n, c, y, x)`, a 2-D network), keeps its
+    /// output named `class` (else its first output), and prepares it for `options`' patch size and batch.
     ///
     /// The plan for the largest batch is built here, so shape errors surface at load time.
     pub fn load(path: impl AsRef<Path>, options: &TractOptions) -> Result<Self, EngineError> {
@@ -175,18 +182,33 @@ impl TractBackend {
             return Err(not_seg(path, format!("{inputs} inputs, expected 1")));
         }
         let fact = model.input_fact(0).map_err(|e| load_err(path, e))?.clone();
-        if fact.shape.is_open() || fact.shape.dims().count() != 5 {
+        let rank = fact.shape.dims().count();
+        if fact.shape.is_open() || !(rank == 4 || rank == 5) {
             let rank = if fact.shape.is_open() {
                 "unknown".to_string()
             } else {
-                fact.shape.dims().count().to_string()
+                rank.to_string()
             };
             return Err(not_seg(
                 path,
-                format!("input rank {rank}, expected 5 (n, c, z, y, x)"),
+                format!("input rank {rank}, expected 5 (n, c, z, y, x) or 4 (n, c, y, x)"),
             ));
         }
-        let dims: Vec<Option<usize>> = fact.shape.dims().map(concrete).collect();
+        let two_d = rank == 4;
+        let mut dims: Vec<Option<usize>> = fact.shape.dims().map(concrete).collect();
+        if two_d {
+            // The slice axis the backend contract has and a 2-D network does not.
+            dims.insert(2, Some(1));
+            if let Some(r) = options.patch_size.filter(|r| r[0] != 1) {
+                return Err(not_seg(
+                    path,
+                    format!(
+                        "input rank 4: a 2-D network (n, c, y, x) takes patches of one slice, \
+                         [1, y, x], not {r:?}"
+                    ),
+                ));
+            }
+        }
 
         let channels = match (dims[1], options.input_channels) {
             (Some(c), Some(want)) if c != want => {
@@ -253,6 +275,7 @@ impl TractBackend {
             },
             channels,
             patch,
+            two_d,
             classes: 0,
             fixed_batch,
             max_batch,
@@ -275,18 +298,27 @@ impl TractBackend {
         }
         let path = &self.source.path;
         let [z, y, x] = self.patch;
-        let shape = [batch, self.channels, z, y, x];
+        let shape: Vec<usize> = if self.two_d {
+            vec![batch, self.channels, y, x]
+        } else {
+            vec![batch, self.channels, z, y, x]
+        };
         let typed = self
             .source
             .model
             .clone()
-            .with_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), shape))
+            .with_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), &*shape))
             .and_then(|m| m.into_optimized())
             .map_err(|e| load_err(path, e))?;
         let out = typed.output_fact(0).map_err(|e| load_err(path, e))?;
         let out_shape: Option<Vec<usize>> = out.shape.as_concrete().map(|s| s.to_vec());
         let classes = match out_shape.as_deref() {
-            Some([b, c, oz, oy, ox]) if *b == batch && [*oz, *oy, *ox] == self.patch => *c,
+            Some([b, c, oz, oy, ox])
+                if !self.two_d && *b == batch && [*oz, *oy, *ox] == self.patch =>
+            {
+                *c
+            }
+            Some([b, c, oy, ox]) if self.two_d && *b == batch && [1, *oy, *ox] == self.patch => *c,
             other => {
                 return Err(not_seg(
                     path,
@@ -326,13 +358,18 @@ impl Backend for TractBackend {
         let n = input.shape()[0];
         // A model with a fixed batch gets a zero-padded batch; a dynamic one a plan for `n`.
         let batch = self.fixed_batch.unwrap_or(n);
-        let tensor: Tensor = if batch == n {
-            input.as_standard_layout().into_owned().into()
+        let input: Array5<f32> = if batch == n {
+            input.as_standard_layout().into_owned()
         } else {
             let [z, y, x] = self.patch;
             let mut padded = Array5::<f32>::zeros((batch, self.channels, z, y, x));
             padded.slice_mut(s![..n, .., .., .., ..]).assign(&input);
-            padded.into()
+            padded
+        };
+        let tensor: Tensor = if self.two_d {
+            input.index_axis_move(Axis(2), 0).into()
+        } else {
+            input.into()
         };
         self.prepare(batch)?;
         let state = self
@@ -348,7 +385,14 @@ impl Backend for TractBackend {
             .into_tensor()
             .into_plain_array::<f32>()
             .map_err(run_err)?;
-        let logits = logits.into_dimensionality::<Ix5>().map_err(run_err)?;
+        let logits = if self.two_d {
+            logits
+                .into_dimensionality::<Ix4>()
+                .map_err(run_err)?
+                .insert_axis(Axis(2))
+        } else {
+            logits.into_dimensionality::<Ix5>().map_err(run_err)?
+        };
         if batch == n {
             Ok(logits)
         } else {

@@ -113,8 +113,10 @@ impl ModelSpec {
                 path: dir.to_path_buf(),
                 msg:
                     "an nnunetv2 model folder (plans.json, dataset.json, fold_K/checkpoint_*.pth): \
-                      prediction with nnunetv2 models is not wired into this pipeline yet; \
-                      `nnu-inspect` lists it and `nnu-export-onnx --model` exports its folds"
+                      the file path for NPUs (nnu-preprocess, nnu-postprocess) takes nnU-Net v1 model \
+                      folders only, not nnunetv2 ones (3-D or 2-D configurations); predict it with \
+                      `nnu-predict -m DIR`, and `nnu-export-onnx --model DIR` exports its folds \
+                      (a 2-D configuration as a 2-D network)"
                         .into(),
             });
         }

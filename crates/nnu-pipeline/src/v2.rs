@@ -502,7 +502,8 @@ pub struct V2Backends {
     pub backends: Vec<Box<dyn Backend>>,
     /// `inference_allowed_mirroring_axes` of the first fold's checkpoint in the (z, y, x) axes of the
     /// preprocessed array (a 2-D network's axes 0, 1 are y, x: 1, 2 here), `None` when the trainer
-    /// disabled mirroring. When the first fold has only a `model.onnx`, all three axes.
+    /// disabled mirroring. When the first fold has only a `model.onnx`, every axis of the network (1, 2
+    /// for a 2-D one).
     pub mirror_axes: Option<Vec<usize>>,
 }
 
@@ -518,10 +519,11 @@ impl V2Backends {
 
 /// Loads one CPU backend per fold of `model` (`folds` as [`V2Model::folds`]): the fold's `model.onnx`
 /// when it has one, else the network built in memory from the checkpoint (`nnu_onnx_export::v2`). The
-/// checkpoint must have been trained with `model.configuration`. A 2-D network is always built from its
-/// checkpoint, as the equivalent 3-D one ([`lift_2d_to_3d`]: kernels and strides `1 x k x k`, run on
-/// a `(1, y, x)` patch); a fold of a 2-D configuration with only a `model.onnx` is an error. (Cargo
-/// feature `tract` or `native`, both on by default.)
+/// checkpoint must have been trained with `model.configuration`. A 2-D network built from its checkpoint
+/// is the equivalent 3-D one ([`lift_2d_to_3d`]: kernels and strides `1 x k x k`, run on a `(1, y, x)`
+/// patch); a 2-D `model.onnx` (`nnu-export-onnx`'s, input `(n, c, y, x)`) is run by both CPU backends on
+/// the same `(1, y, x)` patches.
+/// (Cargo feature `export`, with `tract` or `native`.)
 #[cfg(feature = "export")]
 pub fn load_v2_backends(
     model: &V2Model,
@@ -563,9 +565,9 @@ pub fn load_v2_backends(
                     })
             });
         }
-        mirror_axes.get_or_insert_with(|| Some(vec![0, 1, 2]));
-        let onnx = if two_d { None } else { fold.onnx.as_ref() };
-        let backend = match (onnx, ckpt, ckpt_path) {
+        // Without a checkpoint, every axis of the network (a 2-D network's y and x).
+        mirror_axes.get_or_insert_with(|| Some(if two_d { vec![1, 2] } else { vec![0, 1, 2] }));
+        let backend = match (fold.onnx.as_ref(), ckpt, ckpt_path) {
             (Some(onnx), ..) => open_cpu_backend(onnx, None, &input, options, &mut noted)?,
             (None, Some(c), Some(p)) => {
                 let mut sd = nnu_onnx_export::from_artifacts::state_dict_from_checkpoint(c)?;
@@ -583,13 +585,7 @@ pub fn load_v2_backends(
             _ => {
                 return Err(PipelineError::Input {
                     path: model.folder.dir.join(&fold.name).join(&model.checkpoint),
-                    msg: if two_d {
-                        "missing: a 2-D configuration is predicted from its checkpoint (a 2-D model.onnx \
-                         is not taken by the backends)"
-                            .into()
-                    } else {
-                        "missing: the fold has neither this checkpoint nor a model.onnx".into()
-                    },
+                    msg: "missing: the fold has neither this checkpoint nor a model.onnx".into(),
                 })
             }
         };

@@ -533,3 +533,104 @@ fn save_probabilities_ensemble_as_nnunetv2s() {
         assert_eq!(differ_not_tie, 0, "{name}");
     }
 }
+
+/// A `2d` configuration exported as a true 2-D ONNX network (input `(n, c, y, x)`, 2-D `Conv` and
+/// `ConvTranspose`, what an NPU user converts with ATC), written to a file and run by the native engine
+/// and by tract on `(1, 1, 1, y, x)` patches, against PyTorch's output of the same 2-D network
+/// (fixtures/v2/net/Dataset901_Plain_2d_fold0): max abs diff <= 1e-4. Then the model folder with that
+/// file as its fold's only network (checkpoint removed) is predicted as with the checkpoint: the logits of
+/// `nnUNetPredictor` (fp32 accumulators) within 1e-4, on both backends.
+#[test]
+fn a_2d_model_onnx_runs_in_both_backends() {
+    use nnu_engine::{Backend, NativeBackend, NativeOptions, TractBackend, TractOptions};
+    let golden = root().join("net/Dataset901_Plain_2d_fold0");
+    let model_dir = root().join("models/Dataset901_Plain/nnUNetTrainer__nnUNetPlans__2d");
+    let folder = nnu_artifacts::v2::V2ModelFolder::open(&model_dir).unwrap();
+    let loaded = nnu_onnx_export::from_artifacts::load_v2_model_folder(
+        &folder,
+        Some(0),
+        "checkpoint_final.pth",
+    )
+    .unwrap();
+    assert_eq!(loaded.patch_size, [32, 32]);
+    let exported = nnu_onnx_export::v2::export_v2(
+        &loaded.arch,
+        &loaded.patch_size,
+        loaded.state_dict,
+        &nnu_onnx_export::ExportOptions::default(),
+    )
+    .unwrap();
+    let graph = exported.model.graph.as_ref().unwrap();
+    let input_rank = graph.input[0]
+        .r#type
+        .as_ref()
+        .and_then(|t| t.value.as_ref())
+        .and_then(|nnu_onnx_export::pb::type_proto::Value::TensorType(t)| t.shape.as_ref())
+        .map(|s| s.dim.len());
+    assert_eq!(input_rank, Some(4), "a true 2-D network");
+    let tmp = tempfile::tempdir().unwrap();
+    let onnx = tmp.path().join("model.onnx");
+    std::fs::write(&onnx, exported.to_bytes()).unwrap();
+
+    let (shape, input) = read_npy_f32(&golden.join("input.npy"));
+    assert_eq!(shape, [1, 1, 32, 32]);
+    let (want_shape, want) = read_npy_f32(&golden.join("output.npy"));
+    let patch = ndarray::Array5::from_shape_vec((1, 1, 1, 32, 32), input).unwrap();
+    let backends: Vec<Box<dyn Backend>> = vec![
+        Box::new(
+            NativeBackend::load(
+                &onnx,
+                &NativeOptions::default().threads(2).patch_size([1, 32, 32]),
+            )
+            .unwrap(),
+        ),
+        Box::new(
+            TractBackend::load(
+                &onnx,
+                &TractOptions::default().threads(2).patch_size([1, 32, 32]),
+            )
+            .unwrap(),
+        ),
+    ];
+    for mut b in backends {
+        assert_eq!(b.patch_size(), [1, 32, 32]);
+        let out = b.run(patch.view()).unwrap();
+        assert_eq!(out.shape(), [1, want_shape[1], 1, 32, 32], "{}", b.name());
+        let max = out
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        eprintln!("2-D model.onnx in {}: max abs diff {max:.3e}", b.name());
+        assert!(max <= TOL, "{}: {max}", b.name());
+    }
+
+    // The model folder with only the 2-D model.onnx in fold_0.
+    let copy = tmp.path().join("nnUNetTrainer__nnUNetPlans__2d");
+    std::fs::create_dir_all(copy.join("fold_0")).unwrap();
+    for f in ["dataset.json", "plans.json"] {
+        std::fs::copy(model_dir.join(f), copy.join(f)).unwrap();
+    }
+    std::fs::copy(&onnx, copy.join("fold_0/model.onnx")).unwrap();
+    let model = V2Model::open(&copy, Some("2d"), "checkpoint_final.pth").unwrap();
+    let files = vec![root().join("cases/plain_a_0000.nii.gz")];
+    let (data, _, _) = v2_preprocess_files(&files, &model.params).unwrap();
+    let (_, want) = read_npy_f32(&root().join("predict/Dataset901_Plain_2d_plain_a_logits.npy"));
+    for kind in [BackendKind::Native, BackendKind::Tract] {
+        let mut b = load_v2_backends(&model, &[0], &CpuBackendOptions::new(kind, 2)).unwrap();
+        assert_eq!(b.mirror_axes.as_deref(), Some(&[1, 2][..]));
+        let opts = PredictOptions {
+            mirrors: b.default_mirrors().unwrap(),
+            ..PredictOptions::default()
+        };
+        let (logits, _) =
+            predict_logits_v2(&data, &mut b.backends, model.window, &opts, &mut |_, _| {}).unwrap();
+        let max = logits
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        eprintln!("2-D model.onnx predicted ({kind:?}): logits max abs diff {max:.3e}");
+        assert!(max <= TOL, "{kind:?}: {max}");
+    }
+}

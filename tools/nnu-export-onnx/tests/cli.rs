@@ -77,6 +77,93 @@ fn exports_a_model_folder_that_reproduces_pytorch() {
     assert!(d <= 1e-4, "max abs diff {d}");
 }
 
+/// An nnunetv2 `2d` configuration is exported as a true 2-D network: input `(1, 1, 32, 32)`, 2-D
+/// convolutions, and tract's run of the written file matches PyTorch's output of the 2-D network
+/// (fixtures/v2/net/Dataset901_Plain_2d_fold0, scripts/goldens/v2_make.py) within 1e-4.
+#[test]
+fn exports_a_2d_v2_configuration_as_a_2d_network() {
+    let v2 = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/v2");
+    let dir = v2.join("models/Dataset901_Plain/nnUNetTrainer__nnUNetPlans__2d");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("model.onnx");
+    let o = tool(&[
+        "--model".as_ref(),
+        dir.as_os_str(),
+        "--fold".as_ref(),
+        "0".as_ref(),
+        "--batch".as_ref(),
+        "1".as_ref(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let proto = decode(&out);
+    let graph = proto.graph.as_ref().unwrap();
+    let dims: Vec<i64> = graph.input[0]
+        .r#type
+        .as_ref()
+        .and_then(|t| t.value.as_ref())
+        .map(|tract_onnx::pb::type_proto::Value::TensorType(t)| {
+            t.shape
+                .as_ref()
+                .unwrap()
+                .dim
+                .iter()
+                .map(|d| match d.value {
+                    Some(tract_onnx::pb::tensor_shape_proto::dimension::Value::DimValue(v)) => v,
+                    _ => -1,
+                })
+                .collect()
+        })
+        .unwrap();
+    assert_eq!(dims, [1, 1, 32, 32]);
+    for n in graph.node.iter().filter(|n| n.op_type == "Conv") {
+        let k = n.attribute.iter().find(|a| a.name == "kernel_shape");
+        assert!(k.is_none_or(|k| k.ints.len() == 2), "{n:?}");
+    }
+
+    let (shape, input) = read_npy(&v2.join("net/Dataset901_Plain_2d_fold0/input.npy"));
+    assert_eq!(shape, [1, 1, 32, 32]);
+    let (_, expected) = read_npy(&v2.join("net/Dataset901_Plain_2d_fold0/output.npy"));
+    let model = tract_onnx::onnx()
+        .model_for_path(&out)
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    let x = tract_ndarray::ArrayD::from_shape_vec(shape, input).unwrap();
+    let y = model.run(tvec!(Tensor::from(x).into())).unwrap();
+    let y = y[0].to_plain_array_view::<f32>().unwrap();
+    assert_eq!(y.shape(), [1, 3, 32, 32]);
+    let d = y
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    println!("Dataset901_Plain 2d via nnu-export-onnx: max abs diff {d:.3e}");
+    assert!(d <= 1e-4, "max abs diff {d}");
+}
+
+/// A little-endian f32 C-order `.npy` (version 1): shape and values.
+fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
+    let bytes = std::fs::read(path).expect("npy");
+    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + len]).unwrap();
+    assert!(header.contains("'descr': '<f4'") && header.contains("'fortran_order': False"));
+    let dims = &header[header.find("'shape': (").unwrap() + 10..];
+    let shape = dims[..dims.find(')').unwrap()]
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().unwrap())
+        .collect();
+    let data = bytes[10 + len..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    (shape, data)
+}
+
 #[test]
 fn deep_supervision_writes_all_heads_in_order() {
     let dir = reference("unetpp-small");

@@ -322,3 +322,24 @@ fn a_shape_file_locked_too_long_fails_the_case_naming_the_file() {
 fn is_tile(file_name: &str) -> bool {
     file_name.starts_with("a_") && file_name.ends_with("_0.bin")
 }
+
+/// The file path for NPUs takes nnU-Net v1 model folders only: an nnunetv2 one (here its `2d`
+/// configuration) is one error naming the folder and saying what takes it instead, exit 2, nothing written.
+#[test]
+fn an_nnunetv2_model_folder_is_refused_with_what_takes_it() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let image = write_phantom(root.path(), "a.nii.gz", 1);
+    let model = fixtures().join("v2/models/Dataset901_Plain/nnUNetTrainer__nnUNetPlans__2d");
+    let out = root.path().join("out");
+    let o = run_cmd(preprocess(&model, &image, &out, &[]));
+    o.assert_no_crash();
+    assert_eq!(o.code, Some(2), "{}", o.stderr);
+    assert_eq!(o.stderr.lines().count(), 1, "{}", o.stderr);
+    assert_error_line(
+        o.stderr.trim_end(),
+        &model,
+        "takes nnU-Net v1 model folders only, not nnunetv2 ones (3-D or 2-D configurations); predict it \
+         with `nnu-predict -m DIR`",
+    );
+    assert!(!out.join("all_shape.txt").exists());
+}

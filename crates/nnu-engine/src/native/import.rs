@@ -6,6 +6,11 @@
 //! no padding), `Concat` (channel axis), `Add` (two activations of the same shape), `Identity`, and
 //! `Constant` (as a weight). Anything else is [`EngineError::Unsupported`] naming the node.
 //!
+//! A 2-D network (input `(n, c, y, x)`, 2-D `Conv` / `ConvTranspose`) is imported as the equivalent 3-D
+//! one on `(1, y, x)` patches: weights `[o, i, ky, kx]` as `[o, i, 1, ky, kx]` (the same values), kernel,
+//! strides and dilations with a leading 1, pads with a leading 0. A `1 x k x k` convolution or transposed
+//! convolution of one slice is the 2-D one, and instance normalisation over `(1, y, x)` is over `(y, x)`.
+//!
 //! Fusion: a `Conv` whose only consumer is an `InstanceNormalization` gathers the channel statistics
 //! while it writes and the normalisation runs in place right after; an activation that is the only
 //! consumer of a convolution or normalisation is applied in the same pass. `Concat` copies nothing: a
@@ -129,6 +134,8 @@ struct Value {
 
 struct Importer<'a> {
     opts: &'a ImportOptions,
+    /// The model is 2-D (input `(n, c, y, x)`), imported as the 3-D one on `(1, y, x)` patches.
+    two_d: bool,
     weights: HashMap<String, &'a TensorProto>,
     constants: HashMap<String, TensorProto>,
     values: HashMap<String, Value>,
@@ -199,6 +206,15 @@ impl<'a> Importer<'a> {
             )
         })?;
         Ok((dims, data))
+    }
+
+    /// A 2-D network's convolution weight `[o, i, ky, kx]` as the 3-D `[o, i, 1, ky, kx]` (the data is
+    /// the same); any other shape unchanged.
+    fn lift_weight_shape(&self, mut wshape: Vec<usize>) -> Vec<usize> {
+        if self.two_d && wshape.len() == 4 {
+            wshape.insert(2, 1);
+        }
+        wshape
     }
 
     fn channels(&self, v: &Value) -> usize {
@@ -348,6 +364,7 @@ impl<'a> Importer<'a> {
             Some(b) => Some(self.weight(node, b)?.1),
             None => None,
         };
+        let wshape = self.lift_weight_shape(wshape);
         if wshape.len() != 5 {
             return Err(self.unsupported(
                 node,
@@ -361,10 +378,15 @@ impl<'a> Importer<'a> {
         check_dilations(self, node)?;
         let kernel = [wshape[2], wshape[3], wshape[4]];
         if let Some(k) = attr(node, "kernel_shape") {
+            let spatial = if self.two_d {
+                &kernel[1..]
+            } else {
+                &kernel[..]
+            };
             if k.ints
                 .iter()
                 .map(|&v| v as usize)
-                .ne(kernel.iter().copied())
+                .ne(spatial.iter().copied())
             {
                 return Err(self.unsupported(
                     node,
@@ -442,6 +464,7 @@ impl<'a> Importer<'a> {
             Some(b) => Some(self.weight(node, b)?.1),
             None => None,
         };
+        let wshape = self.lift_weight_shape(wshape);
         if wshape.len() != 5 {
             return Err(
                 self.unsupported(node, format!("weight of rank {} (only 3-D)", wshape.len()))
@@ -658,6 +681,10 @@ fn ints3(
         Some(a) if a.ints.len() == 3 && a.ints.iter().all(|&v| v >= 1) => {
             Ok([a.ints[0] as usize, a.ints[1] as usize, a.ints[2] as usize])
         }
+        // A 2-D network's (y, x) values, the slice axis 1.
+        Some(a) if imp.two_d && a.ints.len() == 2 && a.ints.iter().all(|&v| v >= 1) => {
+            Ok([1, a.ints[0] as usize, a.ints[1] as usize])
+        }
         Some(a) => Err(imp.unsupported(node, format!("{name} {:?}", a.ints))),
     }
 }
@@ -698,6 +725,15 @@ fn pads(
                 && a.ints[..3] == a.ints[3..] =>
         {
             Ok([a.ints[0] as usize, a.ints[1] as usize, a.ints[2] as usize])
+        }
+        // A 2-D network's (y, x) begins and ends, no padding along the slice axis.
+        Some(a)
+            if imp.two_d
+                && a.ints.len() == 4
+                && a.ints.iter().all(|&p| p >= 0)
+                && a.ints[..2] == a.ints[2..] =>
+        {
+            Ok([0, a.ints[0] as usize, a.ints[1] as usize])
         }
         Some(a) => {
             Err(imp.unsupported(node, format!("pads {:?} (only symmetric padding)", a.ints)))
@@ -764,13 +800,30 @@ pub(crate) fn import(
         .tensor_type()
         .and_then(|t| t.shape.as_ref())
         .ok_or_else(|| not_seg(path, format!("input {:?} has no tensor shape", input.name)))?;
-    if shape.dim.len() != 5 {
+    if !(shape.dim.len() == 5 || shape.dim.len() == 4) {
         return Err(not_seg(
             path,
-            format!("input rank {}, expected 5 (n, c, z, y, x)", shape.dim.len()),
+            format!(
+                "input rank {}, expected 5 (n, c, z, y, x) or 4 (n, c, y, x)",
+                shape.dim.len()
+            ),
         ));
     }
-    let dims: Vec<Option<usize>> = shape.dim.iter().map(dim_value).collect();
+    let two_d = shape.dim.len() == 4;
+    let mut dims: Vec<Option<usize>> = shape.dim.iter().map(dim_value).collect();
+    if two_d {
+        // A 2-D network runs as the 3-D one on one slice.
+        dims.insert(2, Some(1));
+        if let Some(r) = opts.patch_size.filter(|r| r[0] != 1) {
+            return Err(not_seg(
+                path,
+                format!(
+                    "input rank 4: a 2-D network (n, c, y, x) takes patches of one slice, \
+                     [1, y, x], not {r:?}"
+                ),
+            ));
+        }
+    }
     let channels = match (dims[1], opts.input_channels) {
         (Some(c), Some(want)) if c != want => {
             return Err(not_seg(
@@ -850,6 +903,7 @@ pub(crate) fn import(
 
     let mut imp = Importer {
         opts,
+        two_d,
         weights,
         constants: HashMap::new(),
         values: HashMap::new(),

@@ -77,7 +77,8 @@ impl NativeOptions {
     }
 
     /// Spatial patch shape (z, y, x). Required when the model's spatial axes are dynamic; when the
-    /// model fixes them, a different value is an [`EngineError::PatchMismatch`].
+    /// model fixes them, a different value is an [`EngineError::PatchMismatch`]. For a 2-D model (input
+    /// `(n, c, y, x)`, run as the 3-D one on one slice) it is `[1, y, x]`.
     pub fn patch_size(mut self, patch_size: [usize; 3]) -> Self {
         self.patch_size = Some(patch_size);
         self
