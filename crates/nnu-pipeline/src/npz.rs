@@ -245,7 +245,8 @@ mod tests {
 
     /// The array's `.npz` written one channel at a time holds the `.npy` of the whole array, and the
     /// same deflated bytes as the `zip` crate's writer given the whole array (what `CASE.npz` was made
-    /// with before it was streamed), at levels 0, 1 and 6.
+    /// with before it was streamed), at levels 1 and 6 (the `zip` crate refuses deflate level 0; at level 0
+    /// only the `.npy` inside is compared).
     #[test]
     fn pieces_make_the_npz_of_the_whole_array() {
         let d = tempfile::tempdir().unwrap();
@@ -272,6 +273,9 @@ mod tests {
             let (name, raw, npy) = read_entry(&ours);
             assert_eq!(name, "probabilities.npy");
             assert_eq!(npy, whole_npy, "level {level}");
+            if level == 0 {
+                continue;
+            }
 
             let mut zw = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
             let options = zip::write::SimpleFileOptions::default()

@@ -710,7 +710,8 @@ impl V2Probabilities {
             permute(self.shape_before_cropping, tb),
             0.0f32,
             "one head of the probabilities in the image's frame",
-        )?;
+        )
+        .map_err(PreprocessError::from)?;
         // The channel indexed in the transposed frame: axis `a` of this view is the channel's axis `k`
         // with `tb[k] == a`.
         let mut inverse = [0usize; 3];
@@ -759,10 +760,10 @@ impl V2Probabilities {
         ])
         .assign(&self.cropped);
         let tb = self.transpose_backward;
-        standard_layout(
+        Ok(standard_layout(
             p.permuted_axes([0, tb[0] + 1, tb[1] + 1, tb[2] + 1]),
             "the probabilities in the image's frame",
-        )
+        )?)
     }
 }
 
