@@ -13,8 +13,8 @@ nnunetv2's fp16 accumulators make to the member's logits, computed as v2_make.py
 `nnUNetv2_ensemble` of each ensemble's member folders: theirs_ENSEMBLE.nii.gz.
 
 Step `ours` (needs NNU_PREDICT=path/to/nnu-predict): `nnu-predict --folds K --save-probabilities` per member
-(in a temporary folder), the model's dataset.json and plans.json copied beside them (nnUNetv2_ensemble reads
-them from its first input folder; nnUNetv2_predict writes them there, nnu-predict does not), the same
+(in a temporary folder), with the model's dataset.json and plans.json beside them, which nnu-predict writes
+there as nnUNetv2_predict does (checked; nnUNetv2_ensemble reads them from its first input folder), the same
 `nnUNetv2_ensemble` on our folders: ours_ENSEMBLE.nii.gz, and record.json: per member the largest
 difference of our probabilities to nnunetv2's, per ensemble the voxels where the two ensembles' labels
 differ and how many of them are near-ties (the two largest of nnunetv2's averaged probabilities within
@@ -138,6 +138,9 @@ def ours():
             out = os.path.join(tmp, "ours", member)
             subprocess.run([exe, "-m", f"{MODELS}/{cfg}", "-i", inp, "-o", out, "--folds", str(fold),
                             "--save-probabilities", "--threads", "2"], check=True)
+            for name in ("dataset.json", "plans.json"):  # nnu-predict copies them as nnunetv2 does
+                with open(f"{out}/{name}", "rb") as f, open(f"{MODELS}/{cfg}/{name}", "rb") as g:
+                    assert f.read() == g.read(), (out, name)
             a = probabilities(f"{out}/{CASE}.npz")
             b = probabilities(f"{OUT}/theirs/{member}/{CASE}.npz")
             assert a.dtype == b.dtype == np.float32 and a.shape == b.shape, (a.dtype, a.shape, b.shape)

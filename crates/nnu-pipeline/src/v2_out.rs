@@ -200,3 +200,83 @@ impl Pickler {
         self.0.push(b't');
     }
 }
+
+/// The model files `nnUNetPredictor.predict_from_files` saves into its output folder beside the
+/// predictions, because `nnUNetv2_ensemble` and `nnUNetv2_apply_postprocessing` read them from there.
+pub const MODEL_JSON_FILES: [&str; 2] = ["dataset.json", "plans.json"];
+
+/// Copies the model's `dataset.json` and `plans.json` (from `model_dir`) into `out_dir`, as
+/// `nnUNetv2_predict` does, each written atomically. A file already in `out_dir` with the same bytes is
+/// left as it is (a resumed run); one with other bytes is never overwritten: it is left, and a note naming
+/// it is returned for the caller to print (`nnUNetv2_ensemble` would read that other model's files).
+///
+/// # Errors
+/// [`PipelineError::Io`] naming the file that cannot be read or written.
+pub fn copy_model_json(model_dir: &Path, out_dir: &Path) -> Result<Vec<String>, PipelineError> {
+    let mut notes = Vec::new();
+    for name in MODEL_JSON_FILES {
+        let src = model_dir.join(name);
+        let bytes = std::fs::read(&src).map_err(|source| PipelineError::Io {
+            path: src.clone(),
+            source,
+        })?;
+        let dst = out_dir.join(name);
+        match std::fs::read(&dst) {
+            Ok(existing) if existing == bytes => {}
+            Ok(_) => notes.push(format!(
+                "{}: kept as it is, but it is not this model's {name} ({}); nnUNetv2_ensemble reads it \
+                 from this folder",
+                dst.display(),
+                src.display()
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                nnu_fsio::write_atomic(&dst, &bytes)?
+            }
+            Err(source) => return Err(PipelineError::Io { path: dst, source }),
+        }
+    }
+    Ok(notes)
+}
+
+#[cfg(test)]
+mod model_json_tests {
+    use super::*;
+
+    /// Copied when missing, left when equal, never overwritten when different (a note names it).
+    #[test]
+    fn model_json_is_copied_once_and_never_overwritten() {
+        let model = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        std::fs::write(model.path().join("dataset.json"), b"{\"a\": 1}").unwrap();
+        std::fs::write(model.path().join("plans.json"), b"{\"p\": 2}").unwrap();
+        assert!(copy_model_json(model.path(), out.path())
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            std::fs::read(out.path().join("dataset.json")).unwrap(),
+            b"{\"a\": 1}"
+        );
+        assert_eq!(
+            std::fs::read(out.path().join("plans.json")).unwrap(),
+            b"{\"p\": 2}"
+        );
+        assert!(copy_model_json(model.path(), out.path())
+            .unwrap()
+            .is_empty());
+        std::fs::write(out.path().join("plans.json"), b"{\"other\": 3}").unwrap();
+        let notes = copy_model_json(model.path(), out.path()).unwrap();
+        assert_eq!(notes.len(), 1);
+        assert!(
+            notes[0].contains("plans.json") && notes[0].contains("kept"),
+            "{}",
+            notes[0]
+        );
+        assert_eq!(
+            std::fs::read(out.path().join("plans.json")).unwrap(),
+            b"{\"other\": 3}"
+        );
+        std::fs::remove_file(model.path().join("dataset.json")).unwrap();
+        let e = copy_model_json(model.path(), out.path()).unwrap_err();
+        assert!(e.to_string().contains("dataset.json"), "{e}");
+    }
+}

@@ -566,6 +566,7 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
     .expect("static template")
     .progress_chars("=> ");
     let mut skipped = 0;
+    let mut model_json_copied = false;
     let mut log = LogProgress::new(std::time::Duration::from_secs(30));
     let failures = run_cases(
         &cases,
@@ -583,7 +584,21 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
                 bar.set_position(done as u64);
                 log.update(&case.name, done, total);
             };
-            let r = predict(case, &mut progress);
+            let mut r = predict(case, &mut progress);
+            // As nnUNetv2_predict, the model's dataset.json and plans.json go beside the predictions
+            // (nnUNetv2_ensemble and nnUNetv2_apply_postprocessing read them there); copied once a case
+            // is done, so a run whose cases all fail leaves nothing.
+            if v2 && !model_json_copied && matches!(&r, Ok(r) if r.held_by.is_none()) {
+                match nnu_pipeline::v2_out::copy_model_json(model_dir, &out_dir) {
+                    Ok(notes) => {
+                        model_json_copied = true;
+                        for note in notes {
+                            eprintln!("warning: {note}");
+                        }
+                    }
+                    Err(e) => r = Err(e),
+                }
+            }
             match &r {
                 Ok(r) if r.held_by.is_some() => {
                     bar.finish_and_clear();

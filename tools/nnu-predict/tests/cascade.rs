@@ -93,9 +93,24 @@ fn one_command_equals_two_steps_on_the_kept_lowres_segmentations() {
         );
         assert_eq!(o.code, Some(0), "{version}:\n{}", o.stderr);
         assert!(o.stderr.contains("previous stage"), "{}", o.stderr);
+        // An nnunetv2 model's dataset.json and plans.json go beside the predictions, as nnunetv2 does.
+        let model_json: &[&str] = if version == "v2" {
+            &["dataset.json", "plans.json"]
+        } else {
+            &[]
+        };
+        let with_json = |files: &[&str]| {
+            let mut v: Vec<String> = files
+                .iter()
+                .chain(model_json)
+                .map(|s| s.to_string())
+                .collect();
+            v.sort();
+            v
+        };
         assert_eq!(
             listing(&one),
-            ["3d_lowres_predictions", seg.as_str()],
+            with_json(&["3d_lowres_predictions", seg.as_str()]),
             "{version}"
         );
         let kept = one.join("3d_lowres_predictions");
@@ -105,7 +120,7 @@ fn one_command_equals_two_steps_on_the_kept_lowres_segmentations() {
         let found = tmp.path().join("found");
         let o = predict(&l, &input, &found, &[]);
         assert_eq!(o.code, Some(0), "{version}:\n{}", o.stderr);
-        assert_eq!(listing(&found), [seg.as_str()], "{version}");
+        assert_eq!(listing(&found), with_json(&[seg.as_str()]), "{version}");
         assert_eq!(
             labels(&found.join(&seg)),
             labels(&one.join(&seg)),

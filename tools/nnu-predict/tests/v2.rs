@@ -97,15 +97,23 @@ fn a_v2_folder_is_predicted_as_the_library_predicts_it() {
             &mut |_, _| {},
         )
         .unwrap();
-        assert_eq!(
-            listing(&out),
-            [
-                format!("{case}.nii.gz"),
-                format!("{case}.npz"),
-                format!("{case}.pkl")
-            ],
-            "{dir}"
-        );
+        let mut want = vec![
+            "dataset.json".to_owned(),
+            "plans.json".to_owned(),
+            format!("{case}.nii.gz"),
+            format!("{case}.npz"),
+            format!("{case}.pkl"),
+        ];
+        want.sort();
+        assert_eq!(listing(&out), want, "{dir}");
+        // As nnUNetv2_predict, the model's dataset.json and plans.json beside the predictions.
+        for name in ["dataset.json", "plans.json"] {
+            assert_eq!(
+                std::fs::read(out.join(name)).unwrap(),
+                std::fs::read(model(dir).join(name)).unwrap(),
+                "{dir}: {name}"
+            );
+        }
         assert_eq!(
             report.output,
             lib_out.join(format!("{case}.nii.gz")),
