@@ -15,12 +15,12 @@ use crate::stages::{
 };
 use crate::PipelineError;
 
-fn bins_err(e: nnu_bins::BinsError) -> PipelineError {
+pub(crate) fn bins_err(e: nnu_bins::BinsError) -> PipelineError {
     PipelineError::Bins(e)
 }
 
 /// The bin-file mirror with the same recipe index as a tiling mirror.
-fn bin_mirror(m: Mirror) -> Result<BinMirror, PipelineError> {
+pub(crate) fn bin_mirror(m: Mirror) -> Result<BinMirror, PipelineError> {
     BinMirror::new(m.index() as u32).map_err(bins_err)
 }
 
@@ -234,71 +234,20 @@ pub fn postprocess_from_dumps(
             grid.padded_shape()
         )));
     }
-    let bin_mirrors: Vec<BinMirror> = opts
-        .mirrors
-        .iter()
-        .map(bin_mirror)
-        .collect::<Result<_, _>>()?;
-    let report = dumps
-        .check_case(record, p, &bin_mirrors, model.num_classes)
-        .map_err(bins_err)?;
-    if !report.is_complete() {
-        // One line: the counts and the first offending dump (the report's own Display lists them all).
-        let mut msg = format!("{} dumps expected", report.expected);
-        let mut path = out_dir.join(format!("{}.nii.gz", case.name));
-        if let Some(first) = report.missing.first() {
-            msg += &format!(
-                ", {} missing (the first: the output of {first})",
-                report.missing.len()
-            );
-        }
-        if let Some((dump, found, expected)) = report.wrong_size.first() {
-            msg += &format!(
-                ", {} with a wrong size (this one: {found} bytes, expected {expected})",
-                report.wrong_size.len()
-            );
-            path = dump.clone();
-        }
-        return Err(PipelineError::Input {
-            path,
-            msg: format!("{msg}; {}.nii.gz not written", case.name),
-        });
-    }
+    check_dumps(
+        case,
+        record,
+        &grid,
+        p,
+        opts.mirrors,
+        model.num_classes,
+        dumps,
+        out_dir,
+    )?;
     let agg_opts = AggregatorOptions {
         mirrors: opts.mirrors,
         use_gaussian: opts.use_gaussian,
     };
-    // Non-finite logits (what an fp16 overflow on the accelerator gives) would turn the Gaussian mean
-    // into NaN over whole regions: refuse the case and name the dumps.
-    let mut nonfinite: Vec<PathBuf> = Vec::new();
-    for tile in grid.tiles() {
-        let bounds = TileBounds::from_start(tile.lb, p).map_err(bins_err)?;
-        for m in opts.mirrors.iter() {
-            let name =
-                TileName::new(case.name.clone(), bounds, bin_mirror(m)?).map_err(bins_err)?;
-            let bin = dumps.open(&name, model.num_classes).map_err(bins_err)?;
-            if bin.as_slice().iter().any(|v| !v.is_finite()) {
-                nonfinite.push(bin.path().to_path_buf());
-            }
-        }
-    }
-    if let Some(first) = nonfinite.first() {
-        return Err(PipelineError::Input {
-            path: first.clone(),
-            msg: format!(
-                "NaN or infinite logits (fp16 overflow on the device?): {} of {} dumps of the case hold \
-                 non-finite values ({}); {}.nii.gz not written",
-                nonfinite.len(),
-                report.expected,
-                nonfinite
-                    .iter()
-                    .map(|p| p.file_name().unwrap_or_default().to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                case.name
-            ),
-        });
-    }
     // A buffer that cannot be allocated is this case's error naming its image (not an abort).
     let oom = crate::stages::naming_image(case.first_file()?);
     let mut agg = Aggregator::new(model.num_classes, grid.clone(), agg_opts)
@@ -328,6 +277,80 @@ pub fn postprocess_from_dumps(
         opts,
     )
     .map_err(&oom)
+}
+
+/// Refuses a case whose dumps are not all there and whole (every tile of `grid` x `mirrors`, `heads`
+/// channels of `patch`), or hold NaN or infinite logits: one error naming the first offending file and
+/// the counts; `NAME.nii.gz` in `out_dir` is named when a dump is missing.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn check_dumps(
+    case: &Case,
+    record: &ShapeRecord,
+    grid: &TileGrid,
+    p: [usize; 3],
+    mirrors: MirrorSet,
+    heads: usize,
+    dumps: &DumpIndex,
+    out_dir: &Path,
+) -> Result<(), PipelineError> {
+    let bin_mirrors: Vec<BinMirror> = mirrors.iter().map(bin_mirror).collect::<Result<_, _>>()?;
+    let report = dumps
+        .check_case(record, p, &bin_mirrors, heads)
+        .map_err(bins_err)?;
+    if !report.is_complete() {
+        // One line: the counts and the first offending dump (the report's own Display lists them all).
+        let mut msg = format!("{} dumps expected", report.expected);
+        let mut path = out_dir.join(format!("{}.nii.gz", case.name));
+        if let Some(first) = report.missing.first() {
+            msg += &format!(
+                ", {} missing (the first: the output of {first})",
+                report.missing.len()
+            );
+        }
+        if let Some((dump, found, expected)) = report.wrong_size.first() {
+            msg += &format!(
+                ", {} with a wrong size (this one: {found} bytes, expected {expected})",
+                report.wrong_size.len()
+            );
+            path = dump.clone();
+        }
+        return Err(PipelineError::Input {
+            path,
+            msg: format!("{msg}; {}.nii.gz not written", case.name),
+        });
+    }
+    // Non-finite logits (what an fp16 overflow on the accelerator gives) would turn the Gaussian mean
+    // into NaN over whole regions: refuse the case and name the dumps.
+    let mut nonfinite: Vec<PathBuf> = Vec::new();
+    for tile in grid.tiles() {
+        let bounds = TileBounds::from_start(tile.lb, p).map_err(bins_err)?;
+        for m in mirrors.iter() {
+            let name =
+                TileName::new(case.name.clone(), bounds, bin_mirror(m)?).map_err(bins_err)?;
+            let bin = dumps.open(&name, heads).map_err(bins_err)?;
+            if bin.as_slice().iter().any(|v| !v.is_finite()) {
+                nonfinite.push(bin.path().to_path_buf());
+            }
+        }
+    }
+    if let Some(first) = nonfinite.first() {
+        return Err(PipelineError::Input {
+            path: first.clone(),
+            msg: format!(
+                "NaN or infinite logits (fp16 overflow on the device?): {} of {} dumps of the case hold \
+                 non-finite values ({}); {}.nii.gz not written",
+                nonfinite.len(),
+                report.expected,
+                nonfinite
+                    .iter()
+                    .map(|p| p.file_name().unwrap_or_default().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                case.name
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Refuses saved properties that do not belong to the case's image as it is now, or to this model.
@@ -447,7 +470,17 @@ impl DiskBudget {
         step_size: f64,
         mirrors: usize,
     ) -> Result<(), PipelineError> {
-        match estimate_case_bytes(case, model, step_size, mirrors) {
+        self.admit_estimate(case, estimate_case_bytes(case, model, step_size, mirrors))
+    }
+
+    /// [`DiskBudget::admit`] with the case's estimate already made (for any model kind, e.g.
+    /// [`crate::bins_v2::BinsModel::estimate_case_bytes`]).
+    pub fn admit_estimate(
+        &mut self,
+        case: &Case,
+        estimate: Result<u64, PipelineError>,
+    ) -> Result<(), PipelineError> {
+        match estimate {
             Ok(bytes) if self.free.is_some_and(|f| bytes > f) && !self.overwrite => {
                 Err(PipelineError::Input {
                     path: case.first_file()?.to_path_buf(),

@@ -47,6 +47,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod bins;
+pub mod bins_v2;
 pub mod cascade;
 pub mod cases;
 pub mod cli;

@@ -111,12 +111,8 @@ impl ModelSpec {
         if nnu_artifacts::v2::detect(dir) == nnu_artifacts::v2::ModelKind::V2 {
             return Err(PipelineError::Input {
                 path: dir.to_path_buf(),
-                msg:
-                    "an nnunetv2 model folder (plans.json, dataset.json, fold_K/checkpoint_*.pth): \
-                      the file path for NPUs (nnu-preprocess, nnu-postprocess) takes nnU-Net v1 model \
-                      folders only, not nnunetv2 ones (3-D or 2-D configurations); predict it with \
-                      `nnu-predict -m DIR`, and `nnu-export-onnx --model DIR` exports its folds \
-                      (a 2-D configuration as a 2-D network)"
+                msg: "an nnunetv2 model folder (plans.json, dataset.json, fold_K/checkpoint_*.pth), \
+                      not an nnU-Net v1 one (open it with nnu_pipeline::v2::V2Model; the tools take both)"
                         .into(),
             });
         }

@@ -100,7 +100,9 @@ pub fn v2_preprocess_files(
 }
 
 /// Each channel file of a case, read as f32 volumes.
-fn read_channel_files(files: &[impl AsRef<Path>]) -> Result<Vec<Volume<f32>>, PipelineError> {
+pub(crate) fn read_channel_files(
+    files: &[impl AsRef<Path>],
+) -> Result<Vec<Volume<f32>>, PipelineError> {
     let mut volumes = Vec::with_capacity(files.len());
     for f in files {
         volumes.push(nnu_volume::read_volume(f.as_ref())?);
@@ -200,7 +202,7 @@ impl V2Window {
 
     /// The merge of one fold's tiles over `grid` (from [`V2Window::grid`]), Gaussian-weighted when
     /// `use_gaussian` (the 2-D map for [`V2Window::Slices`]).
-    fn merge(
+    pub(crate) fn merge(
         self,
         heads: usize,
         grid: TileGrid,
@@ -662,7 +664,7 @@ fn lift_state_dict(
 
 /// nnunetv2's order of the passes for a mirror set that is every combination of some axes
 /// ([`nnu_tiling::v2::v2_mirror_order`]); any other set is an error.
-fn mirror_order(set: MirrorSet) -> Result<Vec<Mirror>, PipelineError> {
+pub(crate) fn mirror_order(set: MirrorSet) -> Result<Vec<Mirror>, PipelineError> {
     let axes: Vec<usize> = (0..3)
         .filter(|&a| Mirror::new(4 >> a).is_ok_and(|m| set.contains(m)))
         .collect();
@@ -853,42 +855,64 @@ pub fn predict_case_v2_cascade(
     drop(data);
     report.tiles = tiles;
     report.passes = tiles * opts.mirrors.len() * backends.len();
-    let exported = export_v2(
+    write_case_v2(
         logits.view(),
         &props,
-        &model.export,
-        opts.save_probabilities,
+        &geometry,
+        preview_image.as_ref().map(|a| a.view()),
+        model,
+        &paths,
+        &case.name,
+        opts,
     )
-    .map_err(PipelineError::from)
     .map_err(&oom)?;
     drop(logits);
-    let (seg_path, png_path) = (&paths.segmentation, &paths.png);
+    report.seconds = t0.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// The export of one case's merged logits (heads, z, y, x, preprocessed frame) with `model`: resampled
+/// back, the label manager's non-linearity, labels in the image's frame, then `paths.segmentation` (and
+/// with `opts.save_probabilities` the `.npz` and `.pkl`, with `preview_image` the `.png`) staged and
+/// committed together. Shared by the streaming path and the file path's postprocess.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_case_v2(
+    logits: ndarray::ArrayView4<f32>,
+    props: &V2CaseProperties,
+    geometry: &Geometry,
+    preview_image: Option<ndarray::ArrayView3<f32>>,
+    model: &V2Model,
+    paths: &V2OutputPaths,
+    name: &str,
+    opts: &PredictOptions,
+) -> Result<(), PipelineError> {
+    let exported = export_v2(logits, props, &model.export, opts.save_probabilities)
+        .map_err(PipelineError::from)?;
     let mut batch = nnu_fsio::Batch::new();
     if let Some(p) = &exported.probabilities {
         stage_probabilities_npz(&mut batch, &paths.npz, p, opts.compression_level)?;
-        stage_properties_pkl(&mut batch, &paths.pkl, &props, &geometry)?;
+        stage_properties_pkl(&mut batch, &paths.pkl, props, geometry)?;
     }
-    if let Some(img) = &preview_image {
+    if let Some(img) = preview_image {
         preview::stage_preview(
             &mut batch,
-            png_path,
-            img.view(),
+            &paths.png,
+            img,
             exported.segmentation.view(),
-            &geometry,
-            &case.name,
+            geometry,
+            name,
             &opts.preview_options,
         )?;
     }
     stage_volume(
         &mut batch,
-        seg_path,
+        &paths.segmentation,
         exported.segmentation.view(),
-        &geometry,
+        geometry,
         &WriteOptions::default().compression_level(opts.compression_level),
     )?;
     batch.commit()?;
-    report.seconds = t0.elapsed().as_secs_f64();
-    Ok(report)
+    Ok(())
 }
 
 /// The previous stage's segmentation of `case` (whose channels are `volumes`) for the cascade stage

@@ -176,7 +176,9 @@ pub struct V2PreprocessParams {
 }
 
 /// What nnunetv2 records about a case for export (`properties` of `run_case`), axis orders as it keeps them.
-#[derive(Debug, Clone, PartialEq)]
+/// Serialised (JSON, these field names) as the `CASE.json` the file path to accelerators keeps between
+/// preprocessing and postprocessing.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct V2CaseProperties {
     /// `spacing`: the image's spacing in numpy order (z, y, x), not transposed.
     pub spacing: [f64; 3],

@@ -4,18 +4,18 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use nnu_bins::{read_all_shape, DumpIndex};
-use nnu_pipeline::bins::{postprocess_from_dumps, properties_path, read_properties};
+use nnu_pipeline::bins_v2::BinsModel;
 use nnu_pipeline::cases::discover_cases;
 use nnu_pipeline::cli;
-use nnu_pipeline::model::ModelSpec;
 use nnu_pipeline::run::{report_failures, run_cases, with_case_lock, Locked};
 use nnu_pipeline::stages::{is_case_file, PredictOptions};
 use nnu_pipeline::PipelineError;
-use nnu_tiling::MirrorSet;
 
 /// Merge the dumps of an accelerator run (benchmark's NAME_1.bin or ais_bench's NAME_0.bin, in one or more
-/// folders) into segmentations in the input images' geometry: softmax per pass, mirror mean, Gaussian
-/// weighting, resampling back. A case with missing or short dumps is reported and not written.
+/// folders) into segmentations in the input images' geometry, as the model's nnU-Net does: v1 softmax per
+/// pass, mirror mean, Gaussian weighting, resampling back; nnunetv2 the logits averaged over mirrors and
+/// merged with its Gaussian, resampled back, then softmax or sigmoid. A case with missing or short dumps
+/// is reported and not written.
 #[derive(Parser, Debug)]
 #[command(
     name = "nnu-postprocess",
@@ -24,9 +24,20 @@ use nnu_tiling::MirrorSet;
     after_help = "Example:\n  nnu-postprocess -m MODEL_DIR -i imagesTs --shape-file all_shape.txt --dumps result/ -o predictions\n\nExit status: 0 every case written, 1 some cases failed (named), 2 bad arguments or unusable model,\ninput, dumps or output folder (nothing done)."
 )]
 struct Args {
-    /// nnU-Net v1 model folder (plans.pkl).
+    /// Model folder: nnU-Net v1 (plans.pkl) or nnunetv2 (plans.json, dataset.json), as given to
+    /// nnu-preprocess.
     #[arg(short = 'm', long, value_name = "MODEL_DIR")]
     model: PathBuf,
+    /// nnunetv2 models: the configuration, as given to nnu-preprocess.
+    #[arg(short = 'c', long)]
+    configuration: Option<String>,
+    /// nnunetv2 models: the checkpoint whose allowed mirror axes decide the mirrors, as given to
+    /// nnu-preprocess.
+    #[arg(long, default_value = "checkpoint_final.pth")]
+    checkpoint: String,
+    /// nnunetv2 models: the fold whose checkpoint decides the mirrors, as given to nnu-preprocess.
+    #[arg(long)]
+    fold: Option<usize>,
     /// The images that were preprocessed (file, folder, folder of DICOM series or .txt list); each line of
     /// the shape file is matched to its case by name.
     #[arg(short = 'i', long)]
@@ -43,7 +54,8 @@ struct Args {
     /// The tiles were written without mirrors (nnu-preprocess --disable-tta).
     #[arg(long)]
     disable_tta: bool,
-    /// Also write CASE_probabilities.npy (f32, classes x Z x Y x X, original frame).
+    /// Also write the probabilities: v1 CASE_probabilities.npy (f32, classes x Z x Y x X, original
+    /// frame); nnunetv2 CASE.npz and CASE.pkl as nnUNetv2_predict --save_probabilities writes them.
     #[arg(long)]
     save_probabilities: bool,
     /// Also write CASE.png previews.
@@ -67,7 +79,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<bool, PipelineError> {
     nnu_pipeline::run::init_thread_pool(args.threads);
-    let model = ModelSpec::open(&args.model)?;
+    let model = BinsModel::open(&args.model, args.configuration.as_deref(), &args.checkpoint)?;
     let cases = discover_cases(&args.input)?;
     let records = read_all_shape(&args.shape_file)?;
     let dumps = DumpIndex::scan(&args.dumps, None)?;
@@ -80,8 +92,7 @@ fn run(args: Args) -> Result<bool, PipelineError> {
         );
     }
     nnu_pipeline::run::check_outputs_not_inputs(&cases, &args.output, |dir, name| {
-        let (seg, prob, png) = nnu_pipeline::stages::output_paths(dir, name);
-        vec![seg, prob, png]
+        model.output_paths(dir, name)
     })?;
     nnu_pipeline::prepare_output_dir(&args.output)?;
     nnu_pipeline::remove_stale_temps(&args.output, |f| {
@@ -89,9 +100,10 @@ fn run(args: Args) -> Result<bool, PipelineError> {
     });
     let opts = PredictOptions {
         mirrors: if args.disable_tta {
-            MirrorSet::identity_only()
+            nnu_tiling::MirrorSet::identity_only()
         } else {
-            MirrorSet::all()
+            let folds: Vec<usize> = args.fold.into_iter().collect();
+            model.default_mirrors(&folds)?
         },
         save_probabilities: args.save_probabilities,
         preview: args.preview,
@@ -117,14 +129,12 @@ fn run(args: Args) -> Result<bool, PipelineError> {
                     path: args.shape_file.clone(),
                     msg: format!("listed there, but no image under {}", args.input.display()),
                 })?;
-            let saved = read_properties(&properties_path(&args.shape_file, &case.name))?;
             // A case another live run is writing (same output folder) is left to it.
             let done = with_case_lock(&args.output, &case.name, || {
-                postprocess_from_dumps(
+                model.postprocess_from_dumps(
                     case,
-                    &model,
                     record,
-                    saved.as_ref(),
+                    &args.shape_file,
                     &dumps,
                     &args.output,
                     &opts,
@@ -147,6 +157,16 @@ fn run(args: Args) -> Result<bool, PipelineError> {
             Ok(())
         },
     );
+    if total > failures.len() + held {
+        // nnunetv2 models: dataset.json and plans.json beside the outputs, as nnUNetv2_predict leaves them.
+        match model.finish_output(&args.output) {
+            Ok(notes) => notes.iter().for_each(|n| eprintln!("warning: {n}")),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(false);
+            }
+        }
+    }
     eprintln!(
         "{}",
         cli::summary_line(

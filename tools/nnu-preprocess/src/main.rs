@@ -1,24 +1,23 @@
-//! `nnu-preprocess`: nnU-Net v1 preprocessing to tile bins (for Ascend tools) or to `.npy`.
+//! `nnu-preprocess`: nnU-Net v1 or nnunetv2 preprocessing to tile bins (for Ascend tools), or v1 to `.npy`.
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use nnu_pipeline::bins::{
-    human_bytes, is_case_tile, preprocess_to_bins, preprocess_to_npy, BinsOptions, DiskBudget,
-    SHAPE_FILE_LOCK_TIMEOUT,
+    human_bytes, is_case_tile, preprocess_to_npy, BinsOptions, DiskBudget, SHAPE_FILE_LOCK_TIMEOUT,
 };
+use nnu_pipeline::bins_v2::BinsModel;
 use nnu_pipeline::cases::discover_cases;
 use nnu_pipeline::cli;
-use nnu_pipeline::model::ModelSpec;
 use nnu_pipeline::run::{report_failures, run_cases, with_case_lock, Locked};
 use nnu_pipeline::stages::is_case_lock;
 use nnu_pipeline::PipelineError;
-use nnu_tiling::MirrorSet;
 
-/// Preprocess CT volumes exactly as nnU-Net v1 does (crop, resample, normalise) and write every
-/// sliding-window tile x mirror as a raw f32 .bin (the recipe's format) plus its line in all_shape.txt;
-/// or, with --npy, the preprocessed volume CASE.npy and its properties CASE.json.
+/// Preprocess CT volumes exactly as nnU-Net v1 or nnunetv2 does (crop, resample, normalise) and write
+/// every sliding-window tile x mirror as a raw f32 .bin (the recipe's format) plus its line in
+/// all_shape.txt and the case's properties CASE.json; or, with --npy (v1 models), the preprocessed volume
+/// CASE.npy and its properties CASE.json.
 #[derive(Parser, Debug)]
 #[command(
     name = "nnu-preprocess",
@@ -27,9 +26,21 @@ use nnu_tiling::MirrorSet;
     after_help = "Example:\n  nnu-preprocess -m MODEL_DIR -i imagesTs -o bins --shape-file all_shape.txt\n\nExit status: 0 every case done (or already done), 1 some cases failed (named), 2 bad arguments or\nunusable model, input or output folder (nothing done)."
 )]
 struct Args {
-    /// nnU-Net v1 model folder (plans.pkl).
+    /// Model folder: nnU-Net v1 (plans.pkl) or nnunetv2 (plans.json, dataset.json), told apart by what
+    /// it holds.
     #[arg(short = 'm', long, value_name = "MODEL_DIR")]
     model: PathBuf,
+    /// nnunetv2 models: the configuration of plans.json (default: the one the folder's name ends with,
+    /// e.g. 3d_fullres); 2d configurations are tiled slice by slice, (c, 1, y, x) per tile.
+    #[arg(short = 'c', long)]
+    configuration: Option<String>,
+    /// nnunetv2 models: the checkpoint whose inference_allowed_mirroring_axes decide the mirrors
+    /// (checkpoint_final.pth or checkpoint_best.pth).
+    #[arg(long, default_value = "checkpoint_final.pth")]
+    checkpoint: String,
+    /// nnunetv2 models: the fold whose checkpoint decides the mirrors (default: the first fold).
+    #[arg(long)]
+    fold: Option<usize>,
     /// A NIfTI image, a folder of images (CASE_0000.nii.gz or CASE.nii.gz), a folder of DICOM series (one
     /// case per series, named PATIENT_sNUMBER_UID as nnu-predict names it), or a .txt list.
     #[arg(short = 'i', long, value_name = "IMAGES")]
@@ -46,7 +57,8 @@ struct Args {
     /// Only these cases (comma-separated names).
     #[arg(long, value_delimiter = ',')]
     cases: Vec<String>,
-    /// Write only the unmirrored tile (m0) of each window.
+    /// Write only the unmirrored tile (m0) of each window (default: all eight mirrors for v1 models, the
+    /// checkpoint's allowed mirror axes for nnunetv2 models).
     #[arg(long)]
     disable_tta: bool,
     /// Sliding-window step as a fraction of the patch size, in (0, 1] (nnU-Net's step_size).
@@ -90,7 +102,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<bool, PipelineError> {
     nnu_pipeline::run::init_thread_pool(args.threads);
-    let model = ModelSpec::open(&args.model)?;
+    let model = BinsModel::open(&args.model, args.configuration.as_deref(), &args.checkpoint)?;
     let mut cases = discover_cases(&args.input)?;
     if !args.cases.is_empty() {
         cases.retain(|c| args.cases.contains(&c.name));
@@ -118,12 +130,20 @@ fn run(args: Args) -> Result<bool, PipelineError> {
         eprintln!("{name}: skipped, another run (pid {pid}) is working on it");
     };
     if args.npy {
+        let BinsModel::V1(model) = &model else {
+            return Err(PipelineError::Input {
+                path: args.model.clone(),
+                msg: "--npy writes nnU-Net v1's preprocessed volumes; for an nnunetv2 model write tile \
+                      bins (without --npy) or predict with nnu-predict"
+                    .into(),
+            });
+        };
         let failures = run_cases(
             &cases,
             |case| case.name.clone(),
             |case| {
                 match with_case_lock(&args.output, &case.name, || {
-                    preprocess_to_npy(case, &model, &args.output)
+                    preprocess_to_npy(case, model, &args.output)
                 })? {
                     Locked::Done(()) => eprintln!("{}: written", case.name),
                     Locked::Busy { pid } => held(&case.name, pid),
@@ -134,9 +154,10 @@ fn run(args: Args) -> Result<bool, PipelineError> {
         return Ok(report_failures(&failures));
     }
     let mirrors = if args.disable_tta {
-        MirrorSet::identity_only()
+        nnu_tiling::MirrorSet::identity_only()
     } else {
-        MirrorSet::all()
+        let folds: Vec<usize> = args.fold.into_iter().collect();
+        model.default_mirrors(&folds)?
     };
     // A case whose header alone needs more disk than there is (a huge or lying header) fails here, alone;
     // a case whose header cannot be read fails in its own run below. The others go on.
@@ -146,7 +167,10 @@ fn run(args: Args) -> Result<bool, PipelineError> {
         &cases,
         |case| case.name.clone(),
         |case| {
-            budget.admit(case, &model, args.step_size, mirrors.len())?;
+            budget.admit_estimate(
+                case,
+                model.estimate_case_bytes(case, args.step_size, mirrors.len()),
+            )?;
             runnable.push(*case);
             Ok(())
         },
@@ -187,14 +211,7 @@ fn run(args: Args) -> Result<bool, PipelineError> {
                 log.update(&case.name, d, t);
             };
             let r = with_case_lock(&args.output, &case.name, || {
-                preprocess_to_bins(
-                    case,
-                    &model,
-                    &args.output,
-                    &shape_file,
-                    &bins_opts,
-                    &mut progress,
-                )
+                model.preprocess_to_bins(case, &args.output, &shape_file, &bins_opts, &mut progress)
             });
             match &r {
                 Ok(Locked::Busy { pid }) => {

@@ -323,23 +323,93 @@ fn is_tile(file_name: &str) -> bool {
     file_name.starts_with("a_") && file_name.ends_with("_0.bin")
 }
 
-/// The file path for NPUs takes nnU-Net v1 model folders only: an nnunetv2 one (here its `2d`
-/// configuration) is one error naming the folder and saying what takes it instead, exit 2, nothing written.
+/// What the file path refuses for an nnunetv2 model folder, each as one error line naming the folder,
+/// exit 2, nothing written: `--npy` (v1 volumes only), and `-c` given with a v1 folder.
 #[test]
-fn an_nnunetv2_model_folder_is_refused_with_what_takes_it() {
+fn npy_with_an_nnunetv2_folder_and_a_configuration_with_a_v1_folder_are_refused() {
     let root = tempfile::tempdir().expect("tempdir");
     let image = write_phantom(root.path(), "a.nii.gz", 1);
-    let model = fixtures().join("v2/models/Dataset901_Plain/nnUNetTrainer__nnUNetPlans__2d");
+    let v2 = fixtures().join("v2/models/Dataset901_Plain/nnUNetTrainer__nnUNetPlans__2d");
+    let v1 = demo_model();
     let out = root.path().join("out");
-    let o = run_cmd(preprocess(&model, &image, &out, &[]));
-    o.assert_no_crash();
-    assert_eq!(o.code, Some(2), "{}", o.stderr);
-    assert_eq!(o.stderr.lines().count(), 1, "{}", o.stderr);
-    assert_error_line(
-        o.stderr.trim_end(),
-        &model,
-        "takes nnU-Net v1 model folders only, not nnunetv2 ones (3-D or 2-D configurations); predict it \
-         with `nnu-predict -m DIR`",
-    );
-    assert!(!out.join("all_shape.txt").exists());
+    for (model, extra, needle) in [
+        (
+            &v2,
+            &["--npy"][..],
+            "--npy writes nnU-Net v1's preprocessed volumes",
+        ),
+        (
+            &v1,
+            &["-c", "3d_fullres"][..],
+            "-c 3d_fullres applies to nnunetv2 model folders",
+        ),
+    ] {
+        let o = run_cmd(preprocess(model, &image, &out, extra));
+        o.assert_no_crash();
+        assert_eq!(o.code, Some(2), "{}", o.stderr);
+        assert_eq!(o.stderr.lines().count(), 1, "{}", o.stderr);
+        assert_error_line(o.stderr.trim_end(), model, needle);
+        assert!(listing(&out).is_empty(), "{:?}", listing(&out));
+    }
+}
+
+/// An nnunetv2 model folder is tiled by the tool as `nnu_pipeline::bins_v2::preprocess_to_bins_v2` tiles
+/// it (checked against nnu-predict's path in `crates/nnu-pipeline/tests/bins_v2.rs`): the same bins,
+/// byte for byte, the same `all_shape.txt` and `CASE.json`, with the checkpoint's mirrors by default.
+#[test]
+fn an_nnunetv2_folder_is_tiled_as_the_library_tiles_it() {
+    use nnu_pipeline::bins::BinsOptions;
+    use nnu_pipeline::bins_v2::{default_mirrors_v2, preprocess_to_bins_v2};
+    use nnu_pipeline::cases::Case;
+    use nnu_pipeline::v2::V2Model;
+    let root = tempfile::tempdir().expect("tempdir");
+    let input = root.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    std::fs::copy(
+        fixtures().join("v2/cases/plain_a_0000.nii.gz"),
+        input.join("plain_a_0000.nii.gz"),
+    )
+    .unwrap();
+    for config in ["3d_fullres", "2d"] {
+        let dir = fixtures().join(format!(
+            "v2/models/Dataset901_Plain/nnUNetTrainer__nnUNetPlans__{config}"
+        ));
+        let out = root.path().join(format!("tool_{config}"));
+        let o = run_cmd(preprocess(&dir, &input, &out, &[]));
+        o.assert_no_crash();
+        assert_eq!(o.code, Some(0), "{config}: {}", o.stderr);
+
+        let model = V2Model::open(&dir, None, "checkpoint_final.pth").unwrap();
+        let lib = root.path().join(format!("lib_{config}"));
+        let opts = BinsOptions {
+            mirrors: default_mirrors_v2(&model, &[]).unwrap(),
+            ..BinsOptions::default()
+        };
+        let case = Case::nifti(
+            "plain_a".to_owned(),
+            vec![input.join("plain_a_0000.nii.gz")],
+        );
+        let r = preprocess_to_bins_v2(
+            &case,
+            &model,
+            &lib,
+            &lib.join("all_shape.txt"),
+            &opts,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        let files = listing(&lib);
+        assert_eq!(
+            files.len(),
+            r.record.num_tiles() * opts.mirrors.len() + 2,
+            "{config}: bins + all_shape.txt + plain_a.json"
+        );
+        assert_eq!(listing(&out), files, "{config}");
+        for f in &files {
+            assert!(
+                std::fs::read(out.join(f)).unwrap() == std::fs::read(lib.join(f)).unwrap(),
+                "{config}: {f} differs"
+            );
+        }
+    }
 }
