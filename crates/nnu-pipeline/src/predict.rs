@@ -10,8 +10,8 @@ use nnu_engine::Backend;
 use crate::cases::Case;
 use crate::model::ModelSpec;
 use crate::stages::{
-    check_memory, naming_image, output_paths, outputs_complete, predict_folds, prepare_case,
-    write_outputs, PredictOptions, PreparedCase,
+    naming_image, output_paths, outputs_complete, predict_folds, prepare_case, write_outputs,
+    PredictOptions, PreparedCase,
 };
 use crate::PipelineError;
 
@@ -58,20 +58,11 @@ pub struct V1Stage {
     pub backends: Vec<Box<dyn Backend>>,
 }
 
-/// Where an nnU-Net v1 cascade stage gets the previous stage's segmentation of each case.
-pub enum V1PrevSource {
-    /// A folder of `CASE.nii.gz` files (`predict_simple.py --lowres_segmentations`).
-    Folder(PathBuf),
-    /// The previous stage predicted in memory before each case, as `predict_simple.py` does without
-    /// `--lowres_segmentations` (its folds, mirrors and step, its `postprocessing.json` unless
-    /// `opts.postprocess` is off), kept in `keep` (a folder) when given.
-    Predict {
-        /// The previous stage's model and networks.
-        stage: Box<V1Stage>,
-        /// Where its segmentations are also written, if anywhere.
-        keep: Option<PathBuf>,
-    },
-}
+/// Where an nnU-Net v1 cascade stage gets the previous stage's segmentation of each case: a folder of
+/// `CASE.nii.gz` files (`predict_simple.py --lowres_segmentations`), or the previous stage predicted in
+/// memory before each case, as `predict_simple.py` does without `--lowres_segmentations`
+/// ([`crate::cascade::v1_prev_source`] resolves it from the tool's flags).
+pub type V1PrevSource = crate::cascade::PrevSource<V1Stage>;
 
 /// [`predict_case`] for any v1 model, a cascade trainer's included: `prev` says where the previous
 /// stage's segmentation of each case comes from (required when `model.cascade_classes` is set, ignored
@@ -99,7 +90,9 @@ pub fn predict_case_cascade(
             msg: "no fold to predict with".into(),
         });
     }
-    check_memory(case, model, opts)?;
+    crate::stages::refuse_over_memory(case, opts, || {
+        crate::cascade::estimate_peak_memory_v1(case, model, prev.as_deref(), opts)
+    })?;
     let PreparedCase {
         data,
         props,

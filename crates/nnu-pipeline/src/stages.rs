@@ -386,7 +386,7 @@ pub fn estimate_peak_memory(
 /// The voxel counts a case's buffers are sized by, from the header of its first image: as read (`n0`),
 /// and resampled to the model's spacing and padded to the patch (`n1`, without the crop: an upper
 /// bound). Saturating instead of overflowing on an absurd header.
-fn header_voxels(case: &Case, model: &ModelSpec) -> Result<(u64, u64), PipelineError> {
+pub(crate) fn header_voxels(case: &Case, model: &ModelSpec) -> Result<(u64, u64), PipelineError> {
     let (shape_zyx, geometry) = crate::cases::case_header(case)?;
     let planned =
         nnu_preprocessing::case::planned_shape(shape_zyx, geometry.spacing_zyx(), &model.params)?;

@@ -159,19 +159,11 @@ pub struct V2Stage {
     pub mirrors: MirrorSet,
 }
 
-/// Where a cascade stage gets the previous stage's segmentation of each case.
-pub enum V2PrevSource {
-    /// A folder of `CASE` + `file_ending` files (nnunetv2's `-prev_stage_predictions`).
-    Folder(PathBuf),
-    /// The previous stage predicted in memory before each case (its own preprocessing, folds and export,
-    /// as `nnUNetv2_predict -c 3d_lowres` would write it), kept in `keep` (a folder) when given.
-    Predict {
-        /// The previous stage's model and networks.
-        stage: Box<V2Stage>,
-        /// Where its segmentations are also written, if anywhere.
-        keep: Option<PathBuf>,
-    },
-}
+/// Where a cascade stage gets the previous stage's segmentation of each case: a folder of `CASE` +
+/// `file_ending` files (nnunetv2's `-prev_stage_predictions`), or the previous stage predicted in memory
+/// before each case, as `nnUNetv2_predict -c 3d_lowres` would write it
+/// ([`crate::cascade::v2_prev_source`] resolves it from the tool's flags).
+pub type V2PrevSource = crate::cascade::PrevSource<V2Stage>;
 
 /// The sliding window of a configuration, in the transposed (z, y, x) frame of the preprocessed array.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -808,7 +800,9 @@ pub fn predict_case_v2_cascade(
             ),
         });
     }
-    crate::stages::refuse_over_memory(case, opts, || estimate_peak_memory_v2(case, model, opts))?;
+    crate::stages::refuse_over_memory(case, opts, || {
+        crate::cascade::estimate_peak_memory_v2(case, model, prev.as_deref(), opts)
+    })?;
     let volumes = match &case.dicom {
         Some(series) => vec![nnu_dicom::read_series(series)?],
         None => read_channel_files(&case.files)?,

@@ -6,18 +6,19 @@ use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use nnu_pipeline::cascade::{
+    describe_v1, describe_v2, v1_prev_source, v2_prev_source, CascadeOptions,
+};
 use nnu_pipeline::cases::{discover_cases, Case, Shard};
 use nnu_pipeline::cli::{self, LogProgress};
 use nnu_pipeline::model::ModelSpec;
-use nnu_pipeline::predict::{predict_case_cascade, CaseReport, V1PrevSource, V1Stage};
+use nnu_pipeline::predict::{predict_case_cascade, CaseReport};
 use nnu_pipeline::run::{
     check_outputs_not_inputs, dice_per_label, load_cpu_backends, report_failures, run_cases,
     select_fold_cases, shard_cases, BackendKind, CpuBackendOptions, Precision,
 };
 use nnu_pipeline::stages::{available_memory, is_case_file, output_paths, PredictOptions};
-use nnu_pipeline::v2::{
-    is_v2_folder, load_v2_backends, predict_case_v2_cascade, V2Model, V2PrevSource, V2Stage,
-};
+use nnu_pipeline::v2::{is_v2_folder, load_v2_backends, predict_case_v2_cascade, V2Model};
 use nnu_pipeline::v2_out::V2OutputPaths;
 use nnu_pipeline::PipelineError;
 use nnu_tiling::MirrorSet;
@@ -127,7 +128,7 @@ struct Args {
     lowres_model: Option<PathBuf>,
     /// Cascades predicted in one command: also write the previous stage's segmentations to
     /// OUT/3d_lowres_predictions.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "prev_stage")]
     keep_lowres: bool,
     /// nnunetv2 models: the checkpoint of each fold, checkpoint_final.pth or checkpoint_best.pth.
     #[arg(long, default_value = "checkpoint_final.pth")]
@@ -193,144 +194,16 @@ fn parse_size(s: &str) -> Result<u64, String> {
     Ok((v * mult as f64) as u64)
 }
 
-/// `--prev-stage DIR` when given, checked to be a folder (v1 and v2 cascades alike).
-fn prev_stage_folder(args: &Args) -> Result<Option<std::path::PathBuf>, PipelineError> {
-    match &args.prev_stage {
-        Some(dir) if !dir.is_dir() => Err(PipelineError::Input {
-            path: dir.clone(),
-            msg: "--prev-stage: not a folder".into(),
-        }),
-        other => Ok(other.clone()),
+/// The cascade flags and what the previous stage is loaded with.
+fn cascade_options(args: &Args) -> CascadeOptions {
+    CascadeOptions {
+        prev_stage: args.prev_stage.clone(),
+        lowres_model: args.lowres_model.clone(),
+        keep_lowres: args.keep_lowres,
+        folds: args.folds.clone(),
+        checkpoint: args.checkpoint.clone(),
+        mirrors: None,
     }
-}
-
-/// The previous stage of an nnunetv2 cascade stage: `--prev-stage DIR`, else the previous
-/// configuration's model folder (`--lowres-model`, else `TRAINER__PLANS__PREVIOUS` beside the model)
-/// predicted in memory. `None` for other configurations (where both flags are refused).
-fn v2_prev_source(
-    args: &Args,
-    model: &V2Model,
-    model_dir: &std::path::Path,
-    out_dir: &std::path::Path,
-    backend_opts: &CpuBackendOptions,
-    opts: &PredictOptions,
-) -> Result<Option<V2PrevSource>, PipelineError> {
-    let Some(cascade) = &model.cascade else {
-        if args.prev_stage.is_some() || args.lowres_model.is_some() {
-            return Err(PipelineError::Input {
-                path: model_dir.to_path_buf(),
-                msg: format!(
-                    "configuration {} is not a cascade stage: --prev-stage and --lowres-model are for \
-                     3d_cascade_fullres",
-                    model.configuration
-                ),
-            });
-        }
-        return Ok(None);
-    };
-    if let Some(dir) = prev_stage_folder(args)? {
-        return Ok(Some(V2PrevSource::Folder(dir)));
-    }
-    let lowres_dir = match &args.lowres_model {
-        Some(d) => d.clone(),
-        None => {
-            let sibling =
-                nnu_pipeline::v2::sibling_configuration_folder(model_dir, &cascade.previous_stage);
-            match sibling {
-                Some(d) if d.is_dir() => d,
-                _ => {
-                    return Err(PipelineError::Input {
-                        path: model_dir.to_path_buf(),
-                        msg: format!(
-                            "configuration {} is a cascade stage: it needs the {} segmentation of each \
-                             case: --prev-stage DIR (a folder of CASE.nii.gz), or --lowres-model DIR (the {} \
-                             model folder, predicted first)",
-                            model.configuration, cascade.previous_stage, cascade.previous_stage
-                        ),
-                    })
-                }
-            }
-        }
-    };
-    let lowres = V2Model::open(&lowres_dir, Some(&cascade.previous_stage), &args.checkpoint)?;
-    let loaded = load_v2_backends(&lowres, &args.folds, backend_opts)?;
-    let mirrors = if !args.disable_tta && args.mirror_axes.is_empty() {
-        loaded.default_mirrors()?
-    } else {
-        opts.mirrors
-    };
-    Ok(Some(V2PrevSource::Predict {
-        stage: Box::new(V2Stage {
-            model: lowres,
-            backends: loaded.backends,
-            mirrors,
-        }),
-        keep: args
-            .keep_lowres
-            .then(|| out_dir.join(nnu_pipeline::cascade::LOWRES_PREDICTIONS)),
-    }))
-}
-
-/// The previous stage of an nnU-Net v1 cascade trainer's model: `--prev-stage DIR`, else the 3d_lowres
-/// model folder (`--lowres-model`, else where `predict_simple.py` looks:
-/// `RESULTS/3d_lowres/TASK/PREVIOUS_TRAINER__PLANS` beside `RESULTS/3d_cascade_fullres/TASK/...`)
-/// predicted in memory. `None` for other models (where both flags are refused).
-fn v1_prev_source(
-    args: &Args,
-    model: &ModelSpec,
-    model_dir: &std::path::Path,
-    out_dir: &std::path::Path,
-    backend_opts: &CpuBackendOptions,
-) -> Result<Option<V1PrevSource>, PipelineError> {
-    if model.cascade_classes.is_none() {
-        if args.prev_stage.is_some() || args.lowres_model.is_some() {
-            return Err(PipelineError::Input {
-                path: model_dir.to_path_buf(),
-                msg:
-                    "not a cascade trainer's model folder: --prev-stage and --lowres-model are for \
-                      3d_cascade_fullres models"
-                        .into(),
-            });
-        }
-        return Ok(None);
-    }
-    if let Some(dir) = prev_stage_folder(args)? {
-        return Ok(Some(V1PrevSource::Folder(dir)));
-    }
-    let lowres_dir = match &args.lowres_model {
-        Some(d) => d.clone(),
-        None => match nnu_pipeline::model::v1_lowres_folder(model) {
-            Some(d) if d.is_dir() => d,
-            other => {
-                return Err(PipelineError::Input {
-                    path: model_dir.to_path_buf(),
-                    msg: format!(
-                        "a cascade trainer's model (3d_cascade_fullres): it needs the 3d_lowres segmentation \
-                         of each case: --prev-stage DIR (a folder of CASE.nii.gz), or --lowres-model DIR (the \
-                         3d_lowres model folder{}, predicted first)",
-                        other.map_or(String::new(), |d| format!(", not found at {}", d.display()))
-                    ),
-                })
-            }
-        },
-    };
-    let lowres = ModelSpec::open(&lowres_dir)?;
-    if lowres.cascade_classes.is_some() {
-        return Err(PipelineError::Input {
-            path: lowres_dir,
-            msg: "--lowres-model: a cascade stage itself, not the 3d_lowres model".into(),
-        });
-    }
-    let backends = load_cpu_backends(&lowres, &args.folds, None, backend_opts)?;
-    Ok(Some(V1PrevSource::Predict {
-        stage: Box::new(V1Stage {
-            model: lowres,
-            backends,
-        }),
-        keep: args
-            .keep_lowres
-            .then(|| out_dir.join(nnu_pipeline::cascade::LOWRES_PREDICTIONS)),
-    }))
 }
 
 fn main() -> ExitCode {
@@ -474,17 +347,12 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
             if tta_default {
                 opts.mirrors = loaded.default_mirrors()?;
             }
-            let mut prev =
-                v2_prev_source(&args, &model, model_dir, &out_dir, &backend_opts, &opts)?;
-            let prev_note = match &prev {
-                Some(V2PrevSource::Folder(d)) => format!("; previous stage from {}", d.display()),
-                Some(V2PrevSource::Predict { stage, .. }) => format!(
-                    "; previous stage {} predicted first with {}",
-                    stage.model.configuration,
-                    stage.model.folder.dir.display()
-                ),
-                None => String::new(),
+            let cascade = CascadeOptions {
+                mirrors: (!tta_default).then_some(opts.mirrors),
+                ..cascade_options(&args)
             };
+            let mut prev = v2_prev_source(&model, &cascade, &out_dir, &backend_opts)?;
+            let prev_note = describe_v2(prev.as_ref());
             // the preview legend names the labels as dataset.json does
             opts.preview_options.label_names = model.label_names();
             let description = format!(
@@ -517,15 +385,9 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
         Opened::V1(model) => {
             let mut backends =
                 load_cpu_backends(&model, &args.folds, args.onnx.as_deref(), &backend_opts)?;
-            let mut prev = v1_prev_source(&args, &model, model_dir, &out_dir, &backend_opts)?;
-            let prev_note = match &prev {
-                Some(V1PrevSource::Folder(d)) => format!("; previous stage from {}", d.display()),
-                Some(V1PrevSource::Predict { stage, .. }) => format!(
-                    "; previous stage predicted first with {}",
-                    stage.model.folder.dir.display()
-                ),
-                None => String::new(),
-            };
+            let mut prev =
+                v1_prev_source(&model, &cascade_options(&args), &out_dir, &backend_opts)?;
+            let prev_note = describe_v1(prev.as_ref());
             let description = format!(
                 "model {} ({} fold(s), {} backend, patch {:?}, {} classes){prev_note}",
                 model_dir.display(),

@@ -196,3 +196,28 @@ fn cascade_flags_are_refused_for_other_models() {
     let o = predict(&lowres_as_model, &input, &out, &[]);
     assert_eq!(o.code, Some(0), "{}", o.stderr);
 }
+
+#[test]
+fn keep_lowres_with_prev_stage_is_a_usage_error() {
+    // --keep-lowres keeps a previous stage predicted in memory; with --prev-stage there is none to keep.
+    for (version, l) in [("v2", v2()), ("v1", v1())] {
+        let tmp = tempfile::tempdir().unwrap();
+        let input = input(tmp.path(), &l, version);
+        let prev = tmp.path().join("prev");
+        std::fs::create_dir(&prev).unwrap();
+        let out = tmp.path().join("out");
+        let o = predict(
+            &l,
+            &input,
+            &out,
+            &["--prev-stage", &prev.display().to_string(), "--keep-lowres"],
+        );
+        assert_eq!(o.code, Some(2), "{version}:\n{}", o.stderr);
+        let line = o.errors()[0];
+        assert!(
+            line.contains("--keep-lowres") && line.contains("--prev-stage"),
+            "{version}: {line}"
+        );
+        assert!(!out.exists(), "{version}");
+    }
+}
