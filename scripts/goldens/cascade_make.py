@@ -25,7 +25,10 @@ nnunetv2 part (fixtures/cascade/v2/):
     SOURCE/casc_a.nii.gz      predict_from_files(folder_with_segs_from_prev_stage=...) as users run it;
     SOURCE/meta.json          fp16_vs_fp32_logits_max_abs and the rest.
 
-Run: /work/venv/bin/python scripts/goldens/cascade_make.py [v2] [v1]   (from the repository root)
+Region-based nnunetv2 part (fixtures/cascade/v2_regions/, step v2r): the same layout for Dataset906_RegionCascade,
+  whose dataset.json gives regions (`whole` = [1, 2], `core` = 2, regions_class_order [1, 2]): 2 sigmoid outputs.
+
+Run: /work/venv/bin/python scripts/goldens/cascade_make.py [v2] [v2r] [v1]   (from the repository root)
 Versions: Python 3.11, torch 2.15.0 (CPU), nnunetv2 2.8.1, dynamic-network-architectures 0.4.4, nnunet 1.7.1,
 batchgenerators 0.25.5, SimpleITK, numpy.
 """
@@ -112,7 +115,8 @@ def v2_models():
         torch.manual_seed(1000 * seed)
         from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
         net = get_network_from_plans(cm.network_arch_class_name, cm.network_arch_init_kwargs,
-                                     cm.network_arch_init_kwargs_req_import, in_ch, 3, allow_init=True,
+                                     cm.network_arch_init_kwargs_req_import, in_ch,
+                                     v2_make.num_outputs(DATASET), allow_init=True,
                                      deep_supervision=True)
         v2_make.randomise(net, gen)
         ckpt = v2_make.make_checkpoint(net, plans, cfg, 0, DATASET, axes, gen, cm.patch_size, in_ch)
@@ -418,11 +422,38 @@ def v1_predict(plans, nets):
         print("v1 cascade", source, d.shape, "one-hot voxels", [int(c.sum()) for c in d[1:]])
 
 
+# The region-based variant (step v2r, fixtures/cascade/v2_regions/): the same plans, phantom and previous-stage
+# sources, with dataset.json's labels as regions (`whole` = [1, 2], `core` = 2, regions_class_order [1, 2]):
+# the networks have 2 sigmoid outputs, the cascade stage 1 + 2 input channels (one-hot over the foreground
+# labels 1, 2 that the lowres stage's regions are written as).
+DATASET_REGIONS = {
+    "channel_names": {"0": "MR"},
+    "labels": {"background": 0, "whole": [1, 2], "core": 2},
+    "regions_class_order": [1, 2],
+    "numTraining": 10,
+    "file_ending": ".nii.gz",
+}
+
+
+def v2_regions():
+    global V2, DS, DATASET
+    saved = (V2, DS, DATASET)
+    V2, DS, DATASET = f"{OUT}/v2_regions", "Dataset906_RegionCascade", DATASET_REGIONS
+    try:
+        v2_models()
+        v2_cases()
+        v2_predict()
+    finally:
+        V2, DS, DATASET = saved
+
+
 if __name__ == "__main__":
-    steps = sys.argv[1:] or ["v2", "v1"]
+    steps = sys.argv[1:] or ["v2", "v2r", "v1"]
     if "v2" in steps:
         v2_models()
         v2_cases()
         v2_predict()
+    if "v2r" in steps:
+        v2_regions()
     if "v1" in steps:
         v1_predict(*v1_models())
