@@ -36,6 +36,32 @@ pub const EXIT_FAILED: u8 = 1;
 /// uses the same status for its own argument errors.
 pub const EXIT_USAGE: u8 = 2;
 
+/// Parses a size in bytes with an optional binary suffix (K, M, G, T: powers of 1024): 512M, 16G, 1.5T,
+/// 4096 (`--max-memory`).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'K' => 1u64 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => return Err(format!("unknown size suffix in '{s}' (K, M, G or T)")),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size such as 16G or 512M"))?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(format!("'{s}' is not a positive size"));
+    }
+    Ok((v * mult as f64) as u64)
+}
+
 /// nnU-Net's default sliding-window step (`step_size`, a fraction of the patch size).
 pub const DEFAULT_STEP_SIZE: f64 = 0.5;
 

@@ -2,7 +2,8 @@
 //!
 //! - [`stages`]: read and preprocess a case, predict it (tiles x mirrors through a backend, Gaussian merge,
 //!   fold ensemble), export and write its outputs; each stage once.
-//! - [`predict`]: the streaming path, all in memory (`nnu-predict`).
+//! - [`predict`]: the streaming path, all in memory; [`job`] runs it over the cases of an input
+//!   (`nnu-predict`).
 //! - [`bins`]: the file path to accelerators, the tiles written as bins (`nnu-preprocess`) and the device's
 //!   dumps merged back (`nnu-postprocess`); [`infer`] runs such bins on a backend (`nnu-infer`).
 //! - [`cascade`]: the previous stage's segmentation of a cascade stage (`3d_cascade_fullres`), from a folder
@@ -53,6 +54,8 @@ pub mod cases;
 pub mod cli;
 pub mod evaluate;
 pub mod infer;
+#[cfg(feature = "export")]
+pub mod job;
 pub mod model;
 pub mod npy;
 pub mod npz;

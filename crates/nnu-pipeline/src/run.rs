@@ -447,6 +447,24 @@ pub fn run_cases<I, T>(
     failures
 }
 
+/// What a batch tells its user while its cases run (a tool's progress bars), for the batches that run
+/// cases one after the other ([`crate::job::Predictor::run`]).
+pub trait CaseProgress {
+    /// `done` of `total` steps of `case` have run (tiles; for a cascade predicted in one command the
+    /// previous stage's tiles first).
+    fn tiles(&mut self, case: &Case, done: usize, total: usize);
+    /// `case` has ended (`ok`: predicted or skipped), before its line is printed.
+    fn end(&mut self, case: &Case, ok: bool);
+}
+
+/// A [`CaseProgress`] that shows nothing.
+pub struct ProgressSink;
+
+impl CaseProgress for ProgressSink {
+    fn tiles(&mut self, _: &Case, _: usize, _: usize) {}
+    fn end(&mut self, _: &Case, _: bool) {}
+}
+
 /// Prints the closing `failed cases: a, b` line of a batch on standard error (nothing when none failed)
 /// and returns true when every case succeeded.
 pub fn report_failures(failures: &[Failure]) -> bool {
@@ -522,6 +540,26 @@ pub fn wait_for_file_lock(
             nnu_fsio::Acquired::Busy(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
         }
     }
+}
+
+/// Prints the demo's table on standard output: the liver and tumour Dice of each case's
+/// `out_dir/CASE.nii.gz` against `reference(CASE)`, then where the outputs are.
+pub fn print_demo_dice(
+    cases: &[Case],
+    out_dir: &Path,
+    reference: impl Fn(&str) -> PathBuf,
+) -> Result<(), PipelineError> {
+    println!("case                 liver Dice  tumour Dice");
+    for case in cases {
+        let pred = out_dir.join(format!("{}.nii.gz", case.name));
+        let d = dice_per_label(&pred, &reference(&case.name), 2)?;
+        println!("{:<20} {:>10.4}  {:>11.4}", case.name, d[0], d[1]);
+    }
+    println!(
+        "segmentations and previews (.png) are in {}",
+        out_dir.display()
+    );
+    Ok(())
 }
 
 /// Dice of each foreground label (1..=`num_labels`) between a predicted and a reference label file; NaN
