@@ -62,6 +62,14 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok((v * mult as f64) as u64)
 }
 
+/// Parses a duration in seconds (fractions allowed, not negative): `60`, `0.5`.
+pub fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    std::time::Duration::try_from_secs_f64(v).map_err(|_| format!("{s}: not a duration in seconds"))
+}
+
 /// nnU-Net's default sliding-window step (`step_size`, a fraction of the patch size).
 pub const DEFAULT_STEP_SIZE: f64 = 0.5;
 

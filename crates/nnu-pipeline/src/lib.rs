@@ -5,7 +5,8 @@
 //! - [`predict`]: the streaming path, all in memory; [`job`] runs it over the cases of an input
 //!   (`nnu-predict`).
 //! - [`bins`]: the file path to accelerators, the tiles written as bins (`nnu-preprocess`) and the device's
-//!   dumps merged back (`nnu-postprocess`); [`infer`] runs such bins on a backend (`nnu-infer`).
+//!   dumps merged back (`nnu-postprocess`), [`bins_run`] over the cases of an input (`nnu-preprocess`);
+//!   [`infer`] runs such bins on a backend (`nnu-infer`).
 //! - [`cascade`]: the previous stage's segmentation of a cascade stage (`3d_cascade_fullres`), from a folder
 //!   or predicted first in memory ([`predict::predict_case_cascade`] for v1, [`v2::predict_case_v2_cascade`]).
 //! - [`evaluate`] scores a folder of predictions against references and writes nnU-Net's `summary.json`
@@ -48,6 +49,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod bins;
+pub mod bins_run;
 pub mod bins_v2;
 pub mod cascade;
 pub mod cases;

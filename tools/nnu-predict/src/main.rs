@@ -2,17 +2,19 @@
 //! out, all in memory.
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use nnu_pipeline::cascade::CascadeOptions;
-use nnu_pipeline::cases::{Case, Shard};
-use nnu_pipeline::cli::{self, LogProgress};
+use nnu_pipeline::cases::Shard;
+use nnu_pipeline::cli;
 use nnu_pipeline::job::PredictJob;
-use nnu_pipeline::run::{print_demo_dice, BackendKind, CaseProgress, CpuBackendOptions, Precision};
+use nnu_pipeline::run::{print_demo_dice, BackendKind, CpuBackendOptions, Precision};
 use nnu_pipeline::stages::{available_memory, PredictOptions};
 use nnu_pipeline::PipelineError;
+
+#[path = "../../case_bars.rs"]
+mod case_bars;
+use case_bars::CaseBars;
 
 /// Predict segmentations with an nnU-Net v1 model (UNet++ or plain nnU-Net) or an nnunetv2 model
 /// (PlainConvUNet, ResEnc; 3-D configurations): preprocess, sliding window with
@@ -167,42 +169,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// One progress bar per case, shown once its tiles run (a case that is already done leaves no empty
-/// bar), or a line every 30 s without a terminal.
-struct Bars {
-    style: ProgressStyle,
-    bar: Option<(String, ProgressBar)>,
-    log: LogProgress,
-}
-
-impl CaseProgress for Bars {
-    fn tiles(&mut self, case: &Case, done: usize, total: usize) {
-        let bar = match &self.bar {
-            Some((name, bar)) if *name == case.name => bar,
-            _ => {
-                let bar = ProgressBar::hidden()
-                    .with_style(self.style.clone())
-                    .with_prefix(case.name.clone());
-                &self.bar.insert((case.name.clone(), bar)).1
-            }
-        };
-        if bar.is_hidden() && !self.log.enabled() {
-            bar.set_draw_target(ProgressDrawTarget::stderr());
-        }
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-        self.log.update(&case.name, done, total);
-    }
-
-    fn end(&mut self, _: &Case, ok: bool) {
-        match self.bar.take() {
-            Some((_, bar)) if ok => bar.finish_and_clear(),
-            Some((_, bar)) => bar.abandon(),
-            None => {}
-        }
-    }
-}
-
 fn run(mut args: Args) -> Result<bool, PipelineError> {
     // The embedded demo, unpacked into a temporary folder that lives until the end of the run.
     let demo = if args.demo {
@@ -273,16 +239,9 @@ fn run(mut args: Args) -> Result<bool, PipelineError> {
     };
     let mut predictor = job.open()?;
     eprintln!("{}", predictor.description());
-    let style = ProgressStyle::with_template(
+    let all_ok = predictor.run(&mut CaseBars::new(
         "{prefix:>16} [{bar:30}] {pos}/{len} tiles, {elapsed} elapsed, ETA {eta}",
-    )
-    .expect("static template")
-    .progress_chars("=> ");
-    let all_ok = predictor.run(&mut Bars {
-        style,
-        bar: None,
-        log: LogProgress::new(Duration::from_secs(30)),
-    });
+    ));
     if let Some(d) = &demo {
         print_demo_dice(predictor.cases(), predictor.out_dir(), |c| d.label_path(c))?;
     }
