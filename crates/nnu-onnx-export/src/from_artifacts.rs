@@ -8,6 +8,7 @@ use nnu_artifacts::{Checkpoint, Plans, TrainerInfo};
 use crate::error::{ExportError, Result};
 use crate::spec::{Family, NetworkSpec};
 use crate::state_dict::StateDict;
+use crate::synthetic::SyntheticConfig;
 
 /// The network description the trainer derives from `plans` for `stage`
 /// (`nnUNetTrainer.process_plans`: the stage's `patch_size`, `pool_op_kernel_sizes`,
@@ -28,6 +29,49 @@ pub fn spec_from_plans(plans: &Plans, stage: usize, family: Family) -> Result<Ne
     };
     spec.validate()?;
     Ok(spec)
+}
+
+/// What a network with synthetic weights is given besides its plans (`nnu-export-onnx --random-weights`):
+/// `None` fields come from the plans, else from [`SyntheticConfig::default`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyntheticOverrides {
+    /// `base_num_features` (default: the plans' value).
+    pub base_num_features: Option<usize>,
+    /// `max_num_features`.
+    pub max_num_features: usize,
+    /// Network outputs per head, background included (default: the plans' classes + 1).
+    pub num_classes: Option<usize>,
+    /// Seed of the weight generator.
+    pub seed: u64,
+}
+
+/// The network of `plans` (its last stage, the full-resolution one; `None`: Task003's 3d_fullres, see
+/// [`NetworkSpec::task003_fullres`]) as `family`, and the configuration of its synthetic weights: the
+/// plans' modalities, `base_num_features` and output channels unless `overrides` gives them.
+pub fn synthetic_from_plans(
+    plans: Option<&Plans>,
+    family: Family,
+    overrides: &SyntheticOverrides,
+) -> Result<(NetworkSpec, SyntheticConfig)> {
+    let spec = match plans {
+        Some(p) => spec_from_plans(p, p.stages.len().saturating_sub(1), family)?,
+        None => NetworkSpec::task003_fullres(family),
+    };
+    let defaults = SyntheticConfig::default();
+    let cfg = SyntheticConfig {
+        input_channels: plans.map_or(defaults.input_channels, |p| p.num_modalities),
+        base_num_features: overrides
+            .base_num_features
+            .or(plans.map(|p| p.base_num_features))
+            .unwrap_or(defaults.base_num_features),
+        max_num_features: overrides.max_num_features,
+        num_classes: overrides
+            .num_classes
+            .or(plans.map(Plans::num_output_channels))
+            .unwrap_or(defaults.num_classes),
+        seed: overrides.seed,
+    };
+    Ok((spec, cfg))
 }
 
 /// Converts a loaded checkpoint's `state_dict` to f32 tensors, in checkpoint order, releasing

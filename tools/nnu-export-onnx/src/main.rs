@@ -8,10 +8,11 @@ use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use nnu_artifacts::v2::{detect, ModelKind};
 use nnu_artifacts::Plans;
-use nnu_onnx_export::from_artifacts::{load_model_folder, spec_from_plans};
+use nnu_onnx_export::from_artifacts::{
+    load_model_folder, synthetic_from_plans, SyntheticOverrides,
+};
 use nnu_onnx_export::{
-    export_model, synthetic_state_dict, BatchDim, ExportError, ExportOptions, ExportedModel,
-    Family, NetworkSpec, SyntheticConfig,
+    export_model, synthetic_state_dict, BatchDim, ExportError, ExportOptions, ExportedModel, Family,
 };
 
 /// Export an nnU-Net v1 checkpoint (UNet++ or Generic_UNet) to ONNX without Python.
@@ -156,32 +157,22 @@ fn run(args: Args) -> Result<(), Failure> {
 
     let (spec, state_dict, source, what) = if args.random_weights {
         let family = args.family.map_or(Family::UnetPlusPlus, Family::from);
-        let (spec, plans, source) = match &args.plans {
-            Some(p) => {
-                let plans = Plans::load(p).map_err(|e| fail(Path::new(""), e))?;
-                let stage = plans.stages.len().saturating_sub(1);
-                let spec = spec_from_plans(&plans, stage, family).map_err(|e| fail(p, e))?;
-                (spec, Some(plans), p.clone())
-            }
-            None => (
-                NetworkSpec::task003_fullres(family),
-                None,
-                PathBuf::from("<Task003 3d_fullres>"),
-            ),
+        let plans = match &args.plans {
+            Some(p) => Some(Plans::load(p).map_err(|e| fail(Path::new(""), e))?),
+            None => None,
         };
-        let cfg = SyntheticConfig {
-            input_channels: plans.as_ref().map_or(1, |p| p.num_modalities),
-            base_num_features: args
-                .base
-                .or(plans.as_ref().map(|p| p.base_num_features))
-                .unwrap_or(32),
+        let source = args
+            .plans
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("<Task003 3d_fullres>"));
+        let overrides = SyntheticOverrides {
+            base_num_features: args.base,
             max_num_features: args.max,
-            num_classes: args
-                .classes
-                .or(plans.as_ref().map(Plans::num_output_channels))
-                .unwrap_or(3),
+            num_classes: args.classes,
             seed: args.seed,
         };
+        let (spec, cfg) = synthetic_from_plans(plans.as_ref(), family, &overrides)
+            .map_err(|e| fail(&source, e))?;
         pb.set_message("generating synthetic weights");
         let sd = synthetic_state_dict(&spec, &cfg).map_err(|e| fail(&source, e))?;
         (spec, sd, source, "synthetic weights".to_string())
