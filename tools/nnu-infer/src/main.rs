@@ -5,11 +5,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use nnu_bins::DumpNaming;
-use nnu_engine::{Backend, Precision};
-use nnu_pipeline::infer::{InferInput, InferOptions, InferPlan, InferSummary, SUMMARY_FILE};
-use nnu_pipeline::run::{open_cpu_backend, CpuBackendOptions, NetworkInput};
+use nnu_engine::Precision;
+use nnu_pipeline::infer::{
+    model_file, parse_devices, print_summary, run_inference, InferBackend, InferInput, InferOptions,
+};
+use nnu_pipeline::run::CpuBackendOptions;
 
 /// Inference backends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -109,7 +111,7 @@ enum PrecisionArg {
 
 fn main() -> ExitCode {
     let mut args = Args::parse();
-    args.model = resolve_model(&args.model, args.fold, args.backend);
+    args.model = model_file(&args.model, args.fold, args.backend == BackendKind::Acl);
     match run(&args) {
         Ok(()) => ExitCode::from(nnu_pipeline::cli::EXIT_OK),
         Err(e) if e.is::<TilesFailed>() => {
@@ -128,19 +130,6 @@ fn main() -> ExitCode {
             ExitCode::from(nnu_pipeline::cli::EXIT_USAGE)
         }
     }
-}
-
-/// `--model` as given when it is a file; for a model folder, its `fold_K/model.onnx` (tract) or
-/// `fold_K/model.om` (acl), the layout `nnu-predict` reads (the CPU backends all read the ONNX).
-fn resolve_model(model: &std::path::Path, fold: usize, backend: BackendKind) -> PathBuf {
-    if !model.is_dir() {
-        return model.to_path_buf();
-    }
-    let file = match backend {
-        BackendKind::Auto | BackendKind::Native | BackendKind::Tract => "model.onnx",
-        BackendKind::Acl => "model.om",
-    };
-    model.join(format!("fold_{fold}")).join(file)
 }
 
 /// Some inputs could not be run (each was listed); the others' dumps are written. Exit status 1.
@@ -174,7 +163,7 @@ fn run(args: &Args) -> AnyResult<()> {
         PrecisionArg::Fp32 => Precision::F32,
         PrecisionArg::Bf16 => Precision::Bf16,
     };
-    match args.backend {
+    let backend = match args.backend {
         BackendKind::Auto | BackendKind::Native | BackendKind::Tract => {
             if args.device.is_some() || args.acl_lib.is_some() {
                 return Err("--device and --acl-lib apply to --backend acl only".into());
@@ -197,9 +186,10 @@ fn run(args: &Args) -> AnyResult<()> {
                 threads,
                 precision,
             };
-            let network = NetworkInput::model_file(args.batch.unwrap_or(1));
-            let mut backend = open_cpu_backend(&args.model, None, &network, &cpu, &mut false)?;
-            run_one_backend(backend.as_mut(), &input, &options)
+            InferBackend::Cpu {
+                options: cpu,
+                batch: args.batch.unwrap_or(1),
+            }
         }
         BackendKind::Acl => {
             if args.threads.is_some() || args.batch.is_some() || precision != Precision::F32 {
@@ -208,120 +198,32 @@ fn run(args: &Args) -> AnyResult<()> {
                         .into(),
                 );
             }
-            run_acl(args, &input, &options)
+            InferBackend::Acl {
+                devices: parse_devices(args.device.as_deref().unwrap_or("0"))?,
+                library: args.acl_lib.clone(),
+            }
         }
-    }
-}
-
-/// Runs every input through one CPU backend.
-fn run_one_backend(
-    backend: &mut dyn Backend,
-    input: &InferInput,
-    options: &InferOptions,
-) -> AnyResult<()> {
-    let plan = InferPlan::new(input, options, backend)?;
-    report_skipped(plan.skipped());
-    let bar = progress_bar(plan.tasks().len());
-    let summary = plan.run(backend, &mut |done, _| bar.set_position(done as u64));
-    bar.finish_and_clear();
-    report(summary?, options)
-}
-
-/// Runs every input on the Ascend devices of `--device` at once, one worker each.
-#[cfg(feature = "acl")]
-fn run_acl(args: &Args, input: &InferInput, options: &InferOptions) -> AnyResult<()> {
-    let devices = parse_devices(args.device.as_deref().unwrap_or("0"))?;
-    if matches!(input, InferInput::Random { .. }) && devices.len() != 1 {
-        return Err("--loop runs on one device; give a single --device".into());
-    }
-    let mut devices =
-        nnu_pipeline::infer::load_acl_devices(&args.model, &devices, args.acl_lib.clone())?;
-    let plan = InferPlan::new(input, options, devices[0].backend.as_ref())?;
-    report_skipped(plan.skipped());
-    let bar = progress_bar(plan.tasks().len());
-    let summary = plan.run_devices(&mut devices, &|done, _| bar.set_position(done as u64));
-    bar.finish_and_clear();
-    report(summary?, options)
-}
-
-#[cfg(not(feature = "acl"))]
-fn run_acl(_: &Args, _: &InferInput, _: &InferOptions) -> AnyResult<()> {
-    Err("--backend acl: this nnu-infer was built without the `acl` cargo feature; rebuild it with \
-         `cargo build --release -p nnu-infer --features acl` (the feature is on by default and needs no \
-         CANN to build)"
-        .into())
-}
-
-/// Parses `--device`: comma-separated non-negative ids, none twice.
-#[cfg_attr(not(feature = "acl"), allow(dead_code))]
-fn parse_devices(text: &str) -> AnyResult<Vec<i32>> {
-    let mut out = Vec::new();
-    for part in text.split(',') {
-        let part = part.trim();
-        let id = part
-            .parse::<i32>()
-            .ok()
-            .filter(|d| *d >= 0)
-            .ok_or_else(|| format!("--device {text}: {part:?} is not a device id"))?;
-        if out.contains(&id) {
-            return Err(format!("--device {text}: device {id} is listed twice").into());
+    };
+    // Drawn from the first input run, after the count of inputs already done.
+    let bar = progress_bar();
+    let summary = run_inference(&args.model, &backend, &input, &options, &|done, total| {
+        if bar.is_hidden() {
+            bar.set_draw_target(ProgressDrawTarget::stderr());
         }
-        out.push(id);
-    }
-    Ok(out)
-}
-
-/// Prints the summary and where it was written; some inputs that could not be run are [`TilesFailed`].
-fn report(summary: InferSummary, options: &InferOptions) -> AnyResult<()> {
-    println!("{summary}");
-    report_summary_file(options);
-    if !summary.failed.is_empty() {
-        return Err(Box::new(TilesFailed(format!(
-            "{} of {} input(s) could not be run (listed above); the others' dumps are written",
-            summary.failed.len(),
-            summary.failed.len() + summary.processed
-        ))));
-    }
-    Ok(())
-}
-
-fn report_skipped(skipped: usize) {
-    if skipped > 0 {
-        eprintln!("{skipped} already done (complete dumps), skipped");
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    });
+    bar.finish_and_clear();
+    let summary = summary?;
+    match print_summary(&summary, &options) {
+        Some(failed) => Err(Box::new(TilesFailed(failed))),
+        None => Ok(()),
     }
 }
 
-fn report_summary_file(options: &InferOptions) {
-    if let Some(dir) = &options.output_dir {
-        println!(
-            "[INFO] summary written to {}",
-            dir.join(SUMMARY_FILE).display()
-        );
-    }
-}
-
-fn progress_bar(len: usize) -> ProgressBar {
-    let bar = ProgressBar::new(len as u64);
-    bar.set_style(
+fn progress_bar() -> ProgressBar {
+    ProgressBar::hidden().with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} tiles  {per_sec}  ETA {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn device_lists() {
-        assert_eq!(parse_devices("0").unwrap(), vec![0]);
-        assert_eq!(parse_devices("3, 1,2").unwrap(), vec![3, 1, 2]);
-        for bad in ["", "0,", "a", "-1", "0,,1", "1.5"] {
-            let e = parse_devices(bad).unwrap_err().to_string();
-            assert!(e.starts_with(&format!("--device {bad}:")), "{e}");
-        }
-        let e = parse_devices("0,1,0").unwrap_err().to_string();
-        assert_eq!(e, "--device 0,1,0: device 0 is listed twice");
-    }
+    )
 }

@@ -16,7 +16,8 @@
 //! of each backend call is measured (reading and writing excluded, as the device tools report compute time;
 //! on an NPU the device's execution without the copies, [`Backend::compute_time`])
 //! and summarised as `ais_bench` does: min, mean, median, 99th percentile (numpy's linear interpolation),
-//! max, and throughput; see [`InferSummary`].
+//! max, and throughput; see [`InferSummary`], printed by [`print_summary`]. [`run_inference`] is what
+//! `nnu-infer` runs: the model opened on an [`InferBackend`] and the plan run on it.
 //!
 //! ```no_run
 //! use nnu_bins::DumpNaming;
@@ -36,12 +37,14 @@
 
 #[cfg(feature = "acl")]
 mod acl;
+mod job;
 mod plan;
 mod run;
 mod summary;
 
 #[cfg(feature = "acl")]
 pub use acl::*;
+pub use job::*;
 use plan::*;
 pub use run::Device;
 pub use summary::*;
