@@ -12,19 +12,24 @@
 //! - the softmax of `predict_3D` (8 mirrors, step 0.5, Gaussian) on it within 1e-4 (v1 merges
 //!   probabilities, not logits);
 //! - the segmentation of `predict_case_cascade` with the folder (`--prev-stage`) equal to
-//!   `save_segmentation_nifti_from_softmax`'s on every voxel that is not a near-tie: a voxel whose top
-//!   two exported probabilities are within 2e-4 (twice the tolerance, as `predict_parity.rs`).
+//!   `save_segmentation_nifti_from_softmax`'s on every voxel that is not a near-tie: a voxel inside the
+//!   crop box whose top two exported probabilities are within 2e-4 (twice the tolerance, as
+//!   `predict_parity.rs`).
 //!
 //! The one-command form (3d_lowres predicted in memory): its kept segmentation equals nnU-Net's 3d_lowres
 //! export except near-ties, and its final segmentation is identical to the two-step form on it.
 
+mod common;
+
 use std::path::{Path, PathBuf};
+
+use common::{compare, cpu, max_abs, read_npy};
 
 use ndarray::{Array3, Array4, Axis};
 use nnu_pipeline::cases::Case;
 use nnu_pipeline::model::ModelSpec;
 use nnu_pipeline::predict::{predict_case_cascade, V1PrevSource, V1Stage};
-use nnu_pipeline::run::{load_cpu_backends, BackendKind, CpuBackendOptions};
+use nnu_pipeline::run::load_cpu_backends;
 use nnu_pipeline::stages::{predict_folds, prepare_case, PredictOptions};
 use nnu_preprocessing::{export_probabilities, ExportOptions};
 
@@ -33,7 +38,7 @@ const CASE: &str = "cascv1_a";
 const SOURCES: [(&str, &str); 2] = [("lowres", "lowres"), ("handmade", "prev")];
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/cascade/v1")
+    common::cascade_fixtures("v1")
 }
 
 fn lowres_dir() -> PathBuf {
@@ -51,23 +56,6 @@ fn case() -> Case {
         CASE.to_owned(),
         vec![root().join(format!("cases/{CASE}_0000.nii.gz"))],
     )
-}
-
-fn read_npy(path: &Path) -> Array4<f32> {
-    let a = nnu_pipeline::npy::read_npy_f32(path).unwrap_or_else(|e| panic!("{e}"));
-    a.into_dimensionality().unwrap()
-}
-
-fn cpu() -> CpuBackendOptions {
-    CpuBackendOptions::new(BackendKind::Native, 2)
-}
-
-fn max_abs(a: &Array4<f32>, b: &Array4<f32>) -> f32 {
-    assert_eq!(a.shape(), b.shape());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 /// The case preprocessed for `model` with `seg` (a previous-stage file) stacked as nnU-Net does.
@@ -154,7 +142,9 @@ fn preprocessing_and_probabilities_match_nnunet() {
     }
 }
 
-/// Voxels (image frame) whose two largest exported probabilities are within `2 * TOL`.
+/// Voxels (image frame) inside the crop box whose two largest exported probabilities are within
+/// `2 * TOL`. Outside the box the export writes no probabilities (all zero), so none of those voxels is
+/// a near-tie: a label that differs there is a difference.
 fn near_ties(
     m: &ModelSpec,
     probs: &Array4<f32>,
@@ -162,35 +152,16 @@ fn near_ties(
 ) -> Array3<bool> {
     let p =
         export_probabilities(probs.view(), props, &m.params, &ExportOptions::default()).unwrap();
-    ndarray::Zip::from(p.lanes(Axis(0))).map_collect(|l| {
+    let b = props.crop_bbox;
+    ndarray::Zip::indexed(p.lanes(Axis(0))).map_collect(|(z, y, x), l| {
+        let inside = [z, y, x]
+            .iter()
+            .zip(b)
+            .all(|(&i, [lo, hi])| (lo..hi).contains(&i));
         let mut v: Vec<f32> = l.to_vec();
         v.sort_by(|a, b| b.total_cmp(a));
-        v[0] - v[1] <= 2.0 * TOL
+        inside && v[0] - v[1] <= 2.0 * TOL
     })
-}
-
-/// (voxels that differ, near-ties, differing voxels that are not near-ties).
-fn compare(ours: &Path, theirs: &Path, tie: &Array3<bool>) -> (usize, usize, usize) {
-    let a = nnu_volume::read_labels(ours).unwrap();
-    let b = nnu_volume::read_labels(theirs).unwrap();
-    assert_eq!(a.data.shape(), b.data.shape());
-    assert_eq!(a.data.shape(), tie.shape());
-    for k in 0..3 {
-        assert!((a.geometry.origin[k] - b.geometry.origin[k]).abs() < 1e-4);
-        assert!((a.geometry.spacing[k] - b.geometry.spacing[k]).abs() < 1e-5);
-    }
-    let (mut differ, mut ties, mut bad) = (0, 0, 0);
-    ndarray::Zip::from(&a.data)
-        .and(&b.data)
-        .and(tie)
-        .for_each(|&x, &y, &t| {
-            ties += usize::from(t);
-            if x != y {
-                differ += 1;
-                bad += usize::from(!t);
-            }
-        });
-    (differ, ties, bad)
 }
 
 #[test]

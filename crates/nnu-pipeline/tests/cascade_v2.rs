@@ -16,11 +16,14 @@
 //! segmentation equals nnunetv2's `3d_lowres` prediction except near-ties, and its final segmentation is
 //! identical to the two-step form run on that kept segmentation.
 
+mod common;
+
 use std::path::{Path, PathBuf};
+
+use common::{compare, cpu, max_abs, read_npy};
 
 use ndarray::{Array3, Array4, Axis};
 use nnu_pipeline::cases::Case;
-use nnu_pipeline::run::{BackendKind, CpuBackendOptions};
 use nnu_pipeline::stages::PredictOptions;
 use nnu_pipeline::v2::{
     load_v2_backends, predict_case_v2_cascade, predict_logits_v2, v2_preprocess_volumes,
@@ -33,7 +36,7 @@ const CASE: &str = "casc_a";
 const SOURCES: [(&str, &str); 2] = [("lowres", "lowres"), ("handmade", "prev/handmade")];
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/cascade/v2")
+    common::cascade_fixtures("v2")
 }
 
 fn model(configuration: &str) -> V2Model {
@@ -51,17 +54,8 @@ fn case() -> Case {
     Case::nifti(CASE.to_owned(), vec![image()])
 }
 
-fn read_npy(path: &Path) -> Array4<f32> {
-    let a = nnu_pipeline::npy::read_npy_f32(path).unwrap_or_else(|e| panic!("{e}"));
-    a.into_dimensionality().unwrap()
-}
-
 fn meta(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn cpu() -> CpuBackendOptions {
-    CpuBackendOptions::new(BackendKind::Native, 2)
 }
 
 fn prev_stage(m: &V2Model, seg: &Path) -> V2PrevStage {
@@ -71,14 +65,6 @@ fn prev_stage(m: &V2Model, seg: &Path) -> V2PrevStage {
         resampling: c.seg_resampling,
         foreground_labels: c.foreground_labels.clone(),
     }
-}
-
-fn max_abs(a: &Array4<f32>, b: &Array4<f32>) -> f32 {
-    assert_eq!(a.shape(), b.shape());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -179,30 +165,6 @@ fn near_ties(
     ])
     .assign(&tie_cropped);
     tie.permuted_axes(m.export.transpose_backward).to_owned()
-}
-
-/// (voxels that differ, near-ties, differing voxels that are not near-ties).
-fn compare(ours: &Path, theirs: &Path, tie: &Array3<bool>) -> (usize, usize, usize) {
-    let a = nnu_volume::read_labels(ours).unwrap();
-    let b = nnu_volume::read_labels(theirs).unwrap();
-    assert_eq!(a.data.shape(), b.data.shape());
-    assert_eq!(a.data.shape(), tie.shape());
-    for k in 0..3 {
-        assert!((a.geometry.origin[k] - b.geometry.origin[k]).abs() < 1e-4);
-        assert!((a.geometry.spacing[k] - b.geometry.spacing[k]).abs() < 1e-5);
-    }
-    let (mut differ, mut ties, mut bad) = (0, 0, 0);
-    ndarray::Zip::from(&a.data)
-        .and(&b.data)
-        .and(tie)
-        .for_each(|&x, &y, &t| {
-            ties += usize::from(t);
-            if x != y {
-                differ += 1;
-                bad += usize::from(!t);
-            }
-        });
-    (differ, ties, bad)
 }
 
 #[test]
