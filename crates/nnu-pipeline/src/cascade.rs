@@ -18,11 +18,15 @@ use nnu_volume::{stage_volume, Geometry, WriteOptions};
 
 use crate::cases::Case;
 use crate::model::ModelSpec;
-use crate::predict::{V1PrevSource, V1Stage};
+use crate::predict::V1PrevSource;
+#[cfg(feature = "export")]
+use crate::predict::V1Stage;
 #[cfg(feature = "export")]
 use crate::run::CpuBackendOptions;
 use crate::stages::{saturating_bytes, PredictOptions};
-use crate::v2::{V2Model, V2PrevSource, V2Stage};
+#[cfg(feature = "export")]
+use crate::v2::V2Stage;
+use crate::v2::{V2Model, V2PrevSource};
 use crate::PipelineError;
 
 /// The folder, inside the output folder, where the one-command form keeps the previous stage's
@@ -136,6 +140,7 @@ pub struct CascadeOptions {
 }
 
 /// Where the previous stage comes from, before anything is loaded.
+#[cfg(feature = "export")]
 enum Resolved {
     Folder(PathBuf),
     Model(PathBuf),
@@ -145,6 +150,7 @@ enum Resolved {
 /// the message refusing the flags); else `--prev-stage` (checked to be a folder), else the previous
 /// stage's model folder (`--lowres-model`, else `standard` when it exists; `needs(standard)` is the
 /// message naming both flags when neither is there).
+#[cfg(feature = "export")]
 fn resolve(
     opts: &CascadeOptions,
     model_dir: &Path,
@@ -187,6 +193,7 @@ fn resolve(
 
 /// [`resolve`], then the previous stage's model loaded by `load` and kept in `OUT/`
 /// [`LOWRES_PREDICTIONS`] when asked.
+#[cfg(feature = "export")]
 fn prev_source<S>(
     opts: &CascadeOptions,
     out_dir: &Path,
@@ -403,6 +410,8 @@ pub fn estimate_peak_memory_v2(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::predict::V1Stage;
+    use crate::v2::V2Stage;
 
     fn fixtures() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/cascade")
