@@ -70,6 +70,20 @@ pub fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
     std::time::Duration::try_from_secs_f64(v).map_err(|_| format!("{s}: not a duration in seconds"))
 }
 
+/// A tool's exit status from how its run ended, the convention of every tool: `Ok(true)` every case
+/// (or tile) done, [`EXIT_OK`]; `Ok(false)` some failed, each already named, [`EXIT_FAILED`]; `Err(e)`
+/// nothing done, `error: e` printed on standard error, [`EXIT_USAGE`].
+pub fn exit_status<E: std::fmt::Display>(outcome: Result<bool, E>) -> std::process::ExitCode {
+    std::process::ExitCode::from(match outcome {
+        Ok(true) => EXIT_OK,
+        Ok(false) => EXIT_FAILED,
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_USAGE
+        }
+    })
+}
+
 /// nnU-Net's default sliding-window step (`step_size`, a fraction of the patch size).
 pub const DEFAULT_STEP_SIZE: f64 = 0.5;
 

@@ -104,6 +104,17 @@ struct Failure {
     message: String,
 }
 
+/// Errors that name their file print as they are (`file` empty); others get `file` in front.
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.file.as_os_str().is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        }
+    }
+}
+
 fn fail(file: &Path, e: impl std::fmt::Display) -> Failure {
     Failure {
         file: file.to_path_buf(),
@@ -266,15 +277,6 @@ fn write_and_report(
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::from(nnu_cli::EXIT_OK),
-        Err(f) if f.file.as_os_str().is_empty() => {
-            eprintln!("error: {}", f.message);
-            ExitCode::from(nnu_cli::EXIT_USAGE)
-        }
-        Err(f) => {
-            eprintln!("error: {}: {}", f.file.display(), f.message);
-            ExitCode::from(nnu_cli::EXIT_USAGE)
-        }
-    }
+    // One output: there are no cases to fail one by one (status 1 does not arise).
+    nnu_cli::exit_status(run(Args::parse()).map(|()| true))
 }

@@ -112,41 +112,21 @@ enum PrecisionArg {
 fn main() -> ExitCode {
     let mut args = Args::parse();
     args.model = model_file(&args.model, args.fold, args.backend == BackendKind::Acl);
-    match run(&args) {
-        Ok(()) => ExitCode::from(nnu_pipeline::cli::EXIT_OK),
-        Err(e) if e.is::<TilesFailed>() => {
-            eprintln!("error: {e}");
-            ExitCode::from(nnu_pipeline::cli::EXIT_FAILED)
-        }
-        Err(e) => {
-            // One line, even when a runtime's message spans several.
-            let text = e.to_string();
-            let line: Vec<&str> = text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .collect();
-            eprintln!("error: {}", line.join(" "));
-            ExitCode::from(nnu_pipeline::cli::EXIT_USAGE)
-        }
-    }
+    nnu_pipeline::cli::exit_status(run(&args).map_err(|e| {
+        // One line, even when a runtime's message spans several.
+        let text = e.to_string();
+        let line: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        line.join(" ")
+    }))
 }
-
-/// Some inputs could not be run (each was listed); the others' dumps are written. Exit status 1.
-#[derive(Debug)]
-struct TilesFailed(String);
-
-impl std::fmt::Display for TilesFailed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for TilesFailed {}
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
-fn run(args: &Args) -> AnyResult<()> {
+fn run(args: &Args) -> AnyResult<bool> {
     let input = match (&args.input, args.loop_count) {
         (Some(path), _) => InferInput::from_path(path),
         (None, Some(count)) => InferInput::Random { count, seed: 0 },
@@ -215,9 +195,13 @@ fn run(args: &Args) -> AnyResult<()> {
     });
     bar.finish_and_clear();
     let summary = summary?;
+    // Some inputs could not be run (each was listed); the others' dumps are written: status 1.
     match print_summary(&summary, &options) {
-        Some(failed) => Err(Box::new(TilesFailed(failed))),
-        None => Ok(()),
+        Some(failed) => {
+            eprintln!("error: {failed}");
+            Ok(false)
+        }
+        None => Ok(true),
     }
 }
 

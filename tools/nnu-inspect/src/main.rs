@@ -38,15 +38,8 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::from(nnu_cli::EXIT_OK),
-        Err(e) => {
-            // Every error of nnu-artifacts starts with the file it concerns.
-            eprintln!("error: {e}");
-            // Unusable input, nothing done.
-            ExitCode::from(nnu_cli::EXIT_USAGE)
-        }
-    }
+    // Every error of nnu-artifacts starts with the file it concerns; an error is an unusable input.
+    nnu_cli::exit_status(run(&args).map(|()| true))
 }
 
 fn run(args: &Args) -> Result<(), nnu_artifacts::Error> {

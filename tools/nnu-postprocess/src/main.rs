@@ -67,14 +67,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
-        Ok(true) => ExitCode::from(cli::EXIT_OK),
-        Ok(false) => ExitCode::from(cli::EXIT_FAILED),
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(cli::EXIT_USAGE)
-        }
-    }
+    cli::exit_status(run(Args::parse()))
 }
 
 fn run(args: Args) -> Result<bool, PipelineError> {

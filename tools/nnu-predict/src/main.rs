@@ -159,14 +159,7 @@ fn main() -> ExitCode {
     if let Some(w) = cli::step_size_warning(args.step_size) {
         eprintln!("{w}");
     }
-    match run(args) {
-        Ok(true) => ExitCode::from(cli::EXIT_OK),
-        Ok(false) => ExitCode::from(cli::EXIT_FAILED),
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(cli::EXIT_USAGE)
-        }
-    }
+    cli::exit_status(run(args))
 }
 
 fn run(mut args: Args) -> Result<bool, PipelineError> {

@@ -68,13 +68,7 @@ fn main() -> ExitCode {
             .error(clap::error::ErrorKind::MissingRequiredArgument, msg)
             .exit(),
     };
-    match run(args, image, seg) {
-        Ok(()) => ExitCode::from(nnu_cli::EXIT_OK),
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(nnu_cli::EXIT_USAGE)
-        }
-    }
+    nnu_cli::exit_status(run(args, image, seg).map(|()| true))
 }
 
 /// IMAGE and SEG from the positionals and the flags: `-i` and `--seg` take the place of the first and
