@@ -136,36 +136,60 @@ pub fn preprocess_to_bins(
     opts: &BinsOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<BinsReport, PipelineError> {
-    let BinsOptions {
-        step_size,
-        mirrors,
-        overwrite,
-        shape_lock_timeout,
-    } = *opts;
     refuse_cascade(model)?;
     let PreparedCase { data, props, .. } = prepare_case(case, model, false)?;
-    let (c, z, y, x) = data.dim();
-    let grid = TileGrid::new([z, y, x], model.patch, step_size)?;
-    let record = ShapeRecord::new(case.name.clone(), grid.padded_shape(), grid.steps().clone())
+    let (_, z, y, x) = data.dim();
+    let grid = TileGrid::new([z, y, x], model.patch, opts.step_size)?;
+    let props_json =
+        serde_json::to_string_pretty(&props).map_err(|e| PipelineError::Shape(e.to_string()))?;
+    write_case_tiles(
+        &case.name,
+        data.view(),
+        &grid,
+        bin_dir,
+        shape_file,
+        &props_json,
+        opts,
+        progress,
+    )
+}
+
+/// Writes the tiles x `opts.mirrors` of `data` (c, z, y, x, preprocessed) over `grid` as raw f32 bins
+/// into `bin_dir` (complete ones kept unless `opts.overwrite`), then `props_json` as the case's
+/// `CASE.json` beside `shape_file` and the case's line in `shape_file` under its lock: the part of
+/// [`preprocess_to_bins`] shared with [`crate::bins_v2::preprocess_to_bins_v2`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_case_tiles(
+    name: &str,
+    data: ndarray::ArrayView4<f32>,
+    grid: &TileGrid,
+    bin_dir: &Path,
+    shape_file: &Path,
+    props_json: &str,
+    opts: &BinsOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<BinsReport, PipelineError> {
+    let c = data.dim().0;
+    let record = ShapeRecord::new(name.to_owned(), grid.padded_shape(), grid.steps().clone())
         .map_err(bins_err)?;
     std::fs::create_dir_all(bin_dir).map_err(|e| PipelineError::io(bin_dir, e))?;
-    let p = model.patch;
+    let p = grid.patch();
     let tile_bytes = (c * p[0] * p[1] * p[2] * 4) as u64;
     let mut buf = vec![0f32; c * p[0] * p[1] * p[2]];
-    let ms: Vec<Mirror> = mirrors.iter().collect();
+    let ms: Vec<Mirror> = opts.mirrors.iter().collect();
     let total = grid.len() * ms.len();
     let (mut written, mut done) = (0, 0);
     for tile in grid.tiles() {
         let bounds = TileBounds::from_start(tile.lb, p).map_err(bins_err)?;
         for &m in &ms {
-            let name =
-                TileName::new(case.name.clone(), bounds, bin_mirror(m)?).map_err(bins_err)?;
-            let path = bin_dir.join(name.file_name());
+            let tile_name =
+                TileName::new(name.to_owned(), bounds, bin_mirror(m)?).map_err(bins_err)?;
+            let path = bin_dir.join(tile_name.file_name());
             let complete = std::fs::metadata(&path)
                 .map(|md| md.len() == tile_bytes)
                 .unwrap_or(false);
-            if overwrite || !complete {
-                extract_tile(data.view(), &grid, &tile, m, &mut buf)?;
+            if opts.overwrite || !complete {
+                extract_tile(data, grid, &tile, m, &mut buf)?;
                 nnu_bins::write_f32_file(&path, &buf).map_err(bins_err)?;
                 written += 1;
             }
@@ -173,9 +197,11 @@ pub fn preprocess_to_bins(
             progress(done, total);
         }
     }
-    write_properties(&properties_path(shape_file, &case.name), &props)?;
+    crate::atomic_write(&properties_path(shape_file, name), |w| {
+        std::io::Write::write_all(w, props_json.as_bytes())
+    })?;
     // Runs on other cases (shards, a second process) update the same all_shape.txt: one at a time.
-    let _shape_lock = crate::run::wait_for_file_lock(shape_file, shape_lock_timeout)?;
+    let _shape_lock = crate::run::wait_for_file_lock(shape_file, opts.shape_lock_timeout)?;
     nnu_bins::upsert_all_shape(shape_file, &record).map_err(bins_err)?;
     Ok(BinsReport {
         record,

@@ -15,9 +15,11 @@ use ndarray::Axis;
 use nnu_artifacts::Checkpoint;
 use nnu_bins::{DumpIndex, ShapeRecord, TileBounds, TileName};
 use nnu_preprocessing::v2::V2CaseProperties;
-use nnu_tiling::{extract_tile, Mirror, MirrorSet, TileGrid};
+use nnu_tiling::{MirrorSet, TileGrid};
 
-use crate::bins::{bin_mirror, bins_err, check_dumps, properties_path, BinsOptions, BinsReport};
+use crate::bins::{
+    bin_mirror, bins_err, check_dumps, properties_path, write_case_tiles, BinsOptions, BinsReport,
+};
 use crate::cases::Case;
 use crate::stages::PredictOptions;
 use crate::v2::{mirror_order, read_channel_files, write_case_v2, V2Model, V2Window};
@@ -125,43 +127,20 @@ pub fn preprocess_to_bins_v2(
             },
             e => e,
         })?;
-    let (c, z, y, x) = data.dim();
+    let (_, z, y, x) = data.dim();
     let grid = model.window.grid([z, y, x], opts.step_size)?;
-    let record = ShapeRecord::new(case.name.clone(), grid.padded_shape(), grid.steps().clone())
-        .map_err(bins_err)?;
-    std::fs::create_dir_all(bin_dir).map_err(|e| PipelineError::io(bin_dir, e))?;
-    let p = model.window.patch();
-    let tile_bytes = (c * p[0] * p[1] * p[2] * 4) as u64;
-    let mut buf = vec![0f32; c * p[0] * p[1] * p[2]];
-    let ms: Vec<Mirror> = opts.mirrors.iter().collect();
-    let total = grid.len() * ms.len();
-    let (mut written, mut done) = (0, 0);
-    for tile in grid.tiles() {
-        let bounds = TileBounds::from_start(tile.lb, p).map_err(bins_err)?;
-        for &m in &ms {
-            let name =
-                TileName::new(case.name.clone(), bounds, bin_mirror(m)?).map_err(bins_err)?;
-            let path = bin_dir.join(name.file_name());
-            let complete = std::fs::metadata(&path)
-                .map(|md| md.len() == tile_bytes)
-                .unwrap_or(false);
-            if opts.overwrite || !complete {
-                extract_tile(data.view(), &grid, &tile, m, &mut buf)?;
-                nnu_bins::write_f32_file(&path, &buf).map_err(bins_err)?;
-                written += 1;
-            }
-            done += 1;
-            progress(done, total);
-        }
-    }
-    write_properties_v2(&properties_path(shape_file, &case.name), &props)?;
-    let _shape_lock = crate::run::wait_for_file_lock(shape_file, opts.shape_lock_timeout)?;
-    nnu_bins::upsert_all_shape(shape_file, &record).map_err(bins_err)?;
-    Ok(BinsReport {
-        record,
-        skipped: written == 0,
-        written,
-    })
+    let props_json =
+        serde_json::to_string_pretty(&props).map_err(|e| PipelineError::Shape(e.to_string()))?;
+    write_case_tiles(
+        &case.name,
+        data.view(),
+        &grid,
+        bin_dir,
+        shape_file,
+        &props_json,
+        opts,
+        progress,
+    )
 }
 
 /// nnunetv2's properties of a case as `nnu-preprocess` saved them beside `all_shape.txt`.
