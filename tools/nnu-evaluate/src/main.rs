@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use nnu_cli::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use nnu_metrics::SurfaceOptions;
 use nnu_pipeline::evaluate::{evaluate_folder, EvaluateOptions};
 
@@ -103,29 +102,23 @@ fn main() -> ExitCode {
         bar.set_position(done as u64);
     });
     bar.finish_and_clear();
-    match result {
-        Ok(evaluation) => match evaluation.closing_line() {
-            Some(closing) => {
-                for m in evaluation.failures.iter().chain([&closing]) {
-                    eprintln!("error: {m}");
-                }
-                ExitCode::from(EXIT_FAILED)
+    nnu_cli::exit_status(result.map(|evaluation| match evaluation.closing_line() {
+        Some(closing) => {
+            for m in evaluation.failures.iter().chain([&closing]) {
+                eprintln!("error: {m}");
             }
-            None => {
-                print!("{}", evaluation.table);
-                println!(
-                    "{}: {} cases",
-                    evaluation.output.display(),
-                    evaluation.cases
-                );
-                ExitCode::from(EXIT_OK)
-            }
-        },
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_USAGE)
+            false
         }
-    }
+        None => {
+            print!("{}", evaluation.table);
+            println!(
+                "{}: {} cases",
+                evaluation.output.display(),
+                evaluation.cases
+            );
+            true
+        }
+    }))
 }
 
 fn options(args: Args) -> EvaluateOptions {

@@ -53,26 +53,18 @@ fn patch_xy(model: &std::path::Path) -> Result<(u32, u32), String> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    nnu_cli::exit_status(run(Args::parse()))
+}
+
+fn run(args: Args) -> Result<bool, String> {
     let (mut width, mut height) = (nnu_bins::info::DEFAULT_SIZE, nnu_bins::info::DEFAULT_SIZE);
     if let Some(model) = &args.model {
-        match patch_xy(model) {
-            Ok((x, y)) => (width, height) = (x, y),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(nnu_cli::EXIT_USAGE);
-            }
-        }
+        (width, height) = patch_xy(model)?;
     }
     let (width, height) = (args.width.unwrap_or(width), args.height.unwrap_or(height));
     let bin_dir = if args.absolute {
-        match std::fs::canonicalize(&args.bin_dir) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("error: {}: {e}", args.bin_dir.display());
-                return ExitCode::from(nnu_cli::EXIT_USAGE);
-            }
-        }
+        std::fs::canonicalize(&args.bin_dir)
+            .map_err(|e| format!("{}: {e}", args.bin_dir.display()))?
     } else {
         args.bin_dir.clone()
     };
@@ -81,20 +73,13 @@ fn main() -> ExitCode {
         width,
         height,
     };
-    match write_info_set(&bin_dir, &args.out_info, opts) {
-        Ok(summary) => {
-            if summary.files == 0 {
-                eprintln!("warning: {}: no .bin files found", args.bin_dir.display());
-            }
-            println!("{}: {} tiles", args.out_info.display(), summary.files);
-            for (p, n) in &summary.shards {
-                println!("{}: {n} tiles", p.display());
-            }
-            ExitCode::from(nnu_cli::EXIT_OK)
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(nnu_cli::EXIT_USAGE)
-        }
+    let summary = write_info_set(&bin_dir, &args.out_info, opts).map_err(|e| e.to_string())?;
+    if summary.files == 0 {
+        eprintln!("warning: {}: no .bin files found", args.bin_dir.display());
     }
+    println!("{}: {} tiles", args.out_info.display(), summary.files);
+    for (p, n) in &summary.shards {
+        println!("{}: {n} tiles", p.display());
+    }
+    Ok(true)
 }

@@ -90,15 +90,15 @@ fn parse_f64x3(s: &str) -> Result<[f64; 3], String> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    nnu_cli::exit_status(run(Args::parse()))
+}
+
+fn run(args: Args) -> Result<bool, String> {
     if let Some(n) = args.threads {
-        if let Err(e) = rayon::ThreadPoolBuilder::new()
+        rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global()
-        {
-            eprintln!("error: --threads {n}: {e}");
-            return ExitCode::from(nnu_cli::EXIT_USAGE);
-        }
+            .map_err(|e| format!("--threads {n}: {e}"))?;
     }
     let mut spec = PhantomSpec::new(args.shape, args.spacing, args.seed);
     spec.noise_sd = args.noise;
@@ -126,23 +126,12 @@ fn main() -> ExitCode {
         bar.inc(1);
     });
     bar.finish_and_clear();
-    match result {
-        Ok(cases) => {
-            println!("wrote {} cases to {}", cases.len(), args.out.display());
-            ExitCode::from(nnu_cli::EXIT_OK)
-        }
-        Err(e) => {
-            // Volume errors already start with the file name; others name the spec field or folder.
-            match &e {
-                nnu_synth::SynthError::Volume(_) | nnu_synth::SynthError::Io { .. } => {
-                    eprintln!("error: {e}")
-                }
-                nnu_synth::SynthError::InvalidSpec { .. } => {
-                    eprintln!("error: {}: {e}", args.out.display())
-                }
-            }
-            // Bad arguments or an unusable output folder.
-            ExitCode::from(nnu_cli::EXIT_USAGE)
-        }
-    }
+    // Volume errors already start with the file name; others name the spec field or folder. An
+    // error is bad arguments or an unusable output folder.
+    let cases = result.map_err(|e| match &e {
+        nnu_synth::SynthError::Volume(_) | nnu_synth::SynthError::Io { .. } => e.to_string(),
+        nnu_synth::SynthError::InvalidSpec { .. } => format!("{}: {e}", args.out.display()),
+    })?;
+    println!("wrote {} cases to {}", cases.len(), args.out.display());
+    Ok(true)
 }
