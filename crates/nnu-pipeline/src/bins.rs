@@ -94,8 +94,9 @@ pub fn properties_path(shape_file: &Path, name: &str) -> PathBuf {
         .join(format!("{name}.json"))
 }
 
-/// Writes `props` to `path` as pretty JSON, atomically.
-pub fn write_properties(path: &Path, props: &CaseProperties) -> Result<(), PipelineError> {
+/// Writes `props` (a v1 [`CaseProperties`], or an nnunetv2 [`nnu_preprocessing::v2::V2CaseProperties`])
+/// to `path` as pretty JSON, atomically.
+pub fn write_properties<P: serde::Serialize>(path: &Path, props: &P) -> Result<(), PipelineError> {
     let text =
         serde_json::to_string_pretty(props).map_err(|e| PipelineError::Shape(e.to_string()))?;
     crate::atomic_write(path, |w| std::io::Write::write_all(w, text.as_bytes()))
@@ -104,19 +105,31 @@ pub fn write_properties(path: &Path, props: &CaseProperties) -> Result<(), Pipel
 /// Reads the properties at `path`; `None` when there is no such file (tiles made by an older
 /// `nnu-preprocess` or by the recipe's scripts), an error naming the file when it cannot be parsed.
 pub fn read_properties(path: &Path) -> Result<Option<SavedProperties>, PipelineError> {
+    Ok(
+        read_json(path, "the properties nnu-preprocess writes")?.map(|props| SavedProperties {
+            path: path.to_path_buf(),
+            props,
+        }),
+    )
+}
+
+/// The JSON file at `path` as a `T`; `None` when there is no such file, an error naming the file and
+/// saying it is not `what` when it cannot be parsed as one.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &str,
+) -> Result<Option<T>, PipelineError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(PipelineError::io(path, e)),
     };
-    let props = serde_json::from_slice(&bytes).map_err(|e| PipelineError::Input {
-        path: path.to_path_buf(),
-        msg: format!("not the properties nnu-preprocess writes: {e}"),
-    })?;
-    Ok(Some(SavedProperties {
-        path: path.to_path_buf(),
-        props,
-    }))
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| PipelineError::Input {
+            path: path.to_path_buf(),
+            msg: format!("not {what}: {e}"),
+        })
 }
 
 /// Preprocesses one case and writes its tiles x mirrors as raw f32 bins into `bin_dir`
@@ -140,23 +153,21 @@ pub fn preprocess_to_bins(
     let PreparedCase { data, props, .. } = prepare_case(case, model, false)?;
     let (_, z, y, x) = data.dim();
     let grid = TileGrid::new([z, y, x], model.patch, opts.step_size)?;
-    let props_json =
-        serde_json::to_string_pretty(&props).map_err(|e| PipelineError::Shape(e.to_string()))?;
     write_case_tiles(
         &case.name,
         data.view(),
         &grid,
         bin_dir,
         shape_file,
-        &props_json,
+        &props,
         opts,
         progress,
     )
 }
 
 /// Writes the tiles x `opts.mirrors` of `data` (c, z, y, x, preprocessed) over `grid` as raw f32 bins
-/// into `bin_dir` (complete ones kept unless `opts.overwrite`), then `props_json` as the case's
-/// `CASE.json` beside `shape_file` and the case's line in `shape_file` under its lock: the part of
+/// into `bin_dir` (complete ones kept unless `opts.overwrite`), then `props` as the case's
+/// `CASE.json` beside `shape_file` ([`write_properties`]) and the case's line in `shape_file` under its lock: the part of
 /// [`preprocess_to_bins`] shared with [`crate::bins_v2::preprocess_to_bins_v2`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn write_case_tiles(
@@ -165,7 +176,7 @@ pub(crate) fn write_case_tiles(
     grid: &TileGrid,
     bin_dir: &Path,
     shape_file: &Path,
-    props_json: &str,
+    props: &impl serde::Serialize,
     opts: &BinsOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<BinsReport, PipelineError> {
@@ -197,9 +208,7 @@ pub(crate) fn write_case_tiles(
             progress(done, total);
         }
     }
-    crate::atomic_write(&properties_path(shape_file, name), |w| {
-        std::io::Write::write_all(w, props_json.as_bytes())
-    })?;
+    write_properties(&properties_path(shape_file, name), props)?;
     // Runs on other cases (shards, a second process) update the same all_shape.txt: one at a time.
     let _shape_lock = crate::run::wait_for_file_lock(shape_file, opts.shape_lock_timeout)?;
     nnu_bins::upsert_all_shape(shape_file, &record).map_err(bins_err)?;

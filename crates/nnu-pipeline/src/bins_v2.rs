@@ -22,7 +22,10 @@ use crate::bins::{
 };
 use crate::cases::Case;
 use crate::stages::PredictOptions;
-use crate::v2::{mirror_order, read_channel_files, write_case_v2, V2Model, V2Window};
+use crate::v2::{
+    check_channel_count, mirror_order, read_case_channels, read_channel_files, write_case_v2,
+    V2Model, V2Window,
+};
 use crate::v2_out::V2OutputPaths;
 use crate::PipelineError;
 
@@ -104,21 +107,8 @@ pub fn preprocess_to_bins_v2(
 ) -> Result<BinsReport, PipelineError> {
     refuse_cascade_v2(model)?;
     let first = case.first_file()?;
-    if case.files.len() != model.num_channels {
-        return Err(PipelineError::Input {
-            path: first.to_path_buf(),
-            msg: format!(
-                "case '{}' has {} channel file(s), the model expects {}",
-                case.name,
-                case.files.len(),
-                model.num_channels
-            ),
-        });
-    }
-    let volumes = match &case.dicom {
-        Some(series) => vec![nnu_dicom::read_series(series)?],
-        None => read_channel_files(&case.files)?,
-    };
+    check_channel_count(case, model)?;
+    let volumes = read_case_channels(case)?;
     let (data, props, _) =
         crate::v2::v2_preprocess_volumes(volumes, &model.params).map_err(|e| match e {
             PipelineError::Preprocess(p) => PipelineError::Input {
@@ -129,15 +119,13 @@ pub fn preprocess_to_bins_v2(
         })?;
     let (_, z, y, x) = data.dim();
     let grid = model.window.grid([z, y, x], opts.step_size)?;
-    let props_json =
-        serde_json::to_string_pretty(&props).map_err(|e| PipelineError::Shape(e.to_string()))?;
     write_case_tiles(
         &case.name,
         data.view(),
         &grid,
         bin_dir,
         shape_file,
-        &props_json,
+        &props,
         opts,
         progress,
     )
@@ -152,26 +140,14 @@ pub struct SavedV2Properties {
     pub props: V2CaseProperties,
 }
 
-/// Writes `props` to `path` as pretty JSON, atomically.
-pub fn write_properties_v2(path: &Path, props: &V2CaseProperties) -> Result<(), PipelineError> {
-    let text =
-        serde_json::to_string_pretty(props).map_err(|e| PipelineError::Shape(e.to_string()))?;
-    crate::atomic_write(path, |w| std::io::Write::write_all(w, text.as_bytes()))
-}
-
 /// Reads the v2 properties at `path`; `None` when there is no such file, an error naming the file when it
 /// is not what [`preprocess_to_bins_v2`] writes (a v1 model's `CASE.json`, for example).
 pub fn read_properties_v2(path: &Path) -> Result<Option<SavedV2Properties>, PipelineError> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(PipelineError::io(path, e)),
-    };
-    let props = serde_json::from_slice(&bytes).map_err(|e| PipelineError::Input {
-        path: path.to_path_buf(),
-        msg: format!("not the properties nnu-preprocess writes for an nnunetv2 model: {e}"),
-    })?;
-    Ok(Some(SavedV2Properties {
+    Ok(crate::bins::read_json(
+        path,
+        "the properties nnu-preprocess writes for an nnunetv2 model",
+    )?
+    .map(|props| SavedV2Properties {
         path: path.to_path_buf(),
         props,
     }))
@@ -217,10 +193,8 @@ pub fn postprocess_from_dumps_v2(
             (saved.props.clone(), geometry, preview_image)
         }
         None => {
-            let volumes = match &case.dicom {
-                Some(series) => vec![nnu_dicom::read_series(series)?],
-                None => read_channel_files(&case.files)?,
-            };
+            check_channel_count(case, model)?;
+            let volumes = read_case_channels(case)?;
             let preview_image = match volumes.first() {
                 Some(v) if opts.preview => Some(crate::stages::preview_copy(v.data.view(), first)?),
                 _ => None,

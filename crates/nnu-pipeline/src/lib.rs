@@ -48,6 +48,8 @@
 
 use std::path::{Path, PathBuf};
 
+#[cfg(feature = "progress")]
+pub mod bars;
 pub mod bins;
 pub mod bins_run;
 pub mod bins_v2;

@@ -789,24 +789,11 @@ pub fn predict_case_v2_cascade(
         });
     }
     let first = case.first_file()?;
-    if case.files.len() != model.num_channels {
-        return Err(PipelineError::Input {
-            path: first.to_path_buf(),
-            msg: format!(
-                "case '{}' has {} channel file(s), the model expects {}",
-                case.name,
-                case.files.len(),
-                model.num_channels
-            ),
-        });
-    }
+    check_channel_count(case, model)?;
     crate::stages::refuse_over_memory(case, opts, || {
         crate::cascade::estimate_peak_memory_v2(case, model, prev.as_deref(), opts)
     })?;
-    let volumes = match &case.dicom {
-        Some(series) => vec![nnu_dicom::read_series(series)?],
-        None => read_channel_files(&case.files)?,
-    };
+    let volumes = read_case_channels(case)?;
     // The preview draws the first channel as read: kept from this read rather than read again.
     let preview_image = match volumes.first() {
         Some(v) if opts.preview => Some(crate::stages::preview_copy(v.data.view(), first)?),
@@ -907,6 +894,30 @@ pub(crate) fn write_case_v2(
     )?;
     batch.commit()?;
     Ok(())
+}
+
+/// Refuses a case whose number of channel files is not the model's, naming its first file.
+pub(crate) fn check_channel_count(case: &Case, model: &V2Model) -> Result<(), PipelineError> {
+    if case.files.len() != model.num_channels {
+        return Err(PipelineError::Input {
+            path: case.first_file()?.to_path_buf(),
+            msg: format!(
+                "case '{}' has {} channel file(s), the model expects {}",
+                case.name,
+                case.files.len(),
+                model.num_channels
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The channels of `case` as read: its DICOM series, or its channel files.
+pub(crate) fn read_case_channels(case: &Case) -> Result<Vec<Volume<f32>>, PipelineError> {
+    match &case.dicom {
+        Some(series) => Ok(vec![nnu_dicom::read_series(series)?]),
+        None => read_channel_files(&case.files),
+    }
 }
 
 /// The previous stage's segmentation of `case` (whose channels are `volumes`) for the cascade stage

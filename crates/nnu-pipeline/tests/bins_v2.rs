@@ -11,6 +11,9 @@
 //! [`PROB_TOL`] (room for a float reassociation between a batch of mirrors and single tiles in the
 //! backend); the measured difference is printed. The `.pkl` files must be identical.
 
+mod common;
+
+use common::npz_probabilities;
 use std::path::{Path, PathBuf};
 
 use ndarray::Axis;
@@ -53,19 +56,6 @@ fn run_device(bins: &Path, backend: &mut dyn Backend, dumps: &Path) -> usize {
         nnu_bins::write_f32_file(&dump, logits.as_slice().unwrap()).unwrap();
     }
     inputs.len()
-}
-
-fn npz_probabilities(path: &Path) -> (Vec<usize>, Vec<f32>) {
-    use std::io::Read;
-    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut z = zip::ZipArchive::new(f).unwrap();
-    let mut bytes = Vec::new();
-    z.by_name("probabilities.npy")
-        .unwrap()
-        .read_to_end(&mut bytes)
-        .unwrap();
-    let a = nnu_pipeline::npy::parse_npy_f32(path, &bytes).unwrap_or_else(|e| panic!("{e}"));
-    (a.shape().to_vec(), a.into_iter().collect())
 }
 
 /// One fold of a model through both paths; `with_saved` says whether the postprocess reads `CASE.json` (else it is

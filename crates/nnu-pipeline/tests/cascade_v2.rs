@@ -18,9 +18,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use common::{compare, cpu, max_abs, read_npy};
+use common::{compare, compare_cascade_input, cpu, max_abs, meta, read_npy, v2_prev_stage};
 
 use ndarray::{Array3, Array4, Axis};
 use nnu_pipeline::cases::Case;
@@ -29,7 +29,7 @@ use nnu_pipeline::v2::{
     load_v2_backends, predict_case_v2_cascade, predict_logits_v2, v2_preprocess_volumes,
     v2_preprocess_volumes_cascade, V2Model, V2PrevSource, V2Stage,
 };
-use nnu_preprocessing::v2::{resample_logits_v2, V2CaseProperties, V2PrevStage};
+use nnu_preprocessing::v2::{resample_logits_v2, V2CaseProperties};
 
 const TOL: f32 = 1e-4;
 const CASE: &str = "casc_a";
@@ -54,19 +54,6 @@ fn case() -> Case {
     Case::nifti(CASE.to_owned(), vec![image()])
 }
 
-fn meta(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn prev_stage(m: &V2Model, seg: &Path) -> V2PrevStage {
-    let c = m.cascade.as_ref().unwrap();
-    V2PrevStage {
-        seg: nnu_volume::read_volume(seg).unwrap().data,
-        resampling: c.seg_resampling,
-        foreground_labels: c.foreground_labels.clone(),
-    }
-}
-
 #[test]
 fn the_cascade_stage_takes_the_foreground_labels_as_input_channels() {
     let m = model("3d_cascade_fullres");
@@ -85,19 +72,10 @@ fn preprocessing_and_logits_match_nnunetv2() {
         let golden = root().join(format!("{source}_cascade"));
         let want = read_npy(&golden.join("preprocess.npy"));
         let vols = vec![nnu_volume::read_volume(&image()).unwrap()];
-        let prev = prev_stage(&m, &root().join(prev_dir).join(format!("{CASE}.nii.gz")));
+        let prev = v2_prev_stage(&m, &root().join(prev_dir).join(format!("{CASE}.nii.gz")));
         let (data, props, _) = v2_preprocess_volumes_cascade(vols, Some(prev), &m.params).unwrap();
         assert_eq!(data.shape(), want.shape(), "{source}");
-        let image_diff = max_abs(
-            &data.slice(ndarray::s![..1, .., .., ..]).to_owned(),
-            &want.slice(ndarray::s![..1, .., .., ..]).to_owned(),
-        );
-        let onehot_differ = data
-            .slice(ndarray::s![1.., .., .., ..])
-            .iter()
-            .zip(want.slice(ndarray::s![1.., .., .., ..]).iter())
-            .filter(|(a, b)| a != b)
-            .count();
+        let (image_diff, onehot_differ) = compare_cascade_input(&data, &want, 1);
         let onehot: Vec<usize> = (1..3)
             .map(|c| {
                 data.index_axis(Axis(0), c)
@@ -191,7 +169,7 @@ fn two_step_segmentations_match_predict_from_files_except_near_ties() {
         )
         .unwrap();
         let vols = vec![nnu_volume::read_volume(&image()).unwrap()];
-        let p = prev_stage(&m, &root().join(prev_dir).join(format!("{CASE}.nii.gz")));
+        let p = v2_prev_stage(&m, &root().join(prev_dir).join(format!("{CASE}.nii.gz")));
         let (data, props, _) = v2_preprocess_volumes_cascade(vols, Some(p), &m.params).unwrap();
         let (logits, _) =
             predict_logits_v2(&data, &mut b.backends, m.window, &opts, &mut |_, _| {}).unwrap();

@@ -15,24 +15,28 @@
 //! And the one-command form (the lowres stage in memory) gives the two-step result on its own kept
 //! lowres segmentation.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
+use common::{
+    cascade_fixtures, compare, compare_cascade_input, cpu, max_abs, meta, read_npy, v2_prev_stage,
+};
 use ndarray::{Array3, Array4, Axis};
 use nnu_pipeline::cases::Case;
-use nnu_pipeline::run::{BackendKind, CpuBackendOptions};
 use nnu_pipeline::stages::PredictOptions;
 use nnu_pipeline::v2::{
     load_v2_backends, predict_case_v2_cascade, predict_logits_v2, v2_preprocess_volumes_cascade,
     V2Model, V2PrevSource, V2Stage,
 };
-use nnu_preprocessing::v2::{resample_logits_v2, V2CaseProperties, V2Labels, V2PrevStage};
+use nnu_preprocessing::v2::{resample_logits_v2, V2CaseProperties, V2Labels};
 
 const TOL: f32 = 1e-4;
 const CASE: &str = "casc_a";
 const SOURCES: [(&str, &str); 2] = [("lowres", "lowres"), ("handmade", "prev/handmade")];
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/cascade/v2_regions")
+    cascade_fixtures("v2_regions")
 }
 
 fn model(configuration: &str) -> V2Model {
@@ -46,36 +50,10 @@ fn image() -> PathBuf {
     root().join(format!("cases/{CASE}_0000.nii.gz"))
 }
 
-fn read_npy(path: &Path) -> Array4<f32> {
-    let a = nnu_pipeline::npy::read_npy_f32(path).unwrap_or_else(|e| panic!("{e}"));
-    a.into_dimensionality().unwrap()
-}
-
 fn fp16_delta(golden: &Path) -> f32 {
-    let m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(golden.join("meta.json")).unwrap()).unwrap();
-    m["fp16_vs_fp32_logits_max_abs"].as_f64().unwrap() as f32
-}
-
-fn cpu() -> CpuBackendOptions {
-    CpuBackendOptions::new(BackendKind::Native, 2)
-}
-
-fn prev_stage(m: &V2Model, seg: &Path) -> V2PrevStage {
-    let c = m.cascade.as_ref().unwrap();
-    V2PrevStage {
-        seg: nnu_volume::read_volume(seg).unwrap().data,
-        resampling: c.seg_resampling,
-        foreground_labels: c.foreground_labels.clone(),
-    }
-}
-
-fn max_abs(a: &Array4<f32>, b: &Array4<f32>) -> f32 {
-    assert_eq!(a.shape(), b.shape());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    meta(&golden.join("meta.json"))["fp16_vs_fp32_logits_max_abs"]
+        .as_f64()
+        .unwrap() as f32
 }
 
 /// Voxels (image frame) where some region's resampled logit is within `delta` (nnunetv2's fp16 change of
@@ -101,25 +79,14 @@ fn near_ties(
     tie.permuted_axes(m.export.transpose_backward).to_owned()
 }
 
-/// (voxels that differ, near-ties, differing voxels that are not near-ties, foreground voxels of theirs).
-fn compare(ours: &Path, theirs: &Path, tie: &Array3<bool>) -> (usize, usize, usize, usize) {
-    let a = nnu_volume::read_labels(ours).unwrap();
-    let b = nnu_volume::read_labels(theirs).unwrap();
-    assert_eq!(a.data.shape(), tie.shape());
-    assert_eq!(b.data.shape(), tie.shape());
-    let (mut differ, mut ties, mut bad, mut fg) = (0, 0, 0, 0);
-    ndarray::Zip::from(&a.data)
-        .and(&b.data)
-        .and(tie)
-        .for_each(|&x, &y, &t| {
-            ties += usize::from(t);
-            fg += usize::from(y > 0);
-            if x != y {
-                differ += 1;
-                bad += usize::from(!t);
-            }
-        });
-    (differ, ties, bad, fg)
+/// Foreground voxels of a label file.
+fn foreground(path: &Path) -> usize {
+    nnu_volume::read_labels(path)
+        .unwrap()
+        .data
+        .iter()
+        .filter(|&&v| v > 0)
+        .count()
 }
 
 #[test]
@@ -153,19 +120,10 @@ fn region_cascade_preprocessing_logits_and_segmentations_match_nnunetv2() {
         let golden = root().join(format!("{source}_cascade"));
         let want = read_npy(&golden.join("preprocess.npy"));
         let vols = vec![nnu_volume::read_volume(&image()).unwrap()];
-        let prev = prev_stage(&m, &root().join(prev_dir).join(format!("{CASE}.nii.gz")));
+        let prev = v2_prev_stage(&m, &root().join(prev_dir).join(format!("{CASE}.nii.gz")));
         let (data, props, _) = v2_preprocess_volumes_cascade(vols, Some(prev), &m.params).unwrap();
         assert_eq!(data.shape(), want.shape(), "{source}");
-        let image_diff = max_abs(
-            &data.slice(ndarray::s![..1, .., .., ..]).to_owned(),
-            &want.slice(ndarray::s![..1, .., .., ..]).to_owned(),
-        );
-        let onehot_differ = data
-            .slice(ndarray::s![1.., .., .., ..])
-            .iter()
-            .zip(want.slice(ndarray::s![1.., .., .., ..]).iter())
-            .filter(|(a, b)| a != b)
-            .count();
+        let (image_diff, onehot_differ) = compare_cascade_input(&data, &want, 1);
         assert!(image_diff <= TOL, "{source}: image channel {image_diff}");
         assert_eq!(onehot_differ, 0, "{source}: one-hot channels");
 
@@ -190,8 +148,9 @@ fn region_cascade_preprocessing_logits_and_segmentations_match_nnunetv2() {
             predict_logits_v2(&data, &mut b.backends, m.window, &opts, &mut |_, _| {}).unwrap();
         let delta = fp16_delta(&golden);
         let tie = near_ties(&m, &ours_logits, &props, delta);
-        let (differ, ties, bad, fg) =
-            compare(&report.output, &golden.join(format!("{CASE}.nii.gz")), &tie);
+        let theirs = golden.join(format!("{CASE}.nii.gz"));
+        let (differ, ties, bad) = compare(&report.output, &theirs, &tie);
+        let fg = foreground(&theirs);
         eprintln!(
             "{source}: input {:?}, image channel {image_diff:.2e}, one-hot equal; {tiles} tiles, logits \
              {logit_diff:.2e}; segmentation: {} voxels, {fg} foreground (nnunetv2), {ties} near-ties \

@@ -25,6 +25,9 @@
 //! are exact (1 for background, 0 otherwise; 0 for regions). The 2-D golden (`Dataset901_Plain_2d`) is predicted slice by slice as nnunetv2
 //! predicts a 2-D configuration, with the same tolerances.
 
+mod common;
+
+use common::npz_probabilities;
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array3, Axis};
@@ -278,20 +281,6 @@ fn segmentations_match_predict_from_files_except_near_ties() {
 }
 
 /// The `probabilities` array of an `.npz` (a zip of `probabilities.npy`, f32).
-fn npz_probabilities(path: &Path) -> (Vec<usize>, Vec<f32>) {
-    use std::io::Read;
-    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut z = zip::ZipArchive::new(f).unwrap();
-    assert_eq!(z.len(), 1, "{}: one array", path.display());
-    let mut bytes = Vec::new();
-    z.by_name("probabilities.npy")
-        .unwrap()
-        .read_to_end(&mut bytes)
-        .unwrap();
-    let a = nnu_pipeline::npy::parse_npy_f32(path, &bytes).unwrap_or_else(|e| panic!("{e}"));
-    (a.shape().to_vec(), a.into_iter().collect())
-}
-
 /// A pickled value as text, numbers as f64 compared as Python compares them (nnunetv2's numpy float64
 /// scalars and our floats alike; -0.0 == 0.0).
 fn pickle_repr(path: &Path) -> String {

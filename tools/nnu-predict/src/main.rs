@@ -12,9 +12,7 @@ use nnu_pipeline::run::{print_demo_dice, BackendKind, CpuBackendOptions, Precisi
 use nnu_pipeline::stages::{available_memory, PredictOptions};
 use nnu_pipeline::PipelineError;
 
-#[path = "../../case_bars.rs"]
-mod case_bars;
-use case_bars::CaseBars;
+use nnu_pipeline::bars::CaseBars;
 
 /// Predict segmentations with an nnU-Net v1 model (UNet++ or plain nnU-Net) or an nnunetv2 model
 /// (PlainConvUNet, ResEnc; 3-D configurations): preprocess, sliding window with

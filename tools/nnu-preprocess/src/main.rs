@@ -8,9 +8,7 @@ use nnu_pipeline::bins_run::PreprocessJob;
 use nnu_pipeline::cli;
 use nnu_pipeline::PipelineError;
 
-#[path = "../../case_bars.rs"]
-mod case_bars;
-use case_bars::CaseBars;
+use nnu_pipeline::bars::CaseBars;
 
 /// Preprocess CT volumes exactly as nnU-Net v1 or nnunetv2 does (crop, resample, normalise) and write
 /// every sliding-window tile x mirror as a raw f32 .bin (the recipe's format) plus its line in

@@ -1,5 +1,6 @@
-//! Shared by the cascade parity tests (`cascade_v1.rs`, `cascade_v2.rs`): reading the goldens, the CPU
-//! backend they run, and the comparisons of arrays and segmentations.
+//! Shared by the parity tests of this crate (`cascade_v1.rs`, `cascade_v2.rs`, `cascade_v2_regions.rs`,
+//! `v2_predict.rs`, `bins_v2.rs`): reading the goldens and our outputs, the CPU backend they run, and the
+//! comparisons of arrays and segmentations.
 #![allow(dead_code)] // each test file uses its own part
 
 use std::path::{Path, PathBuf};
@@ -57,4 +58,60 @@ pub fn compare(ours: &Path, theirs: &Path, tie: &Array3<bool>) -> (usize, usize,
             }
         });
     (differ, ties, bad)
+}
+
+/// A golden's `meta.json` (or any JSON file).
+pub fn meta(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// An nnunetv2 cascade input (image channels, then the one-hot of the previous stage) against the golden:
+/// (largest difference of the first `image_channels` channels, one-hot values that differ).
+pub fn compare_cascade_input(
+    data: &Array4<f32>,
+    want: &Array4<f32>,
+    image_channels: usize,
+) -> (f32, usize) {
+    assert_eq!(data.shape(), want.shape());
+    let k = image_channels;
+    let image_diff = max_abs(
+        &data.slice(ndarray::s![..k, .., .., ..]).to_owned(),
+        &want.slice(ndarray::s![..k, .., .., ..]).to_owned(),
+    );
+    let onehot_differ = data
+        .slice(ndarray::s![k.., .., .., ..])
+        .iter()
+        .zip(want.slice(ndarray::s![k.., .., .., ..]).iter())
+        .filter(|(a, b)| a != b)
+        .count();
+    (image_diff, onehot_differ)
+}
+
+/// The previous stage read from the label file `seg` as `m` (an nnunetv2 cascade stage) takes it.
+pub fn v2_prev_stage(
+    m: &nnu_pipeline::v2::V2Model,
+    seg: &Path,
+) -> nnu_preprocessing::v2::V2PrevStage {
+    let c = m.cascade.as_ref().unwrap();
+    nnu_preprocessing::v2::V2PrevStage {
+        seg: nnu_volume::read_volume(seg).unwrap().data,
+        resampling: c.seg_resampling,
+        foreground_labels: c.foreground_labels.clone(),
+    }
+}
+
+/// The one array `probabilities` of an `.npz` (nnunetv2's `--save_probabilities` file or ours): its
+/// shape and its values in C order.
+pub fn npz_probabilities(path: &Path) -> (Vec<usize>, Vec<f32>) {
+    use std::io::Read;
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut z = zip::ZipArchive::new(f).unwrap();
+    assert_eq!(z.len(), 1, "{}: one array", path.display());
+    let mut bytes = Vec::new();
+    z.by_name("probabilities.npy")
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    let a = nnu_pipeline::npy::parse_npy_f32(path, &bytes).unwrap_or_else(|e| panic!("{e}"));
+    (a.shape().to_vec(), a.into_iter().collect())
 }

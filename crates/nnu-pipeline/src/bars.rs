@@ -1,11 +1,12 @@
-//! Shared by the tools that run cases one after the other (`#[path]` from `nnu-predict` and
-//! `nnu-preprocess`): one progress bar per case, shown once its work runs (a case that is already done
-//! leaves no empty bar), or a line every 30 s without a terminal (Slurm and Kubernetes logs).
+//! The progress of the tools that run cases one after the other (`nnu-predict`, `nnu-preprocess`): one
+//! terminal progress bar per case, shown once its work runs (a case that is already done leaves no empty
+//! bar), or a line every 30 s without a terminal (Slurm and Kubernetes logs). Cargo feature `progress`
+//! (indicatif).
 
+use crate::cases::Case;
+use crate::cli::LogProgress;
+use crate::run::CaseProgress;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use nnu_pipeline::cases::Case;
-use nnu_pipeline::cli::LogProgress;
-use nnu_pipeline::run::CaseProgress;
 
 /// The [`CaseProgress`] of a tool: the current case's bar and the log lines.
 pub struct CaseBars {
