@@ -1,7 +1,8 @@
-//! The bins path run over the cases of an input, as `nnu-preprocess` runs it: every case's tile bins
-//! (v1 or nnunetv2), after a disk budget that refuses a case whose tiles alone need more disk than
-//! there is; or, for a v1 model, every case's preprocessed volume as `CASE.npy` and `CASE.json`. A case
-//! another live run works on is left to it; a failure is its case's alone.
+//! The bins path run over the cases of an input. [`PreprocessJob`], as `nnu-preprocess` runs it: every
+//! case's tile bins (v1 or nnunetv2), after a disk budget that refuses a case whose tiles alone need more
+//! disk than there is; or, for a v1 model, every case's preprocessed volume as `CASE.npy` and
+//! `CASE.json`. [`PostprocessJob`], as `nnu-postprocess` runs it: every case's dumps merged into its
+//! outputs. A case another live run works on is left to it; a failure is its case's alone.
 //!
 //! # Example
 //!
@@ -26,7 +27,9 @@ use crate::bins_v2::BinsModel;
 use crate::cases::{discover_cases, Case};
 use crate::run::{report_failures, run_cases, with_case_lock, CaseProgress, Locked};
 use crate::stages::is_case_lock;
+use crate::stages::{is_case_file, PredictOptions};
 use crate::PipelineError;
+use nnu_bins::{read_all_shape, DumpIndex};
 
 /// What a preprocessing run is asked to do (`nnu-preprocess`'s command line).
 #[derive(Debug, Clone)]
@@ -216,4 +219,146 @@ impl PreprocessJob {
 /// The line for a case another live run is working on (same output folder): it is left to that run.
 fn held(name: &str, pid: u32) {
     eprintln!("{name}: skipped, another run (pid {pid}) is working on it");
+}
+
+/// What a postprocessing run is asked to do (`nnu-postprocess`'s command line): the dumps of the tiles
+/// that [`PreprocessJob`] wrote merged into each case's outputs.
+#[derive(Debug, Clone)]
+pub struct PostprocessJob {
+    /// The model folder, as given to the preprocessing.
+    pub model_dir: PathBuf,
+    /// nnunetv2: the configuration, as given to the preprocessing.
+    pub configuration: Option<String>,
+    /// nnunetv2: the checkpoint whose mirroring axes decide the mirrors.
+    pub checkpoint: String,
+    /// nnunetv2: the fold whose checkpoint decides the mirrors (default: the first).
+    pub fold: Option<usize>,
+    /// The images that were preprocessed ([`discover_cases`]); each line of `shape_file` is matched to
+    /// its case by name.
+    pub input: PathBuf,
+    /// The dump folders (or their parent).
+    pub dumps: Vec<PathBuf>,
+    /// `all_shape.txt` written by the preprocessing (with the cases' `CASE.json` beside it).
+    pub shape_file: PathBuf,
+    /// The output folder.
+    pub out_dir: PathBuf,
+    /// The tiles were written without mirrors.
+    pub disable_tta: bool,
+    /// Also write the probabilities (v1 `CASE_probabilities.npy`; v2 `CASE.npz` and `CASE.pkl`).
+    pub save_probabilities: bool,
+    /// Also write `CASE.png` previews.
+    pub preview: bool,
+}
+
+impl PostprocessJob {
+    /// Runs the job: opens the model, reads `all_shape.txt` and indexes the dumps, checks that no output
+    /// would replace an input, prepares the output folder, then merges every case of `all_shape.txt`
+    /// ([`BinsModel::postprocess_from_dumps`]), printing a line per case, the closing summary and the
+    /// failed cases on standard error; for an nnunetv2 model, its `dataset.json` and `plans.json` go beside
+    /// the outputs once a case is written. `Ok(true)` when every case was written, `Ok(false)` when some
+    /// failed; `Err` when nothing could be done (the model, the input, the dumps, the output folder).
+    pub fn run(self) -> Result<bool, PipelineError> {
+        let model = BinsModel::open(
+            &self.model_dir,
+            self.configuration.as_deref(),
+            &self.checkpoint,
+        )?;
+        let cases = discover_cases(&self.input)?;
+        let records = read_all_shape(&self.shape_file)?;
+        let dumps = DumpIndex::scan(&self.dumps, None)?;
+        if let Some((first, second)) = dumps.duplicates().first() {
+            eprintln!(
+                "warning: {} dump(s) found in two folders, the first is used: {} and {}",
+                dumps.duplicates().len(),
+                first.display(),
+                second.display()
+            );
+        }
+        crate::run::check_outputs_not_inputs(&cases, &self.out_dir, |dir, name| {
+            model.output_paths(dir, name)
+        })?;
+        crate::prepare_output_dir(&self.out_dir)?;
+        crate::remove_stale_temps(&self.out_dir, |f| {
+            records.iter().any(|r| is_case_file(f, &r.case))
+        });
+        let opts = PredictOptions {
+            mirrors: if self.disable_tta {
+                nnu_tiling::MirrorSet::identity_only()
+            } else {
+                let folds: Vec<usize> = self.fold.into_iter().collect();
+                model.default_mirrors(&folds)?
+            },
+            save_probabilities: self.save_probabilities,
+            preview: self.preview,
+            overwrite: true,
+            max_memory: crate::stages::available_memory(),
+            ..PredictOptions::default()
+        };
+        let t0 = std::time::Instant::now();
+        let total = records.len();
+        eprintln!("{total} case(s) -> {}", self.out_dir.display());
+        let (mut k, mut held) = (0, 0);
+        let failures = run_cases(
+            &records,
+            |record| record.case.clone(),
+            |record| {
+                // One line per case with the count, rate and ETA: progress in a terminal and in a log alike.
+                k += 1;
+                let progress = crate::cli::progress_line("done", k, total, "cases", t0.elapsed());
+                let case = cases
+                    .iter()
+                    .find(|c| c.name == record.case)
+                    .ok_or_else(|| PipelineError::Input {
+                        path: self.shape_file.clone(),
+                        msg: format!("listed there, but no image under {}", self.input.display()),
+                    })?;
+                // A case another live run is writing (same output folder) is left to it.
+                let done = with_case_lock(&self.out_dir, &case.name, || {
+                    model.postprocess_from_dumps(
+                        case,
+                        record,
+                        &self.shape_file,
+                        &dumps,
+                        &self.out_dir,
+                        &opts,
+                    )
+                })?;
+                match done {
+                    Locked::Done(()) => eprintln!(
+                        "{}: written to {} ({progress})",
+                        case.name,
+                        self.out_dir.join(format!("{}.nii.gz", case.name)).display()
+                    ),
+                    Locked::Busy { pid } => {
+                        held += 1;
+                        eprintln!(
+                            "{}: skipped, another run (pid {pid}) is working on it ({progress})",
+                            case.name
+                        );
+                    }
+                }
+                Ok(())
+            },
+        );
+        if total > failures.len() + held {
+            // nnunetv2 models: dataset.json and plans.json beside the outputs, as nnUNetv2_predict leaves them.
+            match model.finish_output(&self.out_dir) {
+                Ok(notes) => notes.iter().for_each(|n| eprintln!("warning: {n}")),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(false);
+                }
+            }
+        }
+        eprintln!(
+            "{}",
+            crate::cli::summary_line(
+                t0.elapsed().as_secs_f64(),
+                total - failures.len() - held,
+                failures.len(),
+                held
+            )
+        );
+        Ok(report_failures(&failures))
+    }
 }

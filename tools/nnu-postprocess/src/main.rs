@@ -3,12 +3,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use nnu_bins::{read_all_shape, DumpIndex};
-use nnu_pipeline::bins_v2::BinsModel;
-use nnu_pipeline::cases::discover_cases;
+use nnu_pipeline::bins_run::PostprocessJob;
 use nnu_pipeline::cli;
-use nnu_pipeline::run::{report_failures, run_cases, with_case_lock, Locked};
-use nnu_pipeline::stages::{is_case_file, PredictOptions};
 use nnu_pipeline::PipelineError;
 
 /// Merge the dumps of an accelerator run (benchmark's NAME_1.bin or ais_bench's NAME_0.bin, in one or more
@@ -72,102 +68,18 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<bool, PipelineError> {
     nnu_pipeline::run::init_thread_pool(args.threads);
-    let model = BinsModel::open(&args.model, args.configuration.as_deref(), &args.checkpoint)?;
-    let cases = discover_cases(&args.input)?;
-    let records = read_all_shape(&args.shape_file)?;
-    let dumps = DumpIndex::scan(&args.dumps, None)?;
-    if let Some((first, second)) = dumps.duplicates().first() {
-        eprintln!(
-            "warning: {} dump(s) found in two folders, the first is used: {} and {}",
-            dumps.duplicates().len(),
-            first.display(),
-            second.display()
-        );
-    }
-    nnu_pipeline::run::check_outputs_not_inputs(&cases, &args.output, |dir, name| {
-        model.output_paths(dir, name)
-    })?;
-    nnu_pipeline::prepare_output_dir(&args.output)?;
-    nnu_pipeline::remove_stale_temps(&args.output, |f| {
-        records.iter().any(|r| is_case_file(f, &r.case))
-    });
-    let opts = PredictOptions {
-        mirrors: if args.disable_tta {
-            nnu_tiling::MirrorSet::identity_only()
-        } else {
-            let folds: Vec<usize> = args.fold.into_iter().collect();
-            model.default_mirrors(&folds)?
-        },
+    PostprocessJob {
+        model_dir: args.model,
+        configuration: args.configuration,
+        checkpoint: args.checkpoint,
+        fold: args.fold,
+        input: args.input,
+        dumps: args.dumps,
+        shape_file: args.shape_file,
+        out_dir: args.output,
+        disable_tta: args.disable_tta,
         save_probabilities: args.save_probabilities,
         preview: args.preview,
-        overwrite: true,
-        max_memory: nnu_pipeline::stages::available_memory(),
-        ..PredictOptions::default()
-    };
-    let t0 = std::time::Instant::now();
-    let total = records.len();
-    eprintln!("{total} case(s) -> {}", args.output.display());
-    let (mut k, mut held) = (0, 0);
-    let failures = run_cases(
-        &records,
-        |record| record.case.clone(),
-        |record| {
-            // One line per case with the count, rate and ETA: progress in a terminal and in a log alike.
-            k += 1;
-            let progress = cli::progress_line("done", k, total, "cases", t0.elapsed());
-            let case = cases
-                .iter()
-                .find(|c| c.name == record.case)
-                .ok_or_else(|| PipelineError::Input {
-                    path: args.shape_file.clone(),
-                    msg: format!("listed there, but no image under {}", args.input.display()),
-                })?;
-            // A case another live run is writing (same output folder) is left to it.
-            let done = with_case_lock(&args.output, &case.name, || {
-                model.postprocess_from_dumps(
-                    case,
-                    record,
-                    &args.shape_file,
-                    &dumps,
-                    &args.output,
-                    &opts,
-                )
-            })?;
-            match done {
-                Locked::Done(()) => eprintln!(
-                    "{}: written to {} ({progress})",
-                    case.name,
-                    args.output.join(format!("{}.nii.gz", case.name)).display()
-                ),
-                Locked::Busy { pid } => {
-                    held += 1;
-                    eprintln!(
-                        "{}: skipped, another run (pid {pid}) is working on it ({progress})",
-                        case.name
-                    );
-                }
-            }
-            Ok(())
-        },
-    );
-    if total > failures.len() + held {
-        // nnunetv2 models: dataset.json and plans.json beside the outputs, as nnUNetv2_predict leaves them.
-        match model.finish_output(&args.output) {
-            Ok(notes) => notes.iter().for_each(|n| eprintln!("warning: {n}")),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Ok(false);
-            }
-        }
     }
-    eprintln!(
-        "{}",
-        cli::summary_line(
-            t0.elapsed().as_secs_f64(),
-            total - failures.len() - held,
-            failures.len(),
-            held
-        )
-    );
-    Ok(report_failures(&failures))
+    .run()
 }
