@@ -260,19 +260,10 @@ pub fn postprocess_from_dumps(
         }
     };
     let p = model.patch;
-    let grid = TileGrid::with_steps([z, y, x], p, record.steps.clone())?;
-    if grid.padded_shape() != record.padded_shape {
-        return Err(PipelineError::Shape(format!(
-            "{}: all_shape.txt says padded shape {:?}, the preprocessed case pads to {:?} (other model or spacing?)",
-            case.name,
-            record.padded_shape,
-            grid.padded_shape()
-        )));
-    }
-    check_dumps(
+    let grid = checked_grid(
         case,
         record,
-        &grid,
+        [z, y, x],
         p,
         opts.mirrors,
         model.num_classes,
@@ -312,6 +303,33 @@ pub fn postprocess_from_dumps(
         opts,
     )
     .map_err(&oom)
+}
+
+/// The tile grid of a case's preprocessed `shape` with `record`'s window starts, refused when it does not
+/// pad to `record`'s padded shape (another model or spacing), then [`check_dumps`]: what both
+/// postprocesses (v1 and nnunetv2) check before merging.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn checked_grid(
+    case: &Case,
+    record: &ShapeRecord,
+    shape: [usize; 3],
+    p: [usize; 3],
+    mirrors: MirrorSet,
+    heads: usize,
+    dumps: &DumpIndex,
+    out_dir: &Path,
+) -> Result<TileGrid, PipelineError> {
+    let grid = TileGrid::with_steps(shape, p, record.steps.clone())?;
+    if grid.padded_shape() != record.padded_shape {
+        return Err(PipelineError::Shape(format!(
+            "{}: all_shape.txt says padded shape {:?}, the preprocessed case pads to {:?} (other model or spacing?)",
+            case.name,
+            record.padded_shape,
+            grid.padded_shape()
+        )));
+    }
+    check_dumps(case, record, &grid, p, mirrors, heads, dumps, out_dir)?;
+    Ok(grid)
 }
 
 /// Refuses a case whose dumps are not all there and whole (every tile of `grid` x `mirrors`, `heads`

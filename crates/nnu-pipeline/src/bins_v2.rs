@@ -15,10 +15,10 @@ use ndarray::Axis;
 use nnu_artifacts::Checkpoint;
 use nnu_bins::{DumpIndex, ShapeRecord, TileBounds, TileName};
 use nnu_preprocessing::v2::V2CaseProperties;
-use nnu_tiling::{MirrorSet, TileGrid};
+use nnu_tiling::MirrorSet;
 
 use crate::bins::{
-    bin_mirror, bins_err, check_dumps, properties_path, write_case_tiles, BinsOptions, BinsReport,
+    bin_mirror, bins_err, checked_grid, properties_path, write_case_tiles, BinsOptions, BinsReport,
 };
 use crate::cases::Case;
 use crate::stages::PredictOptions;
@@ -204,19 +204,10 @@ pub fn postprocess_from_dumps_v2(
         }
     };
     let p = model.window.patch();
-    let grid = TileGrid::with_steps(props.shape_after_resampling, p, record.steps.clone())?;
-    if grid.padded_shape() != record.padded_shape {
-        return Err(PipelineError::Shape(format!(
-            "{}: all_shape.txt says padded shape {:?}, the preprocessed case pads to {:?} (other model or spacing?)",
-            case.name,
-            record.padded_shape,
-            grid.padded_shape()
-        )));
-    }
-    check_dumps(
+    let grid = checked_grid(
         case,
         record,
-        &grid,
+        props.shape_after_resampling,
         p,
         opts.mirrors,
         model.heads,
