@@ -985,6 +985,10 @@ fn prev_stage_seg_v2(
                     &geometry,
                     opts.compression_level,
                 )?;
+                // As the previous stage's own nnUNetv2_predict run would leave them beside its output.
+                for note in crate::v2_out::copy_model_json(&stage.model.folder.dir, dir)? {
+                    eprintln!("warning: {note}");
+                }
             }
             Ok(exported.segmentation.mapv(f32::from))
         }

@@ -113,8 +113,17 @@ fn one_command_equals_two_steps_on_the_kept_lowres_segmentations() {
             with_json(&["3d_lowres_predictions", seg.as_str()]),
             "{version}"
         );
+        // The kept lowres segmentations with the lowres model's dataset.json and plans.json (v2), as
+        // the lowres stage's own run would leave them.
         let kept = one.join("3d_lowres_predictions");
-        assert_eq!(listing(&kept), [seg.as_str()], "{version}");
+        assert_eq!(listing(&kept), with_json(&[seg.as_str()]), "{version}");
+        for f in model_json {
+            assert_eq!(
+                std::fs::read(kept.join(f)).unwrap(),
+                std::fs::read(l.lowres.join(f)).unwrap(),
+                "{version}: {f}"
+            );
+        }
 
         // The standard 3d_lowres folder beside the model is found without the flag.
         let found = tmp.path().join("found");
