@@ -67,20 +67,8 @@ pub fn v2_params(
                 .map_err(|e| bad(format!("configuration {}: {e}", cfg.name)))?,
         );
     }
-    let (function, kw) = &cfg.resampling_fn_data;
-    let resampling = V2Resampling::from_plans(
-        function,
-        kw.order,
-        kw.order_z,
-        kw.force_separate_z,
-        kw.separate_z_anisotropy_threshold,
-    )
-    .map_err(|e| {
-        bad(format!(
-            "configuration {}: resampling_fn_data: {e}",
-            cfg.name
-        ))
-    })?;
+    let resampling =
+        resampling_entry(&cfg.name, "resampling_fn_data", &cfg.resampling_fn_data).map_err(bad)?;
     Ok(V2PreprocessParams {
         transpose_forward,
         spacing: cfg.spacing.clone(),
@@ -209,6 +197,23 @@ impl V2Window {
     }
 }
 
+/// The resampling of one of a configuration's `resampling_fn_*` entries (`key`), or the message saying
+/// which configuration and entry cannot be used and why.
+fn resampling_entry(
+    configuration: &str,
+    key: &str,
+    (function, kw): &(String, nnu_artifacts::v2::ResamplingKwargs),
+) -> Result<V2Resampling, String> {
+    V2Resampling::from_plans(
+        function,
+        kw.order,
+        kw.order_z,
+        kw.force_separate_z,
+        kw.separate_z_anisotropy_threshold,
+    )
+    .map_err(|e| format!("configuration {configuration}: {key}: {e}"))
+}
+
 /// An nnunetv2 model folder opened for prediction with one of its configurations: what
 /// `nnUNetPredictor.initialize_from_trained_model_folder` reads, minus the networks (see
 /// [`load_v2_backends`]).
@@ -331,20 +336,12 @@ impl V2Model {
                     ),
                 )
             })?;
-        let (function, kw) = &cfg.resampling_fn_probabilities;
-        let resampling = V2Resampling::from_plans(
-            function,
-            kw.order,
-            kw.order_z,
-            kw.force_separate_z,
-            kw.separate_z_anisotropy_threshold,
+        let resampling = resampling_entry(
+            &configuration,
+            "resampling_fn_probabilities",
+            &cfg.resampling_fn_probabilities,
         )
-        .map_err(|e| {
-            bad(
-                &plans_path,
-                format!("configuration {configuration}: resampling_fn_probabilities: {e}"),
-            )
-        })?;
+        .map_err(|msg| bad(&plans_path, msg))?;
         let dataset_path = dir.join("dataset.json");
         let ds = &folder.dataset;
         let labels = if ds.has_regions() {
@@ -384,20 +381,9 @@ impl V2Model {
         };
         let cascade = match &cfg.previous_stage {
             Some(prev) => {
-                let (function, kw) = &cfg.resampling_fn_seg;
-                let seg_resampling = V2Resampling::from_plans(
-                    function,
-                    kw.order,
-                    kw.order_z,
-                    kw.force_separate_z,
-                    kw.separate_z_anisotropy_threshold,
-                )
-                .map_err(|e| {
-                    bad(
-                        &plans_path,
-                        format!("configuration {configuration}: resampling_fn_seg: {e}"),
-                    )
-                })?;
+                let seg_resampling =
+                    resampling_entry(&configuration, "resampling_fn_seg", &cfg.resampling_fn_seg)
+                        .map_err(|msg| bad(&plans_path, msg))?;
                 Some(V2Cascade {
                     previous_stage: prev.clone(),
                     foreground_labels: foreground_labels(&folder.dataset),
