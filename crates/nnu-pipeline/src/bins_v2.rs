@@ -182,7 +182,7 @@ pub fn postprocess_from_dumps_v2(
             let preview_image = if opts.preview {
                 match &case.dicom {
                     Some(series) => Some(nnu_dicom::read_series(series)?.data),
-                    None => read_channel_files(&case.files[..1])?
+                    None => read_channel_files(&[first])?
                         .into_iter()
                         .next()
                         .map(|v| v.data),
@@ -339,13 +339,6 @@ impl BinsModel {
         Ok(BinsModel::V1(crate::model::ModelSpec::open(dir)?))
     }
 
-    /// The model's folder.
-    pub fn dir(&self) -> &Path {
-        match self {
-            BinsModel::V1(m) => &m.folder.dir,
-            BinsModel::V2(m) => &m.folder.dir,
-        }
-    }
 
     /// The mirrors written and merged by default: all eight for v1 (nnU-Net's `do_mirroring`), the
     /// checkpoint's allowed axes of the first of `folds` for v2 ([`default_mirrors_v2`]).
