@@ -60,9 +60,10 @@ pub fn tract_backend(model: &ModelSpec) -> TractBackend {
     TractBackend::load(onnx, &opts).expect("load the ONNX")
 }
 
-/// Runs `backend` on every tile bin of `bins` and writes its logits into `dumps` as `benchmark` dumps
-/// (`STEM_1.bin`). Returns the number of tiles run.
-pub fn run_device(bins: &Path, backend: &mut TractBackend, dumps: &Path) -> usize {
+/// Runs `backend` (any backend: the tract one of [`tract_backend`], or a v2 fold's) on every tile bin of
+/// `bins`, one at a time, and writes its logits into `dumps` as `benchmark` dumps (`STEM_1.bin`). Returns
+/// the number of tiles run.
+pub fn run_device(bins: &Path, backend: &mut dyn Backend, dumps: &Path) -> usize {
     let [pz, py, px] = backend.patch_size();
     let c = backend.input_channels();
     let mut inputs: Vec<PathBuf> = std::fs::read_dir(bins)

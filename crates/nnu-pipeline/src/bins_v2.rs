@@ -339,7 +339,6 @@ impl BinsModel {
         Ok(BinsModel::V1(crate::model::ModelSpec::open(dir)?))
     }
 
-
     /// The mirrors written and merged by default: all eight for v1 (nnU-Net's `do_mirroring`), the
     /// checkpoint's allowed axes of the first of `folds` for v2 ([`default_mirrors_v2`]).
     pub fn default_mirrors(&self, folds: &[usize]) -> Result<MirrorSet, PipelineError> {

@@ -280,7 +280,6 @@ fn segmentations_match_predict_from_files_except_near_ties() {
     }
 }
 
-/// The `probabilities` array of an `.npz` (a zip of `probabilities.npy`, f32).
 /// A pickled value as text, numbers as f64 compared as Python compares them (nnunetv2's numpy float64
 /// scalars and our floats alike; -0.0 == 0.0).
 fn pickle_repr(path: &Path) -> String {

@@ -1,6 +1,6 @@
 //! `nnu-postprocess` with an nnunetv2 model folder: tiles written by the library
 //! (`nnu_pipeline::bins_v2::preprocess_to_bins_v2`, what `nnu-preprocess` runs for a v2 folder, whose
-//! bins the tool's own test shows identical), an in-test device running each tile through the fold's
+//! bins the tool's own test shows identical), the in-test device of `tools/tile_device.rs` running each tile through the fold's
 //! network (native backend, built from the checkpoint), then the tool. Its outputs must be those of the
 //! streaming path (`predict_case_v2`, what `nnu-predict` runs) with the same network: identical
 //! segmentation and `CASE.pkl`, probabilities within 1e-6 (room for a float reassociation between a
@@ -9,13 +9,13 @@
 
 #[path = "../../nnu-predict/tests/common/mod.rs"]
 mod common;
+#[path = "../../tile_device.rs"]
+mod tile_device;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
-use ndarray::Axis;
-use nnu_bins::{DumpNaming, MappedBin, TileName};
 use nnu_pipeline::bins::BinsOptions;
 use nnu_pipeline::bins_v2::{default_mirrors_v2, preprocess_to_bins_v2};
 use nnu_pipeline::cases::Case;
@@ -71,28 +71,8 @@ fn an_nnunetv2_case_from_dumps_equals_nnu_predicts() {
         &CpuBackendOptions::new(BackendKind::Native, 2),
     )
     .unwrap();
-    let backend = loaded.backends[0].as_mut();
-    let [pz, py, px] = backend.patch_size();
-    let c = backend.input_channels();
     let dumps = tmp.path().join("dumps");
-    std::fs::create_dir(&dumps).unwrap();
-    let tiles: Vec<PathBuf> = std::fs::read_dir(&bins)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "bin"))
-        .collect();
-    for path in &tiles {
-        let tile = TileName::parse(path.file_name().unwrap().to_str().unwrap()).unwrap();
-        let bin = MappedBin::open_shape(path, &[c, pz, py, px]).unwrap();
-        let logits = backend
-            .run(bin.view4([c, pz, py, px]).unwrap().insert_axis(Axis(0)))
-            .unwrap();
-        nnu_bins::write_f32_file(
-            &dumps.join(DumpNaming::Benchmark.file_name(&tile.stem(), 0)),
-            logits.as_slice().unwrap(),
-        )
-        .unwrap();
-    }
+    let tiles = tile_device::run_device(&bins, loaded.backends[0].as_mut(), &dumps);
 
     let out = tmp.path().join("out");
     let o = run(
@@ -158,7 +138,7 @@ fn an_nnunetv2_case_from_dumps_equals_nnu_predicts() {
         .fold(0.0f32, f32::max);
     eprintln!(
         "{} tiles x {} mirrors, probabilities max abs diff {max:.2e}",
-        tiles.len() / mirrors.len(),
+        tiles / mirrors.len(),
         mirrors.len()
     );
     assert!(max <= PROB_TOL, "{max}");
